@@ -1,0 +1,56 @@
+"""The ``condi`` command line: one subcommand per pipeline stage, thin wrappers over library calls.
+
+Each module in this package adds its subcommands with ``register(subparsers)``; every handler
+takes the parsed ``argparse.Namespace`` and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from condi.config import ConfigError
+
+# Modules contributing subcommands, in the order they appear in ``condi --help``.
+COMMAND_MODULES = ["data", "models", "train", "evaluate", "tables", "predict", "tracking"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="condi",
+        description="Confidence Distillation for efficient action recognition (SPEC.md).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"condi.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"condi.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"condi: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"condi: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

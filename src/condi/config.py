@@ -1,0 +1,135 @@
+"""Loading and validating ``params.yaml`` against ``workflow/schemas/params.schema.yaml``.
+
+The same JSON schema is used by Snakemake's ``validate`` and by every ``condi`` command, so a
+wrong value stops a run before any work starts, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_RELPATH = Path("workflow") / "schemas" / "params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the file and the key."""
+
+
+def schema_path() -> Path:
+    """The schema file: ``$CONDI_SCHEMA``, else the repository's, else the working directory's."""
+    env = os.environ.get("CONDI_SCHEMA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / SCHEMA_RELPATH, Path.cwd() / SCHEMA_RELPATH]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"cannot find the params schema {SCHEMA_RELPATH} (set CONDI_SCHEMA)")
+
+
+def load_schema() -> dict[str, Any]:
+    with open(schema_path()) as f:
+        return yaml.safe_load(f)
+
+
+def _extend_with_defaults(validator_class):
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = _copy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _copy(value):
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+_Validator = _extend_with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def validate(params: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
+    """Validate ``params`` in place (filling schema defaults) and return it.
+
+    Raises :class:`ConfigError` listing every offending key, e.g.
+    ``params.yaml: evaluation.K: [] should be non-empty``.
+    """
+    if not isinstance(params, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(params).__name__}")
+    validator = _Validator(load_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{source}: {_key_path(e)}: {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    _check_semantics(params, source)
+    return params
+
+
+def _check_semantics(params: dict[str, Any], source: str) -> None:
+    ev = params["evaluation"]
+    if ev["Ks_K"] < max(ev["Ks"]):
+        raise ConfigError(
+            f"{source}: evaluation.Ks: every Ks must be <= evaluation.Ks_K ({ev['Ks_K']}), got {ev['Ks']}"
+        )
+    for name in params.get("tables", {}).get("table3_columns", {}):
+        if name not in params["datasets"]:
+            raise ConfigError(f"{source}: tables.table3_columns.{name}: no such dataset in datasets")
+
+
+def load_params(path: str | os.PathLike = "params.yaml", check_roots: bool = False) -> dict[str, Any]:
+    """Read and validate a params file.
+
+    With ``check_roots``, every dataset root without a ``synth`` block must exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        with open(path) as f:
+            params = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    params = validate(params, source=str(path))
+    if check_roots:
+        check_dataset_roots(params, source=str(path), base=path.resolve().parent)
+    return params
+
+
+def check_dataset_roots(params: dict[str, Any], source: str = "params.yaml", base: Path | None = None) -> None:
+    """Every real (non-synthetic) dataset root must exist before any work starts."""
+    base = base or Path.cwd()
+    for name, ds in params["datasets"].items():
+        if "synth" in ds:
+            continue
+        root = Path(ds["root"])
+        root = root if root.is_absolute() else base / root
+        if not root.exists():
+            raise ConfigError(f"{source}: datasets.{name}.root: directory {root} does not exist")
+
+
+def dataset(params: dict[str, Any], name: str) -> dict[str, Any]:
+    try:
+        return params["datasets"][name]
+    except KeyError:
+        raise ConfigError(f"params: datasets.{name}: no such dataset") from None
+
+
+def model_spec(params: dict[str, Any], role: str, name: str) -> dict[str, Any]:
+    """``role`` is ``teachers`` or ``students``."""
+    try:
+        return params[role][name]
+    except KeyError:
+        raise ConfigError(f"params: {role}.{name}: no such model") from None
