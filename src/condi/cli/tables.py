@@ -1,0 +1,41 @@
+"""``condi tables``: the paper's tables from the long evaluation CSVs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from condi.cli.common import add_params
+from condi.config import load_params
+from condi.tracking import Run
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tables", help="assemble results tables")
+    s = p.add_subparsers(dest="tables_command", required=True, metavar="TABLE")
+    t3 = s.add_parser("table3", help="Table III: accuracy per method and K (long CSV + paper-shaped MD)")
+    add_params(t3)
+    t3.add_argument("--eval", nargs="+", required=True, type=Path, help="evaluation CSVs (condi evaluate grid)")
+    t3.add_argument("--out-csv", required=True, type=Path)
+    t3.add_argument("--out-md", required=True, type=Path)
+    t3.set_defaults(func=cmd_table3)
+
+
+def cmd_table3(args: argparse.Namespace) -> int:
+    from condi.tables import table3
+
+    params = load_params(args.params)
+    long = table3.assemble(args.eval)
+    columns = params["tables"].get("table3_columns") or None
+    if columns:
+        columns = {d: ks for d, ks in columns.items() if d in set(long["dataset"])}
+    for dataset in long["dataset"].unique():
+        with Run("tables", dataset, {}, {"run_name": "table3"}) as run:
+            table3.write(long, args.out_csv, args.out_md, columns)
+            run.log_artifact(args.out_csv)
+            run.log_artifact(args.out_md)
+    print(Path(args.out_md).read_text())
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: per-clip scores, the samplers of Table III-V, metrics and timing (SPEC 3-6)."""

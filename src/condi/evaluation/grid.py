@@ -1,0 +1,138 @@
+"""The full evaluation grid from stored per-clip scores (SPEC 3-6): every sampler at every K
+(and every Ks at ``Ks_K``), computed in seconds with no forward pass.
+
+Long-form rows: dataset, fold, teacher, student, method, K (``"dense"`` for dense), Ks,
+top1 (percent), top1_std (random only, over seeds), n_videos, n_short (videos with N < K,
+which every method classifies densely), clips_per_video (mean clips the teacher saw),
+unambiguous_share (synthetic data: share of the teacher's clips the manifest marks clean),
+auroc_teacher_correct (the ranking score's AUROC for "teacher correct" on test clips).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from condi.evaluation.metrics import auroc
+from condi.evaluation.samplers import equidistant, prefix_means, random_order, ranked, split_prediction
+from condi.evaluation.scores import RANKING, student_clip_scores
+from condi.training.inference import softmax_np
+
+BASELINES = ("random", "equidistant", "dense", "oracle")
+
+
+@dataclass
+class Videos:
+    """Test clips grouped per video (clips in temporal order)."""
+
+    labels: np.ndarray        # (V,)
+    slices: list[slice]       # clip positions of each video in the per-clip arrays
+    unambiguous: np.ndarray | None = None  # (n_clips,) bool, synthetic ground truth
+
+    @classmethod
+    def from_index(cls, test_index: pd.DataFrame, unambiguous: np.ndarray | None = None) -> Videos:
+        df = test_index.reset_index(drop=True)
+        if not (df["video_id"].is_monotonic_increasing):
+            raise ValueError("test index rows must be sorted by (video_id, clip_index)")
+        bounds = np.flatnonzero(np.diff(df["video_id"].to_numpy())) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(df)]])
+        labels = df["label"].to_numpy()[starts]
+        return cls(labels, [slice(s, e) for s, e in zip(starts, ends, strict=True)], unambiguous)
+
+
+def _accuracy(preds: list[np.ndarray], labels: np.ndarray) -> float:
+    return float((np.array([p.argmax() for p in preds]) == labels).mean() * 100.0)
+
+
+def _rows_for_orders(
+    name: str, orders: list[np.ndarray], teacher_probs: np.ndarray, videos: Videos, ks: list[int]
+) -> list[dict]:
+    """Top-1 at every K for a sampler given by one clip order per video."""
+    out = []
+    means = [prefix_means(teacher_probs[sl], o) for sl, o in zip(videos.slices, orders, strict=True)]
+    for k in ks:
+        preds = [m[min(k, len(m)) - 1] for m in means]
+        n_clips = np.array([len(m) for m in means])
+        row = {"method": name, "K": str(k), "top1": _accuracy(preds, videos.labels),
+               "n_short": int((n_clips < k).sum()), "clips_per_video": float(np.minimum(n_clips, k).mean())}
+        if videos.unambiguous is not None:
+            chosen = np.concatenate([videos.unambiguous[sl][o[:k]] for sl, o in zip(videos.slices, orders, strict=True)])
+            row["unambiguous_share"] = float(chosen.mean())
+        out.append(row)
+    return out
+
+
+def baseline_rows(teacher_logits: np.ndarray, videos: Videos, ks: list[int], seeds: list[int]) -> pd.DataFrame:
+    """``random`` (mean and std over seeds), ``equidistant``, ``dense`` and ``oracle``."""
+    probs = softmax_np(teacher_logits.astype(np.float64))
+    rows: list[dict] = []
+    per_seed = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        orders = [random_order(sl.stop - sl.start, rng) for sl in videos.slices]
+        per_seed.append(pd.DataFrame(_rows_for_orders("random", orders, probs, videos, ks)))
+    rnd = pd.concat(per_seed).groupby("K", sort=False).agg(["mean", "std"])
+    for k in rnd.index:
+        row = {col: rnd.loc[k, (col, "mean")] for col in rnd.columns.get_level_values(0).unique()}
+        row.update(method="random", K=k, top1_std=float(rnd.loc[k, ("top1", "std")]), n_seeds=len(seeds))
+        row["n_short"] = int(row["n_short"])
+        rows.append(row)
+    for k in ks:
+        orders = [equidistant(sl.stop - sl.start, k) for sl in videos.slices]
+        rows.extend(r for r in _rows_for_orders("equidistant", orders, probs, videos, [k]))
+    dense = _rows_for_orders("dense", [np.arange(sl.stop - sl.start) for sl in videos.slices], probs, videos,
+                             [max(sl.stop - sl.start for sl in videos.slices)])
+    dense[0].update(K="dense", n_short=0)
+    rows.extend(dense)
+    orders = [ranked(probs[sl, y]) for sl, y in zip(videos.slices, videos.labels, strict=True)]
+    rows.extend(_rows_for_orders("oracle", orders, probs, videos, ks))
+    df = pd.DataFrame(rows)
+    df["n_videos"] = len(videos.labels)
+    return df
+
+
+def student_rows(
+    method: str,
+    teacher_logits: np.ndarray,
+    student_logits: np.ndarray,
+    confidence_logit: np.ndarray | None,
+    videos: Videos,
+    ks: list[int],
+    z_test: np.ndarray,
+    split_k: int | None = None,
+    split_ks: list[int] | None = None,
+) -> pd.DataFrame:
+    """A student-ranked sampler at every K; for ``condi_sr`` also ``condi_sr_split`` (SPEC 4)
+    at ``split_k`` for every Ks in ``split_ks``."""
+    t_probs = softmax_np(teacher_logits.astype(np.float64))
+    scores = student_clip_scores(student_logits, confidence_logit)
+    score = scores[RANKING[method]]
+    orders = [ranked(score[sl]) for sl in videos.slices]
+    rows = _rows_for_orders(method, orders, t_probs, videos, ks)
+    roc = auroc(score, z_test)
+    for r in rows:
+        r["auroc_teacher_correct"] = roc
+    if method == "condi_sr" and split_k is not None:
+        s_probs = softmax_np(student_logits.astype(np.float64))
+        for ks_ in split_ks or []:
+            preds, n_short = [], 0
+            for sl in videos.slices:
+                p, _, _ = split_prediction(t_probs[sl], s_probs[sl], scores["z_tilde"][sl], scores["entropy"][sl],
+                                           split_k, ks_)
+                preds.append(p)
+                n_short += int(sl.stop - sl.start < split_k)
+            rows.append({"method": "condi_sr_split", "K": str(split_k), "Ks": ks_,
+                         "top1": _accuracy(preds, videos.labels), "n_short": n_short,
+                         "auroc_teacher_correct": roc})
+    df = pd.DataFrame(rows)
+    df["n_videos"] = len(videos.labels)
+    return df
+
+
+def student_accuracy(student_logits: np.ndarray, videos: Videos) -> float:
+    """The student's own dense video accuracy (for reference)."""
+    probs = softmax_np(student_logits.astype(np.float64))
+    return _accuracy([probs[sl].mean(0) for sl in videos.slices], videos.labels)

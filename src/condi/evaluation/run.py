@@ -1,0 +1,93 @@
+"""Evaluation stages: per-clip test scores, computed once per (dataset, fold, model) and
+stored, then the whole grid of samplers, K and Ks from them (SPEC section 6)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from condi.evaluation.grid import Videos, baseline_rows, student_accuracy, student_rows
+from condi.io import atomic_path
+from condi.training.common import IndexedData, load_model
+from condi.training.inference import forward_rows
+from condi.training.pseudo_labels import eq1_labels
+from condi.training.runtime import setup
+
+log = logging.getLogger(__name__)
+
+
+def clip_scores(params: dict[str, Any], checkpoint: str | Path, data: IndexedData) -> dict[str, np.ndarray]:
+    """Per-clip outputs of a teacher (logits) or student (logits, confidence logit) on every
+    test clip, in index order."""
+    device = setup(params["seed"], params["threads"], params["device"])
+    model, ckpt = load_model(checkpoint)
+    if ckpt["num_classes"] != data.num_classes:
+        raise ValueError(f"{checkpoint}: trained for {ckpt['num_classes']} classes, the index has {data.num_classes}")
+    model.to(device)
+    rows = data.rows("test")
+    out = forward_rows(model, data.cache_path, rows, data.labels(rows), params["data"],
+                       params["evaluation"]["batch_size"], device)
+    return {"rows": rows.astype(np.int64), **out}
+
+
+def save_scores(path: str | Path, scores: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **scores)
+
+
+def load_scores(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: scores not found (run `condi evaluate scores`)")
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable scores file: {exc}") from exc
+
+
+def _test_videos(index: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFrame | None) -> Videos:
+    test = index.iloc[rows]
+    unamb = None
+    if manifest is not None:
+        m = manifest.set_index(["video", "clip_index"])["ambiguous"]
+        keys = pd.MultiIndex.from_arrays([test["video"], test["clip_index"]])
+        unamb = ~m.reindex(keys).fillna(False).to_numpy(dtype=bool)
+    return Videos.from_index(test, unamb)
+
+
+def load_manifest(root: str | Path) -> pd.DataFrame | None:
+    """The synthetic dataset's ground truth of ambiguous clips, when the root has one."""
+    path = Path(root) / "manifest.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def evaluate(
+    params: dict[str, Any],
+    index: pd.DataFrame,
+    teacher_scores: dict[str, np.ndarray],
+    student_scores: dict[str, dict[str, np.ndarray]] | None = None,
+    manifest: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Baselines (no student) or, with ``student_scores`` (method -> scores), every
+    student-ranked method, at every K of ``params['evaluation']``."""
+    ev = params["evaluation"]
+    rows = teacher_scores["rows"]
+    videos = _test_videos(index, rows, manifest)
+    ks = sorted(ev["K"])
+    if not student_scores:
+        return baseline_rows(teacher_scores["logits"], videos, ks, ev["random_seeds"])
+    z_test = eq1_labels(teacher_scores["logits"], index["label"].to_numpy()[rows])
+    frames = []
+    for method, s in student_scores.items():
+        if not np.array_equal(s["rows"], rows):
+            raise ValueError(f"{method}: student scores cover other test clips than the teacher's")
+        df = student_rows(method, teacher_scores["logits"], s["logits"], s.get("confidence_logit"), videos, ks,
+                          z_test, split_k=ev["Ks_K"], split_ks=ev["Ks"])
+        df["student_dense_top1"] = student_accuracy(s["logits"], videos)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,42 @@
+"""Per-clip ranking scores of each method (SPEC section 3, "clip ranking at test time")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from condi.training.inference import softmax_np
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def entropy_np(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(probs * np.log(p)).sum(axis=1)
+
+
+# Which of a student's outputs ranks clips, per method (higher = send first).
+RANKING = {
+    "condi_sr": "z_tilde",      # z~: confidence that the teacher is right
+    "condi_sr_split": "z_tilde",
+    "bce_conf": "z_tilde",
+    "st_conf": "z_tilde",       # the student's confidence in itself (c)
+    "st_ent": "neg_entropy",    # lowest predictive entropy first
+    "maxprob": "max_prob",      # highest max-softmax first
+}
+
+
+def student_clip_scores(logits: np.ndarray, confidence_logit: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Every score a student offers per clip: ``z_tilde`` (sigmoid of the confidence logit),
+    ``entropy`` / ``neg_entropy`` (of its softmax), ``max_prob``."""
+    probs = softmax_np(np.asarray(logits, dtype=np.float64))
+    h = entropy_np(probs)
+    out = {"entropy": h, "neg_entropy": -h, "max_prob": probs.max(axis=1)}
+    if confidence_logit is not None:
+        out["z_tilde"] = sigmoid(confidence_logit)
+    return out
+
+
+def ranking_score(method: str, logits: np.ndarray, confidence_logit: np.ndarray | None) -> np.ndarray:
+    return student_clip_scores(logits, confidence_logit)[RANKING[method]]

@@ -1,0 +1,63 @@
+"""Batched forward passes over cached clips (eval transform: center crop), used for
+pseudo-labels (Eq. 1), validation and the per-clip test scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from condi.data.dataset import ClipDataset, make_loader
+
+
+@torch.no_grad()
+def forward_rows(
+    model: nn.Module,
+    cache_path: str,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    data_cfg: dict,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` in eval mode over the cached clips ``rows``.
+
+    Returns ``{"logits": (n, C) float32}`` for a teacher, plus ``"confidence_logit": (n,)``
+    for a student (a model whose forward returns ``(logits, confidence_logit)``).
+    """
+    dataset = ClipDataset(
+        cache_path, rows, labels, crop_size=data_cfg["crop_size"], train=False,
+        mean=data_cfg["mean"], std=data_cfg["std"],
+    )
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, seed=0)
+    was_training = model.training
+    model.eval()
+    logits, conf = [], []
+    for clips, _, _ in loader:
+        out = model(clips.to(device, non_blocking=True))
+        if isinstance(out, tuple):
+            logits.append(out[0].float().cpu())
+            conf.append(out[1].float().cpu())
+        else:
+            logits.append(out.float().cpu())
+    model.train(was_training)
+    result = {"logits": torch.cat(logits).numpy() if logits else np.zeros((0, 0), np.float32)}
+    if conf:
+        result["confidence_logit"] = torch.cat(conf).numpy()
+    return result
+
+
+def video_accuracy(probs: np.ndarray, video_ids: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 VIDEO accuracy (SPEC 5): clip softmax probabilities averaged per video."""
+    import pandas as pd
+
+    df = pd.DataFrame(probs)
+    mean = df.groupby(video_ids).mean()
+    video_label = pd.Series(labels).groupby(video_ids).first().loc[mean.index]
+    return float((mean.to_numpy().argmax(1) == video_label.to_numpy()).mean() * 100.0)
+
+
+def softmax_np(logits: np.ndarray) -> np.ndarray:
+    x = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,125 @@
+"""A resumable epoch loop shared by the teacher and the students.
+
+After every epoch the full training state (model, optimiser, RNG states, history, the best
+model so far, method-specific state such as st_conf's beta) is written atomically to a
+``.state.pt`` file beside the output. Re-running an interrupted job resumes from the last
+completed epoch, and because every epoch re-seeds its RNGs from ``(seed, epoch)`` the result
+is the same as an uninterrupted run (CPU, fixed seed and threads). A job killed mid-epoch
+loses at most that epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from condi.io import load_torch, save_torch
+from condi.training.runtime import rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+def config_hash(obj: Any) -> str:
+    """A stable hash of the configuration a job trains with (resume only when it matches)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_metric: float = float("-inf")
+    best_model: dict[str, torch.Tensor] | None = None
+    resumed_from: int = 0
+
+
+def state_path_for(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".state.pt")
+
+
+def fit(
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    seed: int,
+    state_path: Path,
+    cfg_hash: str,
+    set_epoch_lr: Callable[[int], None],
+    train_one_epoch: Callable[[int], dict[str, float]],
+    evaluate: Callable[[int], dict[str, float]],
+    select: str | None = None,
+    extra_state: dict[str, Any] | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train for ``epochs`` epochs, checkpointing after each; returns history and best model.
+
+    ``select`` names the validation metric whose maximum picks the best model (teacher:
+    video-level val accuracy); ``None`` keeps the last epoch's weights.
+    ``extra_state`` is a mutable dict saved and restored with the state.
+    """
+    extra_state = extra_state if extra_state is not None else {}
+    result = FitResult()
+    start = 0
+    if state_path.exists():
+        try:
+            state = load_torch(state_path)
+        except ValueError as exc:
+            log.warning("%s; starting from scratch", exc)
+            state = None
+        if state is not None and state.get("cfg_hash") == cfg_hash and state.get("version") == STATE_VERSION:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            extra_state.update(state["extra"])
+            result = state["result"]
+            start = state["epoch"]
+            result.resumed_from = start
+            set_rng_state(state["rng"])
+            log.info("resuming %s from epoch %d/%d", state_path, start, epochs)
+        elif state is not None:
+            log.warning("%s was written with another configuration; starting from scratch", state_path)
+
+    for epoch in range(start, epochs):
+        seed_everything(seed * 1009 + epoch)
+        set_epoch_lr(epoch)
+        t0 = time.perf_counter()
+        metrics = {"epoch": epoch, **train_one_epoch(epoch)}
+        metrics["epoch_time_s"] = time.perf_counter() - t0
+        metrics.update(evaluate(epoch))
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        result.history.append(metrics)
+        score = metrics.get(select, float("nan")) if select else float(epoch)
+        if select is None or score > result.best_metric or result.best_model is None:
+            result.best_metric = score
+            result.best_epoch = epoch
+            result.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        save_torch(
+            {
+                "version": STATE_VERSION,
+                "cfg_hash": cfg_hash,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "extra": extra_state,
+                "result": result,
+                "rng": rng_state(),
+            },
+            state_path,
+        )
+        log.info("epoch %d/%d %s", epoch + 1, epochs, {k: round(v, 4) for k, v in metrics.items()})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+    return result

@@ -1,0 +1,143 @@
+"""Student distillation per (teacher, student, method): the objectives of SPEC sections 2-3.
+
+All students share one definition (``condi.models.build_student``: backbone, classification
+head, one-logit confidence head) and the paper's two-group optimiser (IV-A): the base lr is
+divided by ``lr_div`` (1.25) every epoch and the confidence branch's by ``conf_lr_div`` (5)
+after every epoch from the second on. Students keep their last epoch's weights (the schedule
+anneals both groups; the paper names no selection rule).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from condi import losses
+from condi.evaluation.metrics import auroc
+from condi.evaluation.scores import ranking_score
+from condi.models import build_student, load_pretrained
+from condi.training.common import IndexedData, run_epoch, save_model, train_loader
+from condi.training.inference import forward_rows, softmax_np, video_accuracy
+from condi.training.loop import config_hash, fit, state_path_for
+from condi.training.runtime import setup
+from condi.training.schedule import set_lrs, student_lrs, student_optimizer
+
+log = logging.getLogger(__name__)
+
+METHODS = ("condi_sr", "bce_conf", "st_ent", "st_conf", "maxprob")
+
+
+def _lookup(n_rows: int, pl: dict[str, np.ndarray]) -> np.ndarray:
+    pos = np.full(n_rows, -1, dtype=np.int64)
+    pos[pl["rows"]] = np.arange(len(pl["rows"]))
+    return pos
+
+
+def make_step(method: str, params: dict[str, Any], teacher_logits: torch.Tensor, z: torch.Tensor,
+              pos: torch.Tensor, extra_state: dict[str, Any]):
+    """The per-batch loss of ``method``; ``rows`` index the teacher's logits and z (Eq. 1)."""
+    c = params["condi"]
+    tau, lam, mu = c["tau"], c["lam"], c["mu"]
+
+    def step(out, labels, rows):
+        logits, conf = out
+        idx = pos[rows]
+        t_logits = teacher_logits[idx].to(logits.device, torch.float32)
+        zz = z[idx].to(logits.device, torch.float32)
+        if method == "condi_sr":
+            return losses.condi_sr_loss(logits, conf, t_logits, zz, tau, lam, mu,
+                                        c["detach_confidence_in_target"]), {}
+        if method == "bce_conf":
+            return losses.bce_conf_loss(logits, conf, labels, zz, mu), {}
+        if method == "st_ent":
+            return losses.st_ent_loss(logits, t_logits, labels, tau), {}
+        if method == "maxprob":
+            return losses.maxprob_loss(logits, labels), {}
+        if method == "st_conf":
+            beta = losses.StConfBeta(extra_state["beta"], params["st_conf"]["budget"])
+            hint = torch.rand(labels.shape[0], device=logits.device) < 0.5
+            loss, l_c = losses.st_conf_loss(logits, conf, labels, beta.beta, hint)
+            beta.update(float(l_c.detach()))
+            extra_state["beta"] = beta.beta
+            return loss, {"conf_loss": float(l_c.detach()), "beta": beta.beta}
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+    return step
+
+
+def train_student(
+    params: dict[str, Any],
+    student: str,
+    method: str,
+    data: IndexedData,
+    pseudo_labels: dict[str, np.ndarray],
+    out_path: str | Path,
+    tracker=None,
+) -> dict[str, Any]:
+    """Distil student ``student`` with objective ``method`` from the teacher whose Eq. 1 labels
+    and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    spec = params["students"][student]
+    cfg = params["training"]["student"]
+    c = params["condi"]
+    device = setup(params["seed"], params["threads"], params["device"])
+    model = build_student(spec["arch"], data.num_classes, **spec.get("kwargs", {}))
+    if spec.get("pretrained"):
+        load_pretrained(model.backbone, spec["pretrained"], arch=spec["arch"], strict=False)
+    model.to(device)
+    optimizer = student_optimizer(model, cfg)
+    train_rows, val_rows = data.rows("train"), data.rows("val")
+    pos = torch.from_numpy(_lookup(len(data.index), pseudo_labels))
+    if (pos[torch.from_numpy(train_rows)] < 0).any():
+        raise ValueError("pseudo-labels do not cover every training clip of the index (stale file?)")
+    teacher_logits = torch.from_numpy(pseudo_labels["logits"].astype(np.float32))
+    z = torch.from_numpy(pseudo_labels["z"].astype(np.float32))
+    extra_state: dict[str, Any] = {"beta": params["st_conf"]["beta"]}
+    step = make_step(method, params, teacher_logits, z, pos, extra_state)
+
+    def train_one_epoch(epoch: int) -> dict[str, float]:
+        loader = train_loader(data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch)
+        return run_epoch(model, loader, optimizer, step, device, desc=f"{method} {student} e{epoch + 1}")
+
+    def evaluate(_epoch: int) -> dict[str, float]:
+        if len(val_rows) == 0:
+            return {}
+        out = forward_rows(model, data.cache_path, val_rows, data.labels(val_rows), params["data"],
+                           params["evaluation"]["batch_size"], device)
+        probs = softmax_np(out["logits"])
+        score = ranking_score(method, out["logits"], out.get("confidence_logit"))
+        z_val = pseudo_labels["z"][pos[torch.from_numpy(val_rows)].numpy()]
+        return {
+            "val_video_acc": video_accuracy(probs, data.video_ids(val_rows), data.labels(val_rows)),
+            "val_auroc_teacher_correct": auroc(score, z_val),
+        }
+
+    def set_epoch_lr(epoch: int) -> None:
+        base, conf = student_lrs(epoch, cfg["lr"], c["lr_div"], c["conf_lr_div"])
+        set_lrs(optimizer, {"base": base, "confidence": conf})
+
+    result = fit(
+        model=model,
+        optimizer=optimizer,
+        epochs=cfg["epochs"],
+        seed=params["seed"],
+        state_path=state_path_for(out_path),
+        cfg_hash=config_hash([spec, cfg, c, params["st_conf"], params["data"], params["seed"], method,
+                              len(train_rows), float(pseudo_labels["z"].mean())]),
+        set_epoch_lr=set_epoch_lr,
+        train_one_epoch=train_one_epoch,
+        evaluate=evaluate,
+        select=None,
+        extra_state=extra_state,
+        on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e)) if tracker else None,
+    )
+    save_model(out_path, result.best_model, role="student", arch=spec["arch"], kwargs=spec.get("kwargs", {}),
+               num_classes=data.num_classes, method=method, history=result.history)
+    state_path_for(out_path).unlink(missing_ok=True)
+    last = result.history[-1] if result.history else {}
+    return {"resumed_from": result.resumed_from, **{k: v for k, v in last.items() if k.startswith("val_")}}
