@@ -1,0 +1,501 @@
+"""Resumable, size-checked downloads and archive extraction for UCF-101 and Kinetics (SPEC section 7).
+
+Downloads (:func:`download_file`) go to ``<dest>.part`` and are resumed with HTTP ``Range``
+requests after a dropped connection, a retry or a killed process; the ``.part`` file is renamed to
+its final name only once its size matches the size the server announced (``Content-Length`` or the
+total of ``Content-Range``) and, when given, the expected size. A final file that exists is
+therefore complete and is skipped. :func:`download_many` runs a thread pool over many files; a
+``KeyboardInterrupt`` (or kill) stops it, and running it again skips the finished files and
+resumes the partial ones.
+
+Extraction (:func:`extract_archive`): ``.zip`` and ``.tar``/``.tar.gz``/``.tgz`` with the standard
+library (with path-traversal checks), ``.rar`` with ``unar`` or ``7z``/``7zz`` found on ``PATH``
+(Debian packages ``unar`` or ``7zip``). After a successful extraction a marker
+``<archive>.extracted`` is written beside the archive, so a restart skips the archive even when it
+was deleted after extraction (Kinetics tarballs are, by default, to halve the disk space needed).
+
+Layouts written:
+
+- :func:`download_ucf101`: ``root/UCF-101/<Class>/*.avi`` and ``root/ucfTrainTestlist/`` (the
+  layout :mod:`condi.data.ucf101` reads); archives in ``root/downloads/``.
+- :func:`download_kinetics`: videos of each split in ``root/<split>/`` (flat, as the CVDF tarballs
+  hold them), annotation CSVs in ``root/annotations/{train,val,test}.csv`` (the layout
+  :mod:`condi.data.kinetics` reads); path lists and tarballs in ``root/downloads/<split>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import ssl
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+# UCF-101, from the UCF Center for Research in Computer Vision.
+UCF101_VIDEOS_URL = "https://www.crcv.ucf.edu/data/UCF101/UCF101.rar"
+UCF101_SPLITS_URL = "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip"
+
+# Kinetics, hosted by the CVDF: per version and split, a text file listing one tarball URL a line.
+KINETICS_BASE_URLS = {
+    400: "https://s3.amazonaws.com/kinetics/400",
+    600: "https://s3.amazonaws.com/kinetics/600",
+    700: "https://s3.amazonaws.com/kinetics/700_2020",
+}
+KINETICS_PATH_LIST_URLS = {
+    400: {
+        "train": "https://s3.amazonaws.com/kinetics/400/train/k400_train_path.txt",
+        "val": "https://s3.amazonaws.com/kinetics/400/val/k400_val_path.txt",
+        "test": "https://s3.amazonaws.com/kinetics/400/test/k400_test_path.txt",
+    },
+    600: {
+        "train": "https://s3.amazonaws.com/kinetics/600/train/k600_train_path.txt",
+        "val": "https://s3.amazonaws.com/kinetics/600/val/k600_val_path.txt",
+        "test": "https://s3.amazonaws.com/kinetics/600/test/k600_test_path.txt",
+    },
+    700: {
+        "train": "https://s3.amazonaws.com/kinetics/700_2020/train/k700_2020_train_path.txt",
+        "val": "https://s3.amazonaws.com/kinetics/700_2020/val/k700_2020_val_path.txt",
+        "test": "https://s3.amazonaws.com/kinetics/700_2020/test/k700_2020_test_path.txt",
+    },
+}
+# Annotation CSVs ``label,youtube_id,time_start,time_end,split[,is_cc]``. For Kinetics-600 the CVDF
+# also serves ``train.txt``/``val.txt``, said to be more complete than its CSVs; they are not used.
+KINETICS_ANNOTATION_URLS = {
+    version: {split: f"{base}/annotations/{split}.csv" for split in ("train", "val", "test")}
+    for version, base in KINETICS_BASE_URLS.items()
+}
+KINETICS_SPLITS = ("train", "val", "test")
+
+CHUNK_SIZE = 1 << 20
+USER_AGENT = "condi-downloader/1.0"
+
+
+class DownloadError(RuntimeError):
+    """A download that could not be completed (after retries)."""
+
+
+class SizeMismatchError(DownloadError):
+    """A file whose size is not the expected one: never retried, never renamed to its final name."""
+
+
+class ExtractionError(RuntimeError):
+    """An archive that could not be extracted, or no tool to extract it."""
+
+
+class DownloadCancelled(DownloadError):
+    """The download was stopped through its ``stop`` event."""
+
+
+@dataclass(frozen=True)
+class DownloadJob:
+    """One file to fetch: ``url`` to ``dest``; ``expected_size`` in bytes when known."""
+
+    url: str
+    dest: Path
+    expected_size: int | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Single-file download
+# ----------------------------------------------------------------------------------------------
+
+
+def part_path(dest: Path) -> Path:
+    """The temporary file a download of ``dest`` is written to until complete."""
+    return dest.with_name(dest.name + ".part")
+
+
+def _ssl_context(insecure: bool) -> ssl.SSLContext | None:
+    if not insecure:
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _content_range_total(header: str | None) -> tuple[int | None, int | None]:
+    """``bytes START-END/TOTAL`` (or ``bytes */TOTAL``) -> (START, TOTAL); None where absent."""
+    if not header or not header.startswith("bytes "):
+        return None, None
+    span, _, total = header[len("bytes ") :].partition("/")
+    start = None if span.strip() == "*" else int(span.split("-")[0])
+    return start, (None if total.strip() in ("", "*") else int(total))
+
+
+def _fetch_once(
+    url: str,
+    part: Path,
+    expected_size: int | None,
+    timeout: float,
+    context: ssl.SSLContext | None,
+    stop: threading.Event | None,
+) -> int | None:
+    """One request: append to ``part`` from its current size; return the total size announced."""
+    offset = part.stat().st_size if part.exists() else 0
+    if expected_size is not None and offset > expected_size:
+        log.warning(
+            "%s: partial file larger than expected (%d > %d), restarting",
+            part,
+            offset,
+            expected_size,
+        )
+        part.unlink()
+        offset = 0
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout, context=context)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            # Range not satisfiable: the part may already be complete.
+            _, total = _content_range_total(exc.headers.get("Content-Range"))
+            if total is not None and total == offset:
+                return total
+            log.warning("%s: server refused to resume at byte %d, restarting", url, offset)
+            part.unlink()
+            return _fetch_once(url, part, expected_size, timeout, context, stop)
+        raise
+    with response:
+        status = response.status
+        if status == 206:
+            start, total = _content_range_total(response.headers.get("Content-Range"))
+            if start != offset:
+                raise HTTPException(f"{url}: asked for byte {offset}, server sent from {start}")
+            mode = "ab"
+        else:
+            # 200: the server ignored the Range header; start over.
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None else None
+            offset = 0
+            mode = "wb"
+        if expected_size is not None and total is not None and total != expected_size:
+            raise SizeMismatchError(
+                f"{url}: server announces {total} bytes, expected {expected_size}"
+            )
+        if offset:
+            log.info("%s: resuming at byte %d of %s", url, offset, total)
+        with open(part, mode) as fh:
+            while True:
+                if stop is not None and stop.is_set():
+                    raise DownloadCancelled(f"{url}: cancelled")
+                block = response.read(CHUNK_SIZE)
+                if not block:
+                    break
+                fh.write(block)
+    return total
+
+
+def download_file(
+    url: str,
+    dest: Path | str,
+    expected_size: int | None = None,
+    *,
+    retries: int = 5,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+    insecure: bool = False,
+    stop: threading.Event | None = None,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming a ``dest.part`` left by an earlier try.
+
+    A ``dest`` that already exists is taken as complete (only complete files are renamed to it)
+    and is returned at once, after a size check when ``expected_size`` is given. Connection
+    errors, truncated bodies and 5xx answers are retried ``retries`` times with exponential
+    ``backoff`` seconds, each retry resuming where the last one stopped. Raises
+    :class:`SizeMismatchError` when the server's size or the final size differs from
+    ``expected_size`` (or the final size from the announced one after all retries), and
+    :class:`DownloadError` when the retries run out. ``insecure`` skips TLS certificate checks
+    (the UCF site has served an incomplete certificate chain in the past).
+    """
+    dest = Path(dest)
+    if dest.exists():
+        size = dest.stat().st_size
+        if expected_size is not None and size != expected_size:
+            raise SizeMismatchError(
+                f"{dest} exists with {size} bytes, expected {expected_size}: delete it to download again"
+            )
+        log.debug("%s: already downloaded", dest)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = part_path(dest)
+    context = _ssl_context(insecure)
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            delay = backoff * 2 ** (attempt - 1)
+            log.warning(
+                "%s: retry %d/%d in %.1f s after: %s", url, attempt, retries, delay, last_error
+            )
+            if stop is not None and stop.wait(delay):
+                raise DownloadCancelled(f"{url}: cancelled")
+            if stop is None:
+                time.sleep(delay)
+        try:
+            total = _fetch_once(url, part, expected_size, timeout, context, stop)
+        except (SizeMismatchError, DownloadCancelled):
+            raise
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 and exc.code not in (408, 429):
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+            last_error = exc
+            continue
+        except (urllib.error.URLError, HTTPException, OSError, TimeoutError) as exc:
+            last_error = exc
+            continue
+        size = part.stat().st_size if part.exists() else 0
+        if total is not None and size < total:
+            last_error = DownloadError(f"connection closed after {size} of {total} bytes")
+            continue
+        if total is not None and size != total:
+            part.unlink()
+            last_error = DownloadError(f"received {size} bytes, server announced {total}")
+            continue
+        if expected_size is not None and size != expected_size:
+            raise SizeMismatchError(f"{url}: received {size} bytes, expected {expected_size}")
+        os.replace(part, dest)
+        log.info("downloaded %s (%d bytes)", dest, size)
+        return dest
+    raise DownloadError(f"{url}: gave up after {retries + 1} tries: {last_error}")
+
+
+def download_many(
+    jobs: Iterable[DownloadJob],
+    *,
+    workers: int = 4,
+    after: Callable[[DownloadJob], None] | None = None,
+    **kwargs,
+) -> list[Path]:
+    """Download ``jobs`` with ``workers`` threads; return the paths, in the jobs' order.
+
+    ``after(job)`` runs in the worker right after each download (e.g. extraction). Finished files
+    are skipped (see :func:`download_file`), so a killed run is resumed by running it again.
+    A ``KeyboardInterrupt`` sets the shared stop event, cancels the queued jobs and re-raises;
+    ``.part`` files stay for the next run. Failures of single jobs don't stop the others: they
+    are collected and raised together as one :class:`DownloadError` at the end.
+    """
+    jobs = list(jobs)
+    stop = kwargs.pop("stop", None) or threading.Event()
+
+    def run(job: DownloadJob) -> Path:
+        path = download_file(job.url, job.dest, job.expected_size, stop=stop, **kwargs)
+        if after is not None:
+            after(job)
+        return path
+
+    results: dict[int, Path] = {}
+    errors: list[str] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="download")
+    try:
+        futures = {pool.submit(run, job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except Exception as exc:  # noqa: BLE001 - reported together below
+                errors.append(f"{jobs[i].url}: {exc}")
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if errors:
+        raise DownloadError(f"{len(errors)} of {len(jobs)} downloads failed:\n" + "\n".join(errors))
+    return [results[i] for i in range(len(jobs))]
+
+
+# ----------------------------------------------------------------------------------------------
+# Extraction
+# ----------------------------------------------------------------------------------------------
+
+RAR_TOOLS = ("unar", "7z", "7zz")
+
+
+def extracted_marker(archive: Path) -> Path:
+    """The file whose presence says ``archive`` was extracted completely."""
+    return archive.with_name(archive.name + ".extracted")
+
+
+def find_rar_tool() -> list[str]:
+    """The command prefix of the first RAR extractor on ``PATH`` (``unar``, ``7z``, ``7zz``)."""
+    for tool in RAR_TOOLS:
+        path = shutil.which(tool)
+        if path:
+            return [path]
+    raise ExtractionError(
+        "no RAR extractor found on PATH (looked for "
+        + ", ".join(RAR_TOOLS)
+        + "): install the Debian package `unar` (apt-get install unar) or `7zip` "
+        "(apt-get install 7zip), or extract the .rar yourself"
+    )
+
+
+def _rar_command(tool: str, archive: Path, dest: Path) -> list[str]:
+    if Path(tool).name == "unar":
+        # -f: overwrite, -D: no extra containing folder (UCF101.rar already holds UCF-101/).
+        return [tool, "-q", "-f", "-D", "-o", str(dest), str(archive)]
+    return [tool, "x", "-y", f"-o{dest}", str(archive)]
+
+
+def _check_member(name: str) -> None:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        raise ExtractionError(f"unsafe path in archive: {name!r}")
+
+
+def extract_archive(archive: Path | str, dest: Path | str, *, force: bool = False) -> Path:
+    """Extract ``archive`` into ``dest`` (made if needed); skip when already extracted.
+
+    Writes :func:`extracted_marker` on success; ``force`` extracts again regardless.
+    """
+    archive, dest = Path(archive), Path(dest)
+    marker = extracted_marker(archive)
+    if marker.exists() and not force:
+        log.debug("%s: already extracted", archive)
+        return dest
+    if not archive.exists():
+        raise FileNotFoundError(f"archive not found: {archive}")
+    dest.mkdir(parents=True, exist_ok=True)
+    name = archive.name.lower()
+    log.info("extracting %s into %s", archive, dest)
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                _check_member(member)
+            zf.extractall(dest)
+    elif name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        with tarfile.open(archive) as tf:
+            tf.extractall(dest, filter="data")
+    elif name.endswith(".rar"):
+        command = _rar_command(find_rar_tool()[0], archive, dest)
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ExtractionError(
+                f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+            )
+    else:
+        raise ExtractionError(f"unknown archive type: {archive}")
+    marker.write_text("ok\n")
+    return dest
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+# ----------------------------------------------------------------------------------------------
+
+
+def _name_from_url(url: str) -> str:
+    name = PurePosixPath(urlsplit(url).path).name
+    if not name:
+        raise DownloadError(f"no file name in URL {url!r}")
+    return name
+
+
+def download_ucf101(
+    root: Path | str,
+    *,
+    videos_url: str = UCF101_VIDEOS_URL,
+    splits_url: str = UCF101_SPLITS_URL,
+    keep_archives: bool = True,
+    **kwargs,
+) -> Path:
+    """Download and extract UCF-101 into ``root`` (``UCF-101/`` and ``ucfTrainTestlist/``).
+
+    Needs ``unar`` or ``7z`` for the .rar (:func:`find_rar_tool`); checked before downloading
+    6.5 GB. Extra keyword arguments go to :func:`download_many`.
+    """
+    root = Path(root)
+    downloads = root / "downloads"
+    jobs = [
+        DownloadJob(videos_url, downloads / _name_from_url(videos_url)),
+        DownloadJob(splits_url, downloads / _name_from_url(splits_url)),
+    ]
+    if not extracted_marker(jobs[0].dest).exists():
+        find_rar_tool()
+    pending = [job for job in jobs if not extracted_marker(job.dest).exists()]
+    download_many(pending, **kwargs)
+    for job in jobs:
+        extract_archive(job.dest, root)
+        if not keep_archives and job.dest.exists():
+            job.dest.unlink()
+    return root
+
+
+def read_url_list(path: Path) -> list[str]:
+    """URLs in a text file, one a line; blank lines and ``#`` comments skipped."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def download_kinetics(
+    root: Path | str,
+    version: int = 400,
+    splits: Sequence[str] = ("train", "val"),
+    *,
+    workers: int = 4,
+    keep_archives: bool = False,
+    path_list_urls: dict[str, str] | None = None,
+    annotation_urls: dict[str, str] | None = None,
+    **kwargs,
+) -> Path:
+    """Download Kinetics-``version`` (400, 600 or 700-2020) from the CVDF lists into ``root``.
+
+    For each split in ``splits`` (of ``train``, ``val``, ``test``; SPEC section 5 uses the
+    official ``val`` as the test set, so ``test`` is not needed): fetch the split's path list,
+    download its tarballs in parallel into ``root/downloads/<split>/`` and extract each into
+    ``root/<split>/`` as soon as it is complete (then delete it unless ``keep_archives``). All
+    three annotation CSVs go to ``root/annotations/``. Killed and run again, it skips extracted
+    tarballs and resumes partial ones. ``path_list_urls``/``annotation_urls`` override the
+    module constants (tests, mirrors). Extra keyword arguments go to :func:`download_file`.
+    """
+    if version not in KINETICS_PATH_LIST_URLS:
+        raise ValueError(
+            f"Kinetics version must be one of {sorted(KINETICS_PATH_LIST_URLS)}, got {version}"
+        )
+    unknown = sorted(set(splits) - set(KINETICS_SPLITS))
+    if unknown:
+        raise ValueError(f"unknown Kinetics splits {unknown}; choose from {KINETICS_SPLITS}")
+    root = Path(root)
+    path_list_urls = path_list_urls or KINETICS_PATH_LIST_URLS[version]
+    annotation_urls = annotation_urls or KINETICS_ANNOTATION_URLS[version]
+
+    annotation_jobs = [
+        DownloadJob(url, root / "annotations" / f"{split}.csv")
+        for split, url in annotation_urls.items()
+    ]
+    download_many(annotation_jobs, workers=workers, **kwargs)
+
+    for split in splits:
+        downloads = root / "downloads" / split
+        list_url = path_list_urls[split]
+        list_path = download_file(list_url, downloads / _name_from_url(list_url), **kwargs)
+        out_dir = root / split
+
+        def extract(job: DownloadJob, out_dir: Path = out_dir) -> None:
+            extract_archive(job.dest, out_dir)
+            if not keep_archives:
+                job.dest.unlink(missing_ok=True)
+
+        jobs = [
+            DownloadJob(url, downloads / _name_from_url(url)) for url in read_url_list(list_path)
+        ]
+        pending = [job for job in jobs if not extracted_marker(job.dest).exists()]
+        log.info("Kinetics-%d %s: %d tarballs, %d to do", version, split, len(jobs), len(pending))
+        download_many(pending, workers=workers, after=extract, **kwargs)
+    return root
