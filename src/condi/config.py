@@ -24,7 +24,10 @@ def schema_path() -> Path:
     """The schema file: ``$CONDI_SCHEMA``, else the repository's, else the working directory's."""
     env = os.environ.get("CONDI_SCHEMA")
     candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / SCHEMA_RELPATH, Path.cwd() / SCHEMA_RELPATH]
+    candidates += [
+        Path(__file__).resolve().parents[2] / SCHEMA_RELPATH,
+        Path.cwd() / SCHEMA_RELPATH,
+    ]
     for path in candidates:
         if path.is_file():
             return path
@@ -68,7 +71,9 @@ def validate(params: dict[str, Any], source: str = "params.yaml") -> dict[str, A
     ``params.yaml: evaluation.K: [] should be non-empty``.
     """
     if not isinstance(params, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(params).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(params).__name__}"
+        )
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
@@ -86,10 +91,14 @@ def _check_semantics(params: dict[str, Any], source: str) -> None:
         )
     for name in params.get("tables", {}).get("table3_columns", {}):
         if name not in params["datasets"]:
-            raise ConfigError(f"{source}: tables.table3_columns.{name}: no such dataset in datasets")
+            raise ConfigError(
+                f"{source}: tables.table3_columns.{name}: no such dataset in datasets"
+            )
 
 
-def load_params(path: str | os.PathLike = "params.yaml", check_roots: bool = False) -> dict[str, Any]:
+def load_params(
+    path: str | os.PathLike = "params.yaml", check_roots: bool = False
+) -> dict[str, Any]:
     """Read and validate a params file.
 
     With ``check_roots``, every dataset root without a ``synth`` block must exist.
@@ -108,7 +117,9 @@ def load_params(path: str | os.PathLike = "params.yaml", check_roots: bool = Fal
     return params
 
 
-def check_dataset_roots(params: dict[str, Any], source: str = "params.yaml", base: Path | None = None) -> None:
+def check_dataset_roots(
+    params: dict[str, Any], source: str = "params.yaml", base: Path | None = None
+) -> None:
     """Every real (non-synthetic) dataset root must exist before any work starts."""
     base = base or Path.cwd()
     for name, ds in params["datasets"].items():

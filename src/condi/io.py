@@ -23,7 +23,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix if suffix is not None else path.suffix) + ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.",
+        suffix=(suffix if suffix is not None else path.suffix) + ".tmp",
+        dir=path.parent,
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -77,4 +81,6 @@ def load_torch(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError/zipfile errors
-        raise ValueError(f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}") from exc
+        raise ValueError(
+            f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}"
+        ) from exc

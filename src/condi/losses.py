@@ -60,7 +60,9 @@ def confidence_bce(confidence_logit: torch.Tensor, z: torch.Tensor, mu: float) -
     """L_conf: binary cross-entropy of ``z~ = sigmoid(logit)`` against Eq. 1's ``z``, with
     positive-class weight ``mu`` (``pos_weight`` on the z = 1 term), batch mean."""
     pos_weight = torch.tensor(mu, dtype=confidence_logit.dtype, device=confidence_logit.device)
-    return F.binary_cross_entropy_with_logits(confidence_logit, z.to(confidence_logit.dtype), pos_weight=pos_weight)
+    return F.binary_cross_entropy_with_logits(
+        confidence_logit, z.to(confidence_logit.dtype), pos_weight=pos_weight
+    )
 
 
 def condi_sr_loss(
@@ -83,7 +85,9 @@ def condi_sr_loss(
     if detach_confidence_in_target:
         z_tilde = z_tilde.detach()
     target = condi_sr_target(teacher_logits, z_tilde, z, tau)
-    return kd_kl(target, student_logits.float(), tau) + lam * confidence_bce(confidence_logit.float(), z, mu)
+    return kd_kl(target, student_logits.float(), tau) + lam * confidence_bce(
+        confidence_logit.float(), z, mu
+    )
 
 
 def bce_conf_loss(
@@ -95,7 +99,9 @@ def bce_conf_loss(
 ) -> torch.Tensor:
     """``bce_conf`` (Table III): cross-entropy on y for the classification head plus the
     ``mu``-weighted BCE on Eq. 1's z for the confidence head, with no distillation."""
-    return F.cross_entropy(student_logits.float(), labels) + confidence_bce(confidence_logit.float(), z, mu)
+    return F.cross_entropy(student_logits.float(), labels) + confidence_bce(
+        confidence_logit.float(), z, mu
+    )
 
 
 def st_ent_loss(

@@ -45,8 +45,16 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=project_root()).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=project_root(),
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -74,12 +82,22 @@ def init_store() -> str:
 class Run:
     """A tracked job: ``with Run("train_teacher", dataset="synthetic", tags={...}) as run: ...``."""
 
-    def __init__(self, stage: str, dataset: str, params: dict[str, Any] | None = None,
-                 tags: dict[str, Any] | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        stage: str,
+        dataset: str,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> None:
         self.stage, self.dataset = stage, dataset
         self.params = flatten(params or {})
-        self.tags = {"stage": stage, "dataset": dataset, "git_commit": git_commit(),
-                     **{k: str(v) for k, v in (tags or {}).items()}}
+        self.tags = {
+            "stage": stage,
+            "dataset": dataset,
+            "git_commit": git_commit(),
+            **{k: str(v) for k, v in (tags or {}).items()},
+        }
         self.enabled = enabled and os.environ.get("CONDI_TRACKING", "1") != "0"
         self.metrics: list[tuple[str, float, int, int]] = []
         self.artifacts: list[str] = []
@@ -108,12 +126,18 @@ class Run:
             def start():
                 exp = self.client.get_experiment_by_name(self.dataset)
                 exp_id = exp.experiment_id if exp else self._create_experiment()
-                run = self.client.create_run(exp_id, tags=self.tags, run_name=self.tags.get("run_name", self.stage))
+                run = self.client.create_run(
+                    exp_id, tags=self.tags, run_name=self.tags.get("run_name", self.stage)
+                )
                 return run.info.run_id
 
             self.run_id = _retry(start)
         except Exception as exc:
-            log.warning("MLflow store %s unreachable (%s); keeping this run's record locally", tracking_uri(), exc)
+            log.warning(
+                "MLflow store %s unreachable (%s); keeping this run's record locally",
+                tracking_uri(),
+                exc,
+            )
             self.client = None
         return self
 
@@ -141,10 +165,10 @@ class Run:
 
         params = [Param(k, v[:6000]) for k, v in self.params.items()]
         for i in range(0, len(params), 100):
-            self.client.log_batch(self.run_id, params=params[i:i + 100])
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
         metrics = [Metric(k, v, ts, s) for k, v, ts, s in self.metrics]
         for i in range(0, len(metrics), 1000):
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
         self.params, self.metrics = {}, []
         for path in self.artifacts:
             if Path(path).exists():
@@ -155,8 +179,17 @@ class Run:
         from condi.io import write_json
 
         path = project_root() / PENDING_DIR / f"{self.stage}-{uuid.uuid4().hex[:12]}.json"
-        write_json(path, {"experiment": self.dataset, "tags": self.tags, "params": self.params,
-                          "metrics": self.metrics, "artifacts": self.artifacts, "status": status})
+        write_json(
+            path,
+            {
+                "experiment": self.dataset,
+                "tags": self.tags,
+                "params": self.params,
+                "metrics": self.metrics,
+                "artifacts": self.artifacts,
+                "status": status,
+            },
+        )
         log.warning("MLflow record kept in %s (import later with `condi tracking import`)", path)
 
 

@@ -16,9 +16,13 @@ def add_dataset(p: argparse.ArgumentParser, index: bool = True, cache: bool = Tr
     p.add_argument("--dataset", required=True, help="dataset name (a key of params.yaml datasets)")
     p.add_argument("--fold", type=int, default=1, help="official split / fold (default 1)")
     if index:
-        p.add_argument("--index", required=True, type=Path, help="clip index parquet (condi data index)")
+        p.add_argument(
+            "--index", required=True, type=Path, help="clip index parquet (condi data index)"
+        )
     if cache:
-        p.add_argument("--cache", required=True, type=Path, help="clip cache .npy (condi data cache)")
+        p.add_argument(
+            "--cache", required=True, type=Path, help="clip cache .npy (condi data cache)"
+        )
 
 
 def params_of(args: argparse.Namespace) -> dict:
@@ -29,6 +33,10 @@ def params_of(args: argparse.Namespace) -> dict:
 
 
 def tags(args: argparse.Namespace, **extra) -> dict:
-    out = {k: getattr(args, k) for k in ("fold", "teacher", "student", "method") if getattr(args, k, None) is not None}
+    out = {
+        k: getattr(args, k)
+        for k in ("fold", "teacher", "student", "method")
+        if getattr(args, k, None) is not None
+    }
     out.update(extra)
     return out

@@ -34,10 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_params(g)
     add_dataset(g, cache=False)
     g.add_argument("--teacher", required=True)
-    g.add_argument("--student", default=None, help="student name; omit for the teacher-only baselines")
+    g.add_argument(
+        "--student", default=None, help="student name; omit for the teacher-only baselines"
+    )
     g.add_argument("--teacher-scores", required=True, type=Path)
-    g.add_argument("--student-scores", nargs="*", type=_method_path, default=[], metavar="METHOD=PATH")
-    g.add_argument("--root", type=Path, default=None, help="dataset root (for the synthetic manifest)")
+    g.add_argument(
+        "--student-scores", nargs="*", type=_method_path, default=[], metavar="METHOD=PATH"
+    )
+    g.add_argument(
+        "--root", type=Path, default=None, help="dataset root (for the synthetic manifest)"
+    )
     g.add_argument("--out", required=True, type=Path, help="output long CSV")
     g.set_defaults(func=cmd_grid)
 
@@ -65,7 +71,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     root = args.root or Path(params["datasets"][args.dataset]["root"])
     manifest = load_manifest(root)
     name = f"evaluate {args.teacher}" + (f"->{args.student}" if args.student else " baselines")
-    with Run("evaluate", args.dataset, {"evaluation": params["evaluation"]}, tags(args, run_name=name)) as run:
+    with Run(
+        "evaluate", args.dataset, {"evaluation": params["evaluation"]}, tags(args, run_name=name)
+    ) as run:
         df = evaluate(params, index, teacher_scores, student_scores, manifest)
         df.insert(0, "student", args.student or "-")
         df.insert(0, "teacher", args.teacher)

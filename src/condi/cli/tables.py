@@ -16,9 +16,13 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tables", help="assemble results tables")
     s = p.add_subparsers(dest="tables_command", required=True, metavar="TABLE")
-    t3 = s.add_parser("table3", help="Table III: accuracy per method and K (long CSV + paper-shaped MD)")
+    t3 = s.add_parser(
+        "table3", help="Table III: accuracy per method and K (long CSV + paper-shaped MD)"
+    )
     add_params(t3)
-    t3.add_argument("--eval", nargs="+", required=True, type=Path, help="evaluation CSVs (condi evaluate grid)")
+    t3.add_argument(
+        "--eval", nargs="+", required=True, type=Path, help="evaluation CSVs (condi evaluate grid)"
+    )
     t3.add_argument("--out-csv", required=True, type=Path)
     t3.add_argument("--out-md", required=True, type=Path)
     t3.set_defaults(func=cmd_table3)

@@ -8,8 +8,12 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tracking", help="MLflow store utilities")
     s = p.add_subparsers(dest="tracking_command", required=True, metavar="ACTION")
-    s.add_parser("init", help="create the SQLite store (run once before parallel jobs)").set_defaults(func=cmd_init)
-    s.add_parser("import", help="send records kept while the store was unreachable").set_defaults(func=cmd_import)
+    s.add_parser(
+        "init", help="create the SQLite store (run once before parallel jobs)"
+    ).set_defaults(func=cmd_init)
+    s.add_parser("import", help="send records kept while the store was unreachable").set_defaults(
+        func=cmd_import
+    )
 
 
 def cmd_init(_args: argparse.Namespace) -> int:

@@ -13,17 +13,23 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the teacher, compute Eq. 1 pseudo-labels, distil students")
+    p = sub.add_parser(
+        "train", help="train the teacher, compute Eq. 1 pseudo-labels, distil students"
+    )
     s = p.add_subparsers(dest="train_command", required=True, metavar="STAGE")
 
-    t = s.add_parser("teacher", help="train a teacher (best-on-val video accuracy) or adopt its checkpoint")
+    t = s.add_parser(
+        "teacher", help="train a teacher (best-on-val video accuracy) or adopt its checkpoint"
+    )
     add_params(t)
     add_dataset(t)
     t.add_argument("--teacher", required=True, help="teacher name (params.yaml teachers)")
     t.add_argument("--out", required=True, type=Path, help="output checkpoint")
     t.set_defaults(func=cmd_teacher)
 
-    pl = s.add_parser("pseudo-labels", help="Eq. 1 labels z and teacher logits for every train/val clip")
+    pl = s.add_parser(
+        "pseudo-labels", help="Eq. 1 labels z and teacher logits for every train/val clip"
+    )
     add_params(pl)
     add_dataset(pl)
     pl.add_argument("--teacher", required=True)
@@ -36,8 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset(st)
     st.add_argument("--teacher", required=True)
     st.add_argument("--student", required=True, help="student name (params.yaml students)")
-    st.add_argument("--method", required=True, choices=["condi_sr", "bce_conf", "st_ent", "st_conf", "maxprob"])
-    st.add_argument("--pseudo-labels", required=True, type=Path, help="condi train pseudo-labels output")
+    st.add_argument(
+        "--method", required=True, choices=["condi_sr", "bce_conf", "st_ent", "st_conf", "maxprob"]
+    )
+    st.add_argument(
+        "--pseudo-labels", required=True, type=Path, help="condi train pseudo-labels output"
+    )
     st.add_argument("--out", required=True, type=Path, help="output checkpoint")
     st.set_defaults(func=cmd_student)
 
@@ -54,9 +64,15 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     params = params_of(args)
     _check_model(params, "teachers", args.teacher, args.params)
     data = load_data(args.index, args.cache)
-    run_params = {"teacher": params["teachers"][args.teacher], "training": params["training"]["teacher"],
-                  "data": params["data"], "seed": params["seed"]}
-    with Run("train_teacher", args.dataset, run_params, tags(args, run_name=f"teacher {args.teacher}")) as run:
+    run_params = {
+        "teacher": params["teachers"][args.teacher],
+        "training": params["training"]["teacher"],
+        "data": params["data"],
+        "seed": params["seed"],
+    }
+    with Run(
+        "train_teacher", args.dataset, run_params, tags(args, run_name=f"teacher {args.teacher}")
+    ) as run:
         summary = train_teacher(params, args.teacher, data, args.out, tracker=run)
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
     log.info("teacher %s: %s", args.teacher, summary)
@@ -70,8 +86,12 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> int:
     params = params_of(args)
     data = load_data(args.index, args.cache)
     model, _ = load_model(args.checkpoint, role="teacher")
-    with Run("pseudo_labels", args.dataset, {"data": params["data"]},
-             tags(args, run_name=f"pseudo-labels {args.teacher}")) as run:
+    with Run(
+        "pseudo_labels",
+        args.dataset,
+        {"data": params["data"]},
+        tags(args, run_name=f"pseudo-labels {args.teacher}"),
+    ) as run:
         pl = compute_pseudo_labels(params, model, data)
         save_pseudo_labels(args.out, pl)
         stats = summary(pl)
@@ -89,9 +109,15 @@ def cmd_student(args: argparse.Namespace) -> int:
     _check_model(params, "students", args.student, args.params)
     data = load_data(args.index, args.cache)
     pl = load_pseudo_labels(args.pseudo_labels)
-    run_params = {"student": params["students"][args.student], "training": params["training"]["student"],
-                  "condi": params["condi"], "st_conf": params["st_conf"], "data": params["data"],
-                  "pseudo_labels": params["pseudo_labels"], "seed": params["seed"]}
+    run_params = {
+        "student": params["students"][args.student],
+        "training": params["training"]["student"],
+        "condi": params["condi"],
+        "st_conf": params["st_conf"],
+        "data": params["data"],
+        "pseudo_labels": params["pseudo_labels"],
+        "seed": params["seed"],
+    }
     name = f"{args.method} {args.teacher}->{args.student}"
     with Run("train_student", args.dataset, run_params, tags(args, run_name=name)) as run:
         summary = train_student(params, args.student, args.method, data, pl, args.out, tracker=run)

@@ -15,10 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.metrics import auroc
-from condi.evaluation.samplers import equidistant, prefix_means, random_order, ranked, split_prediction
+from condi.evaluation.metrics import auroc, softmax_np
+from condi.evaluation.samplers import (
+    equidistant,
+    prefix_means,
+    random_order,
+    ranked,
+    split_prediction,
+)
 from condi.evaluation.scores import RANKING, student_clip_scores
-from condi.training.inference import softmax_np
 
 BASELINES = ("random", "equidistant", "dense", "oracle")
 
@@ -27,8 +32,8 @@ BASELINES = ("random", "equidistant", "dense", "oracle")
 class Videos:
     """Test clips grouped per video (clips in temporal order)."""
 
-    labels: np.ndarray        # (V,)
-    slices: list[slice]       # clip positions of each video in the per-clip arrays
+    labels: np.ndarray  # (V,)
+    slices: list[slice]  # clip positions of each video in the per-clip arrays
     unambiguous: np.ndarray | None = None  # (n_clips,) bool, synthetic ground truth
 
     @classmethod
@@ -52,20 +57,31 @@ def _rows_for_orders(
 ) -> list[dict]:
     """Top-1 at every K for a sampler given by one clip order per video."""
     out = []
-    means = [prefix_means(teacher_probs[sl], o) for sl, o in zip(videos.slices, orders, strict=True)]
+    means = [
+        prefix_means(teacher_probs[sl], o) for sl, o in zip(videos.slices, orders, strict=True)
+    ]
     for k in ks:
         preds = [m[min(k, len(m)) - 1] for m in means]
         n_clips = np.array([len(m) for m in means])
-        row = {"method": name, "K": str(k), "top1": _accuracy(preds, videos.labels),
-               "n_short": int((n_clips < k).sum()), "clips_per_video": float(np.minimum(n_clips, k).mean())}
+        row = {
+            "method": name,
+            "K": str(k),
+            "top1": _accuracy(preds, videos.labels),
+            "n_short": int((n_clips < k).sum()),
+            "clips_per_video": float(np.minimum(n_clips, k).mean()),
+        }
         if videos.unambiguous is not None:
-            chosen = np.concatenate([videos.unambiguous[sl][o[:k]] for sl, o in zip(videos.slices, orders, strict=True)])
+            chosen = np.concatenate(
+                [videos.unambiguous[sl][o[:k]] for sl, o in zip(videos.slices, orders, strict=True)]
+            )
             row["unambiguous_share"] = float(chosen.mean())
         out.append(row)
     return out
 
 
-def baseline_rows(teacher_logits: np.ndarray, videos: Videos, ks: list[int], seeds: list[int]) -> pd.DataFrame:
+def baseline_rows(
+    teacher_logits: np.ndarray, videos: Videos, ks: list[int], seeds: list[int]
+) -> pd.DataFrame:
     """``random`` (mean and std over seeds), ``equidistant``, ``dense`` and ``oracle``."""
     probs = softmax_np(teacher_logits.astype(np.float64))
     rows: list[dict] = []
@@ -74,17 +90,24 @@ def baseline_rows(teacher_logits: np.ndarray, videos: Videos, ks: list[int], see
         rng = np.random.default_rng(seed)
         orders = [random_order(sl.stop - sl.start, rng) for sl in videos.slices]
         per_seed.append(pd.DataFrame(_rows_for_orders("random", orders, probs, videos, ks)))
-    rnd = pd.concat(per_seed).groupby("K", sort=False).agg(["mean", "std"])
+    rnd = pd.concat(per_seed).drop(columns="method").groupby("K", sort=False).agg(["mean", "std"])
     for k in rnd.index:
         row = {col: rnd.loc[k, (col, "mean")] for col in rnd.columns.get_level_values(0).unique()}
-        row.update(method="random", K=k, top1_std=float(rnd.loc[k, ("top1", "std")]), n_seeds=len(seeds))
+        row.update(
+            method="random", K=k, top1_std=float(rnd.loc[k, ("top1", "std")]), n_seeds=len(seeds)
+        )
         row["n_short"] = int(row["n_short"])
         rows.append(row)
     for k in ks:
         orders = [equidistant(sl.stop - sl.start, k) for sl in videos.slices]
         rows.extend(r for r in _rows_for_orders("equidistant", orders, probs, videos, [k]))
-    dense = _rows_for_orders("dense", [np.arange(sl.stop - sl.start) for sl in videos.slices], probs, videos,
-                             [max(sl.stop - sl.start for sl in videos.slices)])
+    dense = _rows_for_orders(
+        "dense",
+        [np.arange(sl.stop - sl.start) for sl in videos.slices],
+        probs,
+        videos,
+        [max(sl.stop - sl.start for sl in videos.slices)],
+    )
     dense[0].update(K="dense", n_short=0)
     rows.extend(dense)
     orders = [ranked(probs[sl, y]) for sl, y in zip(videos.slices, videos.labels, strict=True)]
@@ -120,13 +143,26 @@ def student_rows(
         for ks_ in split_ks or []:
             preds, n_short = [], 0
             for sl in videos.slices:
-                p, _, _ = split_prediction(t_probs[sl], s_probs[sl], scores["z_tilde"][sl], scores["entropy"][sl],
-                                           split_k, ks_)
+                p, _, _ = split_prediction(
+                    t_probs[sl],
+                    s_probs[sl],
+                    scores["z_tilde"][sl],
+                    scores["entropy"][sl],
+                    split_k,
+                    ks_,
+                )
                 preds.append(p)
                 n_short += int(sl.stop - sl.start < split_k)
-            rows.append({"method": "condi_sr_split", "K": str(split_k), "Ks": ks_,
-                         "top1": _accuracy(preds, videos.labels), "n_short": n_short,
-                         "auroc_teacher_correct": roc})
+            rows.append(
+                {
+                    "method": "condi_sr_split",
+                    "K": str(split_k),
+                    "Ks": ks_,
+                    "top1": _accuracy(preds, videos.labels),
+                    "n_short": n_short,
+                    "auroc_teacher_correct": roc,
+                }
+            )
     df = pd.DataFrame(rows)
     df["n_videos"] = len(videos.labels)
     return df

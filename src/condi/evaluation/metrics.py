@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 
 
@@ -19,3 +20,17 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
         return math.nan
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def video_accuracy(probs: np.ndarray, video_ids: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 VIDEO accuracy (SPEC 5): clip softmax probabilities averaged per video."""
+    df = pd.DataFrame(probs)
+    mean = df.groupby(video_ids).mean()
+    video_label = pd.Series(labels).groupby(video_ids).first().loc[mean.index]
+    return float((mean.to_numpy().argmax(1) == video_label.to_numpy()).mean() * 100.0)
+
+
+def softmax_np(logits: np.ndarray) -> np.ndarray:
+    x = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)

@@ -20,17 +20,28 @@ from condi.training.runtime import setup
 log = logging.getLogger(__name__)
 
 
-def clip_scores(params: dict[str, Any], checkpoint: str | Path, data: IndexedData) -> dict[str, np.ndarray]:
+def clip_scores(
+    params: dict[str, Any], checkpoint: str | Path, data: IndexedData
+) -> dict[str, np.ndarray]:
     """Per-clip outputs of a teacher (logits) or student (logits, confidence logit) on every
     test clip, in index order."""
     device = setup(params["seed"], params["threads"], params["device"])
     model, ckpt = load_model(checkpoint)
     if ckpt["num_classes"] != data.num_classes:
-        raise ValueError(f"{checkpoint}: trained for {ckpt['num_classes']} classes, the index has {data.num_classes}")
+        raise ValueError(
+            f"{checkpoint}: trained for {ckpt['num_classes']} classes, the index has {data.num_classes}"
+        )
     model.to(device)
     rows = data.rows("test")
-    out = forward_rows(model, data.cache_path, rows, data.labels(rows), params["data"],
-                       params["evaluation"]["batch_size"], device)
+    out = forward_rows(
+        model,
+        data.cache_path,
+        rows,
+        data.labels(rows),
+        params["data"],
+        params["evaluation"]["batch_size"],
+        device,
+    )
     return {"rows": rows.astype(np.int64), **out}
 
 
@@ -86,8 +97,17 @@ def evaluate(
     for method, s in student_scores.items():
         if not np.array_equal(s["rows"], rows):
             raise ValueError(f"{method}: student scores cover other test clips than the teacher's")
-        df = student_rows(method, teacher_scores["logits"], s["logits"], s.get("confidence_logit"), videos, ks,
-                          z_test, split_k=ev["Ks_K"], split_ks=ev["Ks"])
+        df = student_rows(
+            method,
+            teacher_scores["logits"],
+            s["logits"],
+            s.get("confidence_logit"),
+            videos,
+            ks,
+            z_test,
+            split_k=ev["Ks_K"],
+            split_ks=ev["Ks"],
+        )
         df["student_dense_top1"] = student_accuracy(s["logits"], videos)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)

@@ -59,7 +59,9 @@ def split_prediction(
     teacher_clips = rest[ranked(z_tilde[rest])][: k - ks]
     w_t = z_tilde[teacher_clips]
     w_s = 1.0 - entropy[student_clips] / np.log(c)
-    total = (w_t[:, None] * teacher_probs[teacher_clips]).sum(0) + (w_s[:, None] * student_probs[student_clips]).sum(0)
+    total = (w_t[:, None] * teacher_probs[teacher_clips]).sum(0) + (
+        w_s[:, None] * student_probs[student_clips]
+    ).sum(0)
     norm = w_t.sum() + w_s.sum()
     if norm <= 0:  # all weights zero: fall back to the plain mean of the chosen vectors
         total = np.concatenate([teacher_probs[teacher_clips], student_probs[student_clips]]).sum(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from condi.training.inference import softmax_np
+from condi.evaluation.metrics import softmax_np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -18,16 +18,18 @@ def entropy_np(probs: np.ndarray) -> np.ndarray:
 
 # Which of a student's outputs ranks clips, per method (higher = send first).
 RANKING = {
-    "condi_sr": "z_tilde",      # z~: confidence that the teacher is right
+    "condi_sr": "z_tilde",  # z~: confidence that the teacher is right
     "condi_sr_split": "z_tilde",
     "bce_conf": "z_tilde",
-    "st_conf": "z_tilde",       # the student's confidence in itself (c)
-    "st_ent": "neg_entropy",    # lowest predictive entropy first
-    "maxprob": "max_prob",      # highest max-softmax first
+    "st_conf": "z_tilde",  # the student's confidence in itself (c)
+    "st_ent": "neg_entropy",  # lowest predictive entropy first
+    "maxprob": "max_prob",  # highest max-softmax first
 }
 
 
-def student_clip_scores(logits: np.ndarray, confidence_logit: np.ndarray | None) -> dict[str, np.ndarray]:
+def student_clip_scores(
+    logits: np.ndarray, confidence_logit: np.ndarray | None
+) -> dict[str, np.ndarray]:
     """Every score a student offers per clip: ``z_tilde`` (sigmoid of the confidence logit),
     ``entropy`` / ``neg_entropy`` (of its softmax), ``max_prob``."""
     probs = softmax_np(np.asarray(logits, dtype=np.float64))
@@ -38,5 +40,7 @@ def student_clip_scores(logits: np.ndarray, confidence_logit: np.ndarray | None)
     return out
 
 
-def ranking_score(method: str, logits: np.ndarray, confidence_logit: np.ndarray | None) -> np.ndarray:
+def ranking_score(
+    method: str, logits: np.ndarray, confidence_logit: np.ndarray | None
+) -> np.ndarray:
     return student_clip_scores(logits, confidence_logit)[RANKING[method]]

@@ -10,10 +10,30 @@ import pandas as pd
 from condi.io import write_csv, write_text
 
 KEY = ["dataset", "fold", "teacher", "student", "method", "K", "Ks"]
-LONG_COLUMNS = KEY + ["top1", "top1_std", "n_videos", "n_short", "clips_per_video", "unambiguous_share",
-                      "auroc_teacher_correct", "student_dense_top1", "pseudo_labels", "detach_confidence"]
-METHOD_ORDER = ["oracle", "random", "equidistant", "bce_conf", "st_ent", "st_conf", "maxprob",
-                "condi_sr", "condi_sr_split", "dense"]
+LONG_COLUMNS = KEY + [
+    "top1",
+    "top1_std",
+    "n_videos",
+    "n_short",
+    "clips_per_video",
+    "unambiguous_share",
+    "auroc_teacher_correct",
+    "student_dense_top1",
+    "pseudo_labels",
+    "detach_confidence",
+]
+METHOD_ORDER = [
+    "oracle",
+    "random",
+    "equidistant",
+    "bce_conf",
+    "st_ent",
+    "st_conf",
+    "maxprob",
+    "condi_sr",
+    "condi_sr_split",
+    "dense",
+]
 
 
 def assemble(eval_csvs: list[str | Path]) -> pd.DataFrame:
@@ -30,9 +50,13 @@ def assemble(eval_csvs: list[str | Path]) -> pd.DataFrame:
             long[col] = np.nan
     long["Ks"] = long["Ks"].astype("Int64")
     long["student"] = long["student"].fillna("-")
-    long["_m"] = long["method"].map({m: i for i, m in enumerate(METHOD_ORDER)}).fillna(len(METHOD_ORDER))
+    long["_m"] = (
+        long["method"].map({m: i for i, m in enumerate(METHOD_ORDER)}).fillna(len(METHOD_ORDER))
+    )
     long["_k"] = pd.to_numeric(long["K"], errors="coerce").fillna(np.inf)
-    long = long.sort_values(["dataset", "fold", "teacher", "student", "_m", "_k", "Ks"], kind="stable")
+    long = long.sort_values(
+        ["dataset", "fold", "teacher", "student", "_m", "_k", "Ks"], kind="stable"
+    )
     return long.drop(columns=["_m", "_k"])[LONG_COLUMNS].reset_index(drop=True)
 
 
@@ -45,12 +69,22 @@ def paper_shape(long: pd.DataFrame, columns: dict[str, list[str]] | None = None)
     mean = df.groupby(["method", "model", "dataset", "K"], sort=False)["top1"].mean().reset_index()
     # dense is one number per (dataset, teacher): show it in the "dense" column of every row
     if columns:
-        mean = pd.concat([mean[(mean["dataset"] == d) & mean["K"].isin(ks)] for d, ks in columns.items()])
-    table = mean.pivot_table(index=["method", "model"], columns=["dataset", "K"], values="top1", sort=False)
+        mean = pd.concat(
+            [mean[(mean["dataset"] == d) & mean["K"].isin(ks)] for d, ks in columns.items()]
+        )
+    table = mean.pivot_table(
+        index=["method", "model"], columns=["dataset", "K"], values="top1", sort=False
+    )
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    table = table.iloc[sorted(range(len(table)), key=lambda i: (order.get(table.index[i][0], 99), table.index[i][1]))]
+    table = table.iloc[
+        sorted(
+            range(len(table)), key=lambda i: (order.get(table.index[i][0], 99), table.index[i][1])
+        )
+    ]
     if columns:
-        table = table[[c for d, ks in columns.items() for c in [(d, k) for k in ks] if c in table.columns]]
+        table = table[
+            [c for d, ks in columns.items() for c in [(d, k) for k in ks] if c in table.columns]
+        ]
     return table
 
 
@@ -61,12 +95,18 @@ def to_markdown(table: pd.DataFrame) -> str:
     return flat.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
 
 
-def write(long: pd.DataFrame, out_csv: str | Path, out_md: str | Path,
-          columns: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def write(
+    long: pd.DataFrame,
+    out_csv: str | Path,
+    out_md: str | Path,
+    columns: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     write_csv(long, out_csv)
     table = paper_shape(long, columns)
-    title = ("Table III: top-1 video accuracy (%) by method and K. Teacher-only samplers show the "
-             "teacher; student-ranked ones teacher+student. Folds averaged.\n\n")
+    title = (
+        "Table III: top-1 video accuracy (%) by method and K. Teacher-only samplers show the "
+        "teacher; student-ranked ones teacher+student. Folds averaged.\n\n"
+    )
     write_text(out_md, title + to_markdown(table))
     paper_csv = Path(out_csv).with_name(Path(out_csv).stem + "_paper.csv")
     flat = table.copy()

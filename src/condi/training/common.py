@@ -51,14 +51,23 @@ def load_data(index_path: str | Path, cache_path: str | Path) -> IndexedData:
         raise FileNotFoundError(f"{cache_path}: clip cache not found (run `condi data cache`)")
     arr = np.load(cache_path, mmap_mode="r")
     if arr.shape[0] != len(df):
-        raise ValueError(f"{cache_path}: clip cache has {arr.shape[0]} clips but {index_path} lists {len(df)}")
+        raise ValueError(
+            f"{cache_path}: clip cache has {arr.shape[0]} clips but {index_path} lists {len(df)}"
+        )
     return IndexedData(df, meta, str(cache_path))
 
 
-def train_loader(data: IndexedData, rows: np.ndarray, data_cfg: dict, batch_size: int, seed: int, epoch: int):
+def train_loader(
+    data: IndexedData, rows: np.ndarray, data_cfg: dict, batch_size: int, seed: int, epoch: int
+):
     ds = ClipDataset(
-        data.cache_path, rows, data.labels(rows), crop_size=data_cfg["crop_size"], train=True,
-        mean=data_cfg["mean"], std=data_cfg["std"],
+        data.cache_path,
+        rows,
+        data.labels(rows),
+        crop_size=data_cfg["crop_size"],
+        train=True,
+        mean=data_cfg["mean"],
+        std=data_cfg["std"],
     )
     return make_loader(ds, batch_size=batch_size, shuffle=True, seed=seed * 1009 + epoch)
 
@@ -90,19 +99,39 @@ def run_epoch(
         n_seen += b
         for k, v in {"loss": float(loss.detach()), **extras}.items():
             totals[k] = totals.get(k, 0.0) + v * b
-        bar.set_postfix(loss=f"{totals['loss'] / n_seen:.4f}", clips_s=f"{n_seen / (time.perf_counter() - t0):.0f}")
+        bar.set_postfix(
+            loss=f"{totals['loss'] / n_seen:.4f}",
+            clips_s=f"{n_seen / (time.perf_counter() - t0):.0f}",
+        )
     elapsed = time.perf_counter() - t0
     metrics = {f"train_{k}": v / max(n_seen, 1) for k, v in totals.items()}
     metrics["clips_per_s"] = n_seen / max(elapsed, 1e-9)
     return metrics
 
 
-def save_model(path: str | Path, model: nn.Module | dict, *, role: str, arch: str, kwargs: dict,
-               num_classes: int, **info: Any) -> None:
+def save_model(
+    path: str | Path,
+    model: nn.Module | dict,
+    *,
+    role: str,
+    arch: str,
+    kwargs: dict,
+    num_classes: int,
+    **info: Any,
+) -> None:
     """A condi checkpoint: ``{'model': state_dict, 'role', 'arch', 'kwargs', 'num_classes', ...}``."""
     state = model if isinstance(model, dict) else model.state_dict()
-    save_torch({"model": state, "role": role, "arch": arch, "kwargs": kwargs,
-                "num_classes": num_classes, **info}, path)
+    save_torch(
+        {
+            "model": state,
+            "role": role,
+            "arch": arch,
+            "kwargs": kwargs,
+            "num_classes": num_classes,
+            **info,
+        },
+        path,
+    )
 
 
 def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:

@@ -26,8 +26,13 @@ def forward_rows(
     for a student (a model whose forward returns ``(logits, confidence_logit)``).
     """
     dataset = ClipDataset(
-        cache_path, rows, labels, crop_size=data_cfg["crop_size"], train=False,
-        mean=data_cfg["mean"], std=data_cfg["std"],
+        cache_path,
+        rows,
+        labels,
+        crop_size=data_cfg["crop_size"],
+        train=False,
+        mean=data_cfg["mean"],
+        std=data_cfg["std"],
     )
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, seed=0)
     was_training = model.training
@@ -45,19 +50,3 @@ def forward_rows(
     if conf:
         result["confidence_logit"] = torch.cat(conf).numpy()
     return result
-
-
-def video_accuracy(probs: np.ndarray, video_ids: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 VIDEO accuracy (SPEC 5): clip softmax probabilities averaged per video."""
-    import pandas as pd
-
-    df = pd.DataFrame(probs)
-    mean = df.groupby(video_ids).mean()
-    video_label = pd.Series(labels).groupby(video_ids).first().loc[mean.index]
-    return float((mean.to_numpy().argmax(1) == video_label.to_numpy()).mean() * 100.0)
-
-
-def softmax_np(logits: np.ndarray) -> np.ndarray:
-    x = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=1, keepdims=True)

@@ -80,7 +80,11 @@ def fit(
         except ValueError as exc:
             log.warning("%s; starting from scratch", exc)
             state = None
-        if state is not None and state.get("cfg_hash") == cfg_hash and state.get("version") == STATE_VERSION:
+        if (
+            state is not None
+            and state.get("cfg_hash") == cfg_hash
+            and state.get("version") == STATE_VERSION
+        ):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             extra_state.update(state["extra"])
@@ -90,7 +94,9 @@ def fit(
             set_rng_state(state["rng"])
             log.info("resuming %s from epoch %d/%d", state_path, start, epochs)
         elif state is not None:
-            log.warning("%s was written with another configuration; starting from scratch", state_path)
+            log.warning(
+                "%s was written with another configuration; starting from scratch", state_path
+            )
 
     for epoch in range(start, epochs):
         seed_everything(seed * 1009 + epoch)
@@ -105,7 +111,9 @@ def fit(
         if select is None or score > result.best_metric or result.best_model is None:
             result.best_metric = score
             result.best_epoch = epoch
-            result.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            result.best_model = copy.deepcopy(
+                {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            )
         save_torch(
             {
                 "version": STATE_VERSION,

@@ -35,8 +35,15 @@ def compute_pseudo_labels(
     teacher_model.to(device)
     rows = np.concatenate([data.rows("train"), data.rows("val")])
     labels = data.labels(rows)
-    out = forward_rows(teacher_model, data.cache_path, rows, labels, params["data"],
-                       params["evaluation"]["batch_size"], device)
+    out = forward_rows(
+        teacher_model,
+        data.cache_path,
+        rows,
+        labels,
+        params["data"],
+        params["evaluation"]["batch_size"],
+        device,
+    )
     z = eq1_labels(out["logits"], labels)
     return {
         "rows": rows.astype(np.int64),
@@ -57,15 +64,16 @@ def summary(pl: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def save_pseudo_labels(path: str | Path, pl: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **pl)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **pl)
 
 
 def load_pseudo_labels(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pseudo-labels not found (run `condi train pseudo-labels`)")
+        raise FileNotFoundError(
+            f"{path}: pseudo-labels not found (run `condi train pseudo-labels`)"
+        )
     try:
         with np.load(path) as f:
             return {k: f[k] for k in f.files}

@@ -26,10 +26,14 @@ def student_optimizer(student: nn.Module, cfg: dict) -> torch.optim.SGD:
         {"params": list(student.base_parameters()), "name": "base"},
         {"params": list(student.confidence_parameters()), "name": "confidence"},
     ]
-    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    return torch.optim.SGD(
+        groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"]
+    )
 
 
-def student_lrs(epoch: int, alpha: float, lr_div: float = 1.25, conf_lr_div: float = 5.0) -> tuple[float, float]:
+def student_lrs(
+    epoch: int, alpha: float, lr_div: float = 1.25, conf_lr_div: float = 5.0
+) -> tuple[float, float]:
     """Learning rates ``(base, confidence)`` for 0-based ``epoch``.
 
     Paper IV-A: the rest of the network "is divided by 1.25 every epoch" and the confidence

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from condi import losses
-from condi.evaluation.metrics import auroc
+from condi.evaluation.metrics import auroc, softmax_np, video_accuracy
 from condi.evaluation.scores import ranking_score
 from condi.models import build_student, load_pretrained
 from condi.training.common import IndexedData, run_epoch, save_model, train_loader
-from condi.training.inference import forward_rows, softmax_np, video_accuracy
+from condi.training.inference import forward_rows
 from condi.training.loop import config_hash, fit, state_path_for
 from condi.training.runtime import setup
 from condi.training.schedule import set_lrs, student_lrs, student_optimizer
@@ -37,8 +37,14 @@ def _lookup(n_rows: int, pl: dict[str, np.ndarray]) -> np.ndarray:
     return pos
 
 
-def make_step(method: str, params: dict[str, Any], teacher_logits: torch.Tensor, z: torch.Tensor,
-              pos: torch.Tensor, extra_state: dict[str, Any]):
+def make_step(
+    method: str,
+    params: dict[str, Any],
+    teacher_logits: torch.Tensor,
+    z: torch.Tensor,
+    pos: torch.Tensor,
+    extra_state: dict[str, Any],
+):
     """The per-batch loss of ``method``; ``rows`` index the teacher's logits and z (Eq. 1)."""
     c = params["condi"]
     tau, lam, mu = c["tau"], c["lam"], c["mu"]
@@ -49,8 +55,9 @@ def make_step(method: str, params: dict[str, Any], teacher_logits: torch.Tensor,
         t_logits = teacher_logits[idx].to(logits.device, torch.float32)
         zz = z[idx].to(logits.device, torch.float32)
         if method == "condi_sr":
-            return losses.condi_sr_loss(logits, conf, t_logits, zz, tau, lam, mu,
-                                        c["detach_confidence_in_target"]), {}
+            return losses.condi_sr_loss(
+                logits, conf, t_logits, zz, tau, lam, mu, c["detach_confidence_in_target"]
+            ), {}
         if method == "bce_conf":
             return losses.bce_conf_loss(logits, conf, labels, zz, mu), {}
         if method == "st_ent":
@@ -94,21 +101,34 @@ def train_student(
     train_rows, val_rows = data.rows("train"), data.rows("val")
     pos = torch.from_numpy(_lookup(len(data.index), pseudo_labels))
     if (pos[torch.from_numpy(train_rows)] < 0).any():
-        raise ValueError("pseudo-labels do not cover every training clip of the index (stale file?)")
+        raise ValueError(
+            "pseudo-labels do not cover every training clip of the index (stale file?)"
+        )
     teacher_logits = torch.from_numpy(pseudo_labels["logits"].astype(np.float32))
     z = torch.from_numpy(pseudo_labels["z"].astype(np.float32))
     extra_state: dict[str, Any] = {"beta": params["st_conf"]["beta"]}
     step = make_step(method, params, teacher_logits, z, pos, extra_state)
 
     def train_one_epoch(epoch: int) -> dict[str, float]:
-        loader = train_loader(data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch)
-        return run_epoch(model, loader, optimizer, step, device, desc=f"{method} {student} e{epoch + 1}")
+        loader = train_loader(
+            data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch
+        )
+        return run_epoch(
+            model, loader, optimizer, step, device, desc=f"{method} {student} e{epoch + 1}"
+        )
 
     def evaluate(_epoch: int) -> dict[str, float]:
         if len(val_rows) == 0:
             return {}
-        out = forward_rows(model, data.cache_path, val_rows, data.labels(val_rows), params["data"],
-                           params["evaluation"]["batch_size"], device)
+        out = forward_rows(
+            model,
+            data.cache_path,
+            val_rows,
+            data.labels(val_rows),
+            params["data"],
+            params["evaluation"]["batch_size"],
+            device,
+        )
         probs = softmax_np(out["logits"])
         score = ranking_score(method, out["logits"], out.get("confidence_logit"))
         z_val = pseudo_labels["z"][pos[torch.from_numpy(val_rows)].numpy()]
@@ -127,8 +147,19 @@ def train_student(
         epochs=cfg["epochs"],
         seed=params["seed"],
         state_path=state_path_for(out_path),
-        cfg_hash=config_hash([spec, cfg, c, params["st_conf"], params["data"], params["seed"], method,
-                              len(train_rows), float(pseudo_labels["z"].mean())]),
+        cfg_hash=config_hash(
+            [
+                spec,
+                cfg,
+                c,
+                params["st_conf"],
+                params["data"],
+                params["seed"],
+                method,
+                len(train_rows),
+                float(pseudo_labels["z"].mean()),
+            ]
+        ),
         set_epoch_lr=set_epoch_lr,
         train_one_epoch=train_one_epoch,
         evaluate=evaluate,
@@ -136,8 +167,19 @@ def train_student(
         extra_state=extra_state,
         on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e)) if tracker else None,
     )
-    save_model(out_path, result.best_model, role="student", arch=spec["arch"], kwargs=spec.get("kwargs", {}),
-               num_classes=data.num_classes, method=method, history=result.history)
+    save_model(
+        out_path,
+        result.best_model,
+        role="student",
+        arch=spec["arch"],
+        kwargs=spec.get("kwargs", {}),
+        num_classes=data.num_classes,
+        method=method,
+        history=result.history,
+    )
     state_path_for(out_path).unlink(missing_ok=True)
     last = result.history[-1] if result.history else {}
-    return {"resumed_from": result.resumed_from, **{k: v for k, v in last.items() if k.startswith("val_")}}
+    return {
+        "resumed_from": result.resumed_from,
+        **{k: v for k, v in last.items() if k.startswith("val_")},
+    }

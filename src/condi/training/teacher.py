@@ -9,9 +9,10 @@ from typing import Any
 
 import torch.nn.functional as F
 
+from condi.evaluation.metrics import softmax_np, video_accuracy
 from condi.models import build_model, load_pretrained
 from condi.training.common import IndexedData, load_model, run_epoch, save_model, train_loader
-from condi.training.inference import forward_rows, softmax_np, video_accuracy
+from condi.training.inference import forward_rows
 from condi.training.loop import config_hash, fit, state_path_for
 from condi.training.runtime import setup
 from condi.training.schedule import set_lrs, teacher_lr, teacher_optimizer
@@ -38,8 +39,15 @@ def train_teacher(
     def evaluate(_epoch: int = 0) -> dict[str, float]:
         if len(val_rows) == 0:
             return {}
-        out = forward_rows(model, data.cache_path, val_rows, data.labels(val_rows), params["data"],
-                           params["evaluation"]["batch_size"], device)
+        out = forward_rows(
+            model,
+            data.cache_path,
+            val_rows,
+            data.labels(val_rows),
+            params["data"],
+            params["evaluation"]["batch_size"],
+            device,
+        )
         probs = softmax_np(out["logits"])
         return {
             "val_video_acc": video_accuracy(probs, data.video_ids(val_rows), data.labels(val_rows)),
@@ -50,8 +58,16 @@ def train_teacher(
         load_pretrained(model, spec["checkpoint"], arch=spec["arch"])
         model.to(device)
         metrics = evaluate()
-        save_model(out_path, model, role="teacher", arch=spec["arch"], kwargs=spec.get("kwargs", {}),
-                   num_classes=data.num_classes, source=str(spec["checkpoint"]), val=metrics)
+        save_model(
+            out_path,
+            model,
+            role="teacher",
+            arch=spec["arch"],
+            kwargs=spec.get("kwargs", {}),
+            num_classes=data.num_classes,
+            source=str(spec["checkpoint"]),
+            val=metrics,
+        )
         if tracker:
             tracker.log_metrics(metrics)
         return {"adopted": spec["checkpoint"], **metrics}
@@ -62,12 +78,16 @@ def train_teacher(
     optimizer = teacher_optimizer(model, cfg)
 
     def train_one_epoch(epoch: int) -> dict[str, float]:
-        loader = train_loader(data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch)
+        loader = train_loader(
+            data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch
+        )
 
         def step(out, labels, _rows):
             return F.cross_entropy(out, labels), {}
 
-        return run_epoch(model, loader, optimizer, step, device, desc=f"teacher {teacher} e{epoch + 1}")
+        return run_epoch(
+            model, loader, optimizer, step, device, desc=f"teacher {teacher} e{epoch + 1}"
+        )
 
     result = fit(
         model=model,
@@ -82,11 +102,23 @@ def train_teacher(
         select="val_video_acc" if len(val_rows) else None,
         on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e)) if tracker else None,
     )
-    save_model(out_path, result.best_model, role="teacher", arch=spec["arch"], kwargs=spec.get("kwargs", {}),
-               num_classes=data.num_classes, best_epoch=result.best_epoch, history=result.history)
+    save_model(
+        out_path,
+        result.best_model,
+        role="teacher",
+        arch=spec["arch"],
+        kwargs=spec.get("kwargs", {}),
+        num_classes=data.num_classes,
+        best_epoch=result.best_epoch,
+        history=result.history,
+    )
     state_path_for(out_path).unlink(missing_ok=True)
-    return {"best_epoch": result.best_epoch, "best_val_video_acc": result.best_metric,
-            "resumed_from": result.resumed_from, "epochs": cfg["epochs"]}
+    return {
+        "best_epoch": result.best_epoch,
+        "best_val_video_acc": result.best_metric,
+        "resumed_from": result.resumed_from,
+        "epochs": cfg["epochs"],
+    }
 
 
 def load_teacher(path: str | Path):

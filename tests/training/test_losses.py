@@ -1,0 +1,132 @@
+"""The objectives of SPEC sections 2-3 against values worked out by hand on tiny tensors."""
+
+import math
+
+import pytest
+import torch
+
+from condi import losses
+from condi.training.schedule import student_lrs, teacher_lr
+
+LN3 = math.log(3.0)
+
+
+def t(*v):
+    return torch.tensor(v, dtype=torch.float32)
+
+
+def kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
+
+
+@pytest.mark.parametrize(
+    ("z", "target"),
+    [
+        # z = 1: p^t = z~ p~t + (1 - z~) U with z~ = 0.75, p~t = [0.75, 0.25], U = [0.5, 0.5]
+        (1.0, [0.75 * 0.75 + 0.25 * 0.5, 0.75 * 0.25 + 0.25 * 0.5]),
+        # z = 0: p^t = (1 - z~) p~t + z~ U
+        (0.0, [0.25 * 0.75 + 0.75 * 0.5, 0.25 * 0.25 + 0.75 * 0.5]),
+    ],
+)
+def test_eq5_target_both_branches(z, target):
+    out = losses.condi_sr_target(t(LN3, 0.0)[None], t(LN3).sigmoid(), t(z), tau=1.0)
+    assert out[0].tolist() == pytest.approx(target, abs=1e-6)
+    assert float(out.sum()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("z", "bce"), [(1.0, -1.5 * math.log(0.75)), (0.0, -math.log(0.25))])
+def test_condi_sr_loss_by_hand(z, bce):
+    # student logits [0, 0] -> p~s = [0.5, 0.5]; tau = 1; lambda = 2, mu = 1.5
+    zt = 0.75
+    target = (
+        [zt * 0.75 + (1 - zt) * 0.5, zt * 0.25 + (1 - zt) * 0.5]
+        if z
+        else [(1 - zt) * 0.75 + zt * 0.5, (1 - zt) * 0.25 + zt * 0.5]
+    )
+    expected = kl(target, [0.5, 0.5]) + 2.0 * bce
+    loss = losses.condi_sr_loss(
+        t(0.0, 0.0)[None], t(LN3), t(LN3, 0.0)[None], t(z), tau=1.0, lam=2.0, mu=1.5
+    )
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_condi_sr_tau_squared_and_batch_mean():
+    s = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0]])
+    te = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    conf, z, tau = t(0.3, -0.7), t(1.0, 0.0), 0.9
+    got = losses.condi_sr_loss(s, conf, te, z, tau=tau, lam=0.0, mu=1.5)
+    zt = conf.sigmoid()
+    per = []
+    for i in range(2):
+        pt = torch.softmax(te[i] / tau, 0)
+        w = zt[i] if z[i] == 1 else 1 - zt[i]
+        target = (w * pt + (1 - w) / 3).tolist()
+        ps = torch.softmax(s[i] / tau, 0).tolist()
+        per.append(tau**2 * kl(target, ps))
+    assert float(got) == pytest.approx(sum(per) / 2, rel=1e-5)
+
+
+def test_pos_weight_applies_to_z1_term_only():
+    logit = t(0.0)
+    assert float(losses.confidence_bce(logit, t(1.0), mu=1.5)) == pytest.approx(1.5 * math.log(2))
+    assert float(losses.confidence_bce(logit, t(0.0), mu=1.5)) == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_gradient_reaches_z_tilde_through_the_target(detach):
+    conf = t(0.4).requires_grad_()
+    loss = losses.condi_sr_loss(
+        t(2.0, 0.0)[None],
+        conf,
+        t(0.0, 3.0)[None],
+        t(1.0),
+        tau=0.9,
+        lam=0.0,
+        mu=1.5,
+        detach_confidence_in_target=detach,
+    )
+    loss.backward()
+    if detach:
+        assert conf.grad is None or float(conf.grad) == 0.0
+    else:
+        # raising z~ moves the target towards the teacher (class 1) and away from the
+        # student (class 0): the KD loss grows, so the gradient is positive
+        assert float(conf.grad) > 1e-3
+
+
+def test_st_ent_is_hinton_kd_plus_ce():
+    loss = losses.st_ent_loss(t(0.0, 0.0)[None], t(LN3, 0.0)[None], torch.tensor([0]), tau=1.0)
+    assert float(loss) == pytest.approx(kl([0.75, 0.25], [0.5, 0.5]) + math.log(2), rel=1e-5)
+
+
+def test_bce_conf_is_ce_plus_weighted_bce():
+    loss = losses.bce_conf_loss(t(0.0, 0.0)[None], t(0.0), torch.tensor([1]), t(1.0), mu=1.5)
+    assert float(loss) == pytest.approx(math.log(2) + 1.5 * math.log(2), rel=1e-6)
+
+
+def test_st_conf_hints_and_budget():
+    logits, conf, y = t(0.0, 0.0)[None], t(0.0), torch.tensor([0])
+    with_hint, l_c = losses.st_conf_loss(logits, conf, y, beta=0.1, hint_mask=torch.tensor([True]))
+    # p' = 0.5 [0.5, 0.5] + 0.5 [1, 0] = [0.75, 0.25]
+    assert float(with_hint) == pytest.approx(-math.log(0.75) + 0.1 * math.log(2), rel=1e-5)
+    assert float(l_c) == pytest.approx(math.log(2))
+    without, _ = losses.st_conf_loss(logits, conf, y, beta=0.1, hint_mask=torch.tensor([False]))
+    assert float(without) == pytest.approx(math.log(2) + 0.1 * math.log(2), rel=1e-5)
+    beta = losses.StConfBeta(0.1, budget=0.3)
+    beta.update(0.2)  # budget > L_c: beta / 1.01
+    assert beta.beta == pytest.approx(0.1 / 1.01)
+    beta.update(0.5)  # else beta / 0.99
+    assert beta.beta == pytest.approx(0.1 / 1.01 / 0.99)
+
+
+def test_student_learning_rates_per_epoch():
+    got = [student_lrs(e, 0.1) for e in range(4)]
+    expected = [(0.1, 0.1), (0.08, 0.1), (0.064, 0.02), (0.0512, 0.004)]
+    for (b, c), (eb, ec) in zip(got, expected, strict=True):
+        assert b == pytest.approx(eb)
+        assert c == pytest.approx(ec)
+
+
+def test_teacher_step_schedule():
+    cfg = {"lr": 0.1, "lr_step": 0.1, "lr_milestones": [2, 4]}
+    assert [teacher_lr(e, cfg) for e in range(5)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])

@@ -1,0 +1,89 @@
+# Evaluation: per-clip test scores once per (dataset, fold, model), then the K / Ks grid.
+
+
+rule teacher_scores:
+    input:
+        index=INDEX,
+        cache=CACHE,
+        model=TEACHER,
+    output:
+        scores=TEACHER_SCORES,
+    params:
+        config=section("data", "evaluation.batch_size"),
+    log:
+        "logs/scores/{dataset}_fold{fold}_teacher_{teacher}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "(" + CMD["teacher_scores"] + ") > {log} 2>&1"
+
+
+rule student_scores:
+    input:
+        index=INDEX,
+        cache=CACHE,
+        model=STUDENT,
+    output:
+        scores=STUDENT_SCORES,
+    params:
+        config=section("data", "evaluation.batch_size"),
+    log:
+        "logs/scores/{dataset}_fold{fold}_student_{teacher}_{student}_{method}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "(" + CMD["student_scores"] + ") > {log} 2>&1"
+
+
+rule evaluate_baselines:
+    input:
+        index=INDEX,
+        teacher=TEACHER_SCORES,
+    output:
+        table=EVAL_BASELINES,
+    params:
+        root=root_of,
+        config=section("evaluation", "pseudo_labels", "condi.detach_confidence_in_target"),
+    log:
+        "logs/evaluate/{dataset}_fold{fold}_{teacher}_baselines.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "(" + CMD["evaluate_baselines"] + ") > {log} 2>&1"
+
+
+rule evaluate_students:
+    input:
+        index=INDEX,
+        teacher=TEACHER_SCORES,
+        students=lambda w: [
+            STUDENT_SCORES.format(**dict(w.items()), method=m) for m in config["methods"]
+        ],
+    output:
+        table=EVAL_STUDENTS,
+    params:
+        root=root_of,
+        students=lambda w: pl.student_scores_arg(w.dataset, w.fold, w.teacher, w.student, config["methods"]),
+        config=section("evaluation", "pseudo_labels", "condi.detach_confidence_in_target"),
+    log:
+        "logs/evaluate/{dataset}_fold{fold}_{teacher}_{student}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "(" + CMD["evaluate_students"] + ") > {log} 2>&1"

@@ -1,0 +1,68 @@
+# Training: teacher, Eq. 1 pseudo-labels, student distillation per (teacher, student, method).
+# Training jobs checkpoint every epoch beside their output (<out>.state.pt): a killed job
+# re-run by Snakemake resumes from the last completed epoch.
+
+
+rule train_teacher:
+    input:
+        index=INDEX,
+        cache=CACHE,
+    output:
+        model=TEACHER,
+    params:
+        config=section("teachers", "training.teacher", "data", "seed"),
+    log:
+        "logs/train_teacher/{dataset}_fold{fold}_{teacher}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        mem_mb=16000,
+        runtime=24 * 60,
+    shell:
+        "(" + CMD["train_teacher"] + ") > {log} 2>&1"
+
+
+rule pseudo_labels:
+    input:
+        index=INDEX,
+        cache=CACHE,
+        teacher=TEACHER,
+    output:
+        labels=LABELS,
+    params:
+        config=section("data", "evaluation.batch_size"),
+    log:
+        "logs/pseudo_labels/{dataset}_fold{fold}_{teacher}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "(" + CMD["pseudo_labels"] + ") > {log} 2>&1"
+
+
+rule train_student:
+    input:
+        index=INDEX,
+        cache=CACHE,
+        labels=LABELS,
+    output:
+        model=STUDENT,
+    params:
+        config=section("students", "training.student", "condi", "st_conf", "data", "seed"),
+    log:
+        "logs/train_student/{dataset}_fold{fold}_{teacher}_{student}_{method}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        mem_mb=16000,
+        runtime=24 * 60,
+    shell:
+        "(" + CMD["train_student"] + ") > {log} 2>&1"
