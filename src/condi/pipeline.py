@@ -62,10 +62,17 @@ COMMANDS: dict[str, str] = {
 
 # params.yaml keys each stage reads (DVC ``params:``; Snakemake gets the same via ``params:``).
 PARAM_KEYS: dict[str, list[str]] = {
-    "synth": ["datasets"],
-    "index": ["datasets", "data.clip_len", "data.val_fraction", "seed"],
+    "synth": ["datasets.{dataset}.synth"],
+    "index": ["datasets.{dataset}", "data.clip_len", "data.val_fraction", "seed"],
     "cache": ["data.short_side"],
-    "train_teacher": ["teachers", "training.teacher", "data", "seed", "device", "threads"],
+    "train_teacher": [
+        "teachers.{teacher}",
+        "training.teacher",
+        "data",
+        "seed",
+        "device",
+        "threads",
+    ],
     "pseudo_labels": ["data", "evaluation.batch_size", "device"],
     "train_student": [
         "students",
@@ -93,8 +100,8 @@ LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}.npz"
 STUDENT = "models/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.pt"
 TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/teacher_{teacher}.npz"
 STUDENT_SCORES = "results/scores/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.npz"
-EVAL_BASELINES = "results/eval/{dataset}/fold{fold}/{teacher}_baselines.csv"
-EVAL_STUDENTS = "results/eval/{dataset}/fold{fold}/{teacher}_{student}.csv"
+EVAL_BASELINES = "results/eval/{dataset}/fold{fold}/baselines_{teacher}.csv"
+EVAL_STUDENTS = "results/eval/{dataset}/fold{fold}/students_{teacher}_{student}.csv"
 TABLE3_CSV = "results/table3.csv"
 TABLE3_MD = "results/table3.md"
 
@@ -133,7 +140,7 @@ class Stage:
     deps: list[str]
     outs: list[str]
     params: list[str] = field(default_factory=list)
-    persist: bool = False
+    wildcards: dict[str, Any] = field(default_factory=dict)
 
 
 def _fill(template: str, **ns: Any) -> str:
@@ -160,6 +167,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                     [],
                     [root],
                     PARAM_KEYS["synth"],
+                    wildcards={"dataset": d},
                 )
             )
         for f in ds.get("folds", [1]):
@@ -180,6 +188,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                     root_dep,
                     [index],
                     PARAM_KEYS["index"],
+                    wildcards=w,
                 )
             )
             out.append(
@@ -191,6 +200,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                     [index] + root_dep,
                     [cache],
                     PARAM_KEYS["cache"],
+                    wildcards=w,
                 )
             )
             io = {"index": index, "cache": cache}
@@ -213,7 +223,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                         [index, cache],
                         [teacher],
                         PARAM_KEYS["train_teacher"],
-                        persist=True,
+                        wildcards=wt,
                     )
                 )
                 out.append(
@@ -228,6 +238,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                         [index, cache, teacher],
                         [labels],
                         PARAM_KEYS["pseudo_labels"],
+                        wildcards=wt,
                     )
                 )
                 out.append(
@@ -242,6 +253,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                         [index, cache, teacher],
                         [tscores],
                         PARAM_KEYS["teacher_scores"],
+                        wildcards=wt,
                     )
                 )
                 base = EVAL_BASELINES.format(**wt)
@@ -258,6 +270,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                         [index, tscores],
                         [base],
                         PARAM_KEYS["evaluate_baselines"],
+                        wildcards=wt,
                     )
                 )
                 for s in config["students"]:
@@ -277,7 +290,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                                 [index, cache, labels],
                                 [model],
                                 PARAM_KEYS["train_student"],
-                                persist=True,
+                                wildcards=wm,
                             )
                         )
                         out.append(
@@ -292,6 +305,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                                 [index, cache, model],
                                 [sc],
                                 PARAM_KEYS["student_scores"],
+                                wildcards=wm,
                             )
                         )
                         sscores.append(sc)
@@ -314,6 +328,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                             [index, tscores, *sscores],
                             [ev],
                             PARAM_KEYS["evaluate_students"],
+                            wildcards=ws,
                         )
                     )
     evals = eval_csvs(config)
@@ -331,3 +346,22 @@ def stages(config: dict[str, Any]) -> list[Stage]:
         )
     )
     return out
+
+
+def _dvc_name(stage: Stage) -> str:
+    return stage.name.replace("@", "--")
+
+
+def dvc_yaml(config: dict[str, Any]) -> dict[str, Any]:
+    """``dvc.yaml`` for ``config``: one stage per Snakemake job, the same command, inputs,
+    outputs and (narrowed) params. Written by ``condi pipeline dvc``."""
+    out: dict[str, Any] = {}
+    for st in stages(config):
+        entry: dict[str, Any] = {"cmd": st.cmd}
+        if st.deps:
+            entry["deps"] = list(dict.fromkeys(st.deps))
+        if st.params:
+            entry["params"] = [k.format(**st.wildcards) for k in st.params]
+        entry["outs"] = list(st.outs)
+        out[_dvc_name(st)] = entry
+    return {"stages": out}

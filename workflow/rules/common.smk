@@ -53,7 +53,7 @@ def section(*keys):
         out = {}
         for key in keys:
             node = config
-            for part in key.split("."):
+            for part in key.format(**dict(wildcards.items())).split("."):
                 node = node.get(part, {}) if isinstance(node, dict) else {}
             out[key] = node
         return repr(out)

@@ -16,7 +16,7 @@ rule teacher_scores:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
         mem_mb=8000,
         runtime=120,
     shell:
@@ -38,7 +38,7 @@ rule student_scores:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] != "cpu" else 0,
+        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
         mem_mb=8000,
         runtime=120,
     shell:

@@ -14,7 +14,7 @@ import sys
 from condi.config import ConfigError
 
 # Modules contributing subcommands, in the order they appear in ``condi --help``.
-COMMAND_MODULES = ["data", "models", "train", "evaluate", "tables", "predict", "tracking"]
+COMMAND_MODULES = ["data", "models", "train", "evaluate", "tables", "predict", "pipeline", "tracking"]
 
 
 def build_parser() -> argparse.ArgumentParser:
