@@ -10,7 +10,7 @@ resumes the partial ones.
 
 Extraction (:func:`extract_archive`): ``.zip`` and ``.tar``/``.tar.gz``/``.tgz`` with the standard
 library (with path-traversal checks), ``.rar`` with ``unar`` or ``7z``/``7zz`` found on ``PATH``
-(Debian packages ``unar`` or ``7zip``). After a successful extraction a marker
+(Debian package ``unar``; Debian's ``7zip`` reads RAR only with the non-free ``7zip-rar``). After a successful extraction a marker
 ``<archive>.extracted`` is written beside the archive, so a restart skips the archive even when it
 was deleted after extraction (Kinetics tarballs are, by default, to halve the disk space needed).
 
@@ -341,8 +341,9 @@ def find_rar_tool() -> list[str]:
     raise ExtractionError(
         "no RAR extractor found on PATH (looked for "
         + ", ".join(RAR_TOOLS)
-        + "): install the Debian package `unar` (apt-get install unar) or `7zip` "
-        "(apt-get install 7zip), or extract the .rar yourself"
+        + "): install the Debian package `unar` (apt-get install unar); Debian's `7zip` package "
+        "reads RAR only together with the non-free `7zip-rar` package. Or extract the .rar "
+        "yourself into the dataset root."
     )
 
 
@@ -386,8 +387,12 @@ def extract_archive(archive: Path | str, dest: Path | str, *, force: bool = Fals
         command = _rar_command(find_rar_tool()[0], archive, dest)
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
+            hint = ""
+            if Path(command[0]).name != "unar":
+                hint = " (Debian's 7zip reads RAR only with the non-free `7zip-rar`; try `unar`)"
+            output = (result.stderr or result.stdout).strip()[-2000:]
             raise ExtractionError(
-                f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+                f"{' '.join(command)} failed ({result.returncode}){hint}: {output}"
             )
     else:
         raise ExtractionError(f"unknown archive type: {archive}")
