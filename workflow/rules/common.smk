@@ -19,7 +19,8 @@ from condi.pipeline import (
 condi.config.validate(config, source="params.yaml")
 condi.config.check_dataset_roots(config)
 
-CMD = pl.COMMANDS
+# Each rule runs its condi command with stdout and stderr in its log.
+SHELL = {name: f"({cmd}) > {{log}} 2>&1" for name, cmd in pl.COMMANDS.items()}
 ENV = "../envs/condi.yaml"
 
 

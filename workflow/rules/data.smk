@@ -16,7 +16,7 @@ rule synth:
         mem_mb=2000,
         runtime=30,
     shell:
-        "(" + CMD["synth"] + ") > {log} 2>&1"
+        SHELL["synth"]
 
 
 rule index:
@@ -38,7 +38,7 @@ rule index:
         mem_mb=4000,
         runtime=120,
     shell:
-        "(" + CMD["index"] + ") > {log} 2>&1"
+        SHELL["index"]
 
 
 rule cache:
@@ -58,4 +58,4 @@ rule cache:
         mem_mb=8000,
         runtime=600,
     shell:
-        "(" + CMD["cache"] + ") > {log} 2>&1"
+        SHELL["cache"]

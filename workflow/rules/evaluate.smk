@@ -20,7 +20,7 @@ rule teacher_scores:
         mem_mb=8000,
         runtime=120,
     shell:
-        "(" + CMD["teacher_scores"] + ") > {log} 2>&1"
+        SHELL["teacher_scores"]
 
 
 rule student_scores:
@@ -42,7 +42,7 @@ rule student_scores:
         mem_mb=8000,
         runtime=120,
     shell:
-        "(" + CMD["student_scores"] + ") > {log} 2>&1"
+        SHELL["student_scores"]
 
 
 rule evaluate_baselines:
@@ -62,7 +62,7 @@ rule evaluate_baselines:
         mem_mb=4000,
         runtime=30,
     shell:
-        "(" + CMD["evaluate_baselines"] + ") > {log} 2>&1"
+        SHELL["evaluate_baselines"]
 
 
 rule evaluate_students:
@@ -86,4 +86,4 @@ rule evaluate_students:
         mem_mb=4000,
         runtime=30,
     shell:
-        "(" + CMD["evaluate_students"] + ") > {log} 2>&1"
+        SHELL["evaluate_students"]

@@ -14,4 +14,4 @@ rule table3:
     conda:
         ENV
     shell:
-        "(" + CMD["table3"] + ") > {log} 2>&1"
+        SHELL["table3"]

@@ -21,7 +21,7 @@ rule train_teacher:
         mem_mb=16000,
         runtime=24 * 60,
     shell:
-        "(" + CMD["train_teacher"] + ") > {log} 2>&1"
+        SHELL["train_teacher"]
 
 
 rule pseudo_labels:
@@ -43,7 +43,7 @@ rule pseudo_labels:
         mem_mb=8000,
         runtime=120,
     shell:
-        "(" + CMD["pseudo_labels"] + ") > {log} 2>&1"
+        SHELL["pseudo_labels"]
 
 
 rule train_student:
@@ -65,4 +65,4 @@ rule train_student:
         mem_mb=16000,
         runtime=24 * 60,
     shell:
-        "(" + CMD["train_student"] + ") > {log} 2>&1"
+        SHELL["train_student"]
