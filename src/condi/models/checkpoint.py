@@ -1,0 +1,186 @@
+"""Loading weights: Efficient-3DCNNs, VMZ/torchvision/PyTorchVideo and condi checkpoints.
+
+Accepted inputs (a path or an already loaded object):
+
+* Efficient-3DCNNs ``{'epoch', 'arch', 'state_dict', 'optimizer', 'best_prec1'}`` saved from an
+  ``nn.DataParallel`` model (keys start with ``module.``; ``reference/state_dicts/README.md``);
+* condi's own ``{'model': state_dict, 'arch': str, 'kwargs': dict, 'num_classes': int, ...}``;
+* PyTorchVideo's ``{'model_state': state_dict}``;
+* a plain state_dict.
+
+``module.`` prefixes are stripped. A :class:`~condi.models.student.StudentModel` receives a
+backbone checkpoint in ``.backbone`` (its confidence head keeps its initialisation); a
+``tv:``/``ptv:`` wrapper receives the library's keys under its ``net.`` prefix. With
+``strict=True`` any missing key, unexpected key or shape mismatch raises a ``ValueError`` that
+names the source and lists all three; with ``strict=False`` the matching entries are loaded
+and the rest reported in the returned :class:`LoadResult`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from condi.models.student import StudentModel
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_pretrained` did."""
+
+    source: str
+    target: str  # "model" or "backbone"
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    checkpoint_arch: str | None = None
+
+
+def normalise_arch(name: str) -> str:
+    """``resnext-101`` (Efficient-3DCNNs' ``arch``) == ``resnext101``; case and -/_ ignored."""
+    return name.lower().replace("-", "").replace("_", "").replace(":", "")
+
+
+def read_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Any:
+    """``torch.load`` on CPU (``weights_only`` by default: tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # unpickling errors have many types
+        raise ValueError(f"{path}: cannot read checkpoint: {exc}") from exc
+
+
+def extract_state_dict(
+    obj: Any, source: str = "<state_dict>"
+) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The state_dict inside a loaded checkpoint (``module.`` prefixes stripped) and its arch."""
+    arch = None
+    if isinstance(obj, Mapping):
+        arch = obj.get("arch") if isinstance(obj.get("arch"), str) else None
+        for key in ("state_dict", "model", "model_state"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(
+            f"{source}: not a state_dict nor a checkpoint holding one under "
+            "'state_dict' (Efficient-3DCNNs), 'model' (condi) or 'model_state' (PyTorchVideo)"
+        )
+    state = {}
+    for key, value in obj.items():
+        while key.startswith("module."):
+            key = key[len("module.") :]
+        state[key] = value
+    return state, arch
+
+
+def _adapt_prefix(state: dict[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Add ``net.`` (tv:/ptv: wrappers) when the target has it and the checkpoint does not."""
+    target_wrapped = bool(target_keys) and all(k.startswith("net.") for k in target_keys)
+    if target_wrapped and state and not any(k.startswith("net.") for k in state):
+        return {f"net.{k}": v for k, v in state.items()}
+    return state
+
+
+def load_pretrained(
+    model: nn.Module,
+    path_or_state: str | os.PathLike | Mapping[str, Any],
+    arch: str | None = None,
+    strict: bool = True,
+    weights_only: bool = True,
+) -> LoadResult:
+    """Load a checkpoint into ``model`` (or into ``model.backbone`` for a student).
+
+    ``arch``, when given, must agree with the checkpoint's own ``arch`` field if it has one
+    (``resnext-101`` matches ``resnext101``). Raises ``ValueError`` on any mismatch when
+    ``strict`` (the message names the file and lists missing keys, unexpected keys and shape
+    mismatches), ``FileNotFoundError`` for a missing file.
+    """
+    if isinstance(path_or_state, (str, os.PathLike)):
+        source = str(path_or_state)
+        obj = read_checkpoint(path_or_state, weights_only=weights_only)
+    else:
+        source = "<state_dict>"
+        obj = path_or_state
+    state, ckpt_arch = extract_state_dict(obj, source)
+    if (
+        arch is not None
+        and ckpt_arch is not None
+        and normalise_arch(arch) != normalise_arch(ckpt_arch)
+    ):
+        raise ValueError(f"{source}: checkpoint is for arch {ckpt_arch!r}, not {arch!r}")
+
+    target, target_name = model, "model"
+    if isinstance(model, StudentModel) and not any(
+        k.startswith(("backbone.", "confidence.")) for k in state
+    ):
+        target, target_name = model.backbone, "backbone"
+    own = target.state_dict()
+    state = _adapt_prefix(state, set(own))
+
+    result = LoadResult(source=source, target=target_name, checkpoint_arch=ckpt_arch)
+    result.missing = [k for k in own if k not in state]
+    result.unexpected = [k for k in state if k not in own]
+    for k, v in state.items():
+        if k in own:
+            if tuple(v.shape) != tuple(own[k].shape):
+                result.mismatched.append((k, tuple(v.shape), tuple(own[k].shape)))
+            else:
+                result.loaded.append(k)
+    if strict and (result.missing or result.unexpected or result.mismatched):
+        raise ValueError(_mismatch_message(result, type(target).__name__))
+    target.load_state_dict({k: state[k] for k in result.loaded}, strict=False)
+    return result
+
+
+def _mismatch_message(result: LoadResult, target_type: str, limit: int = 20) -> str:
+    def listing(items: list[str]) -> str:
+        shown = ", ".join(items[:limit])
+        return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+    lines = [f"{result.source}: checkpoint does not match {target_type} ({result.target}):"]
+    if result.missing:
+        lines.append(f"  missing keys ({len(result.missing)}): {listing(result.missing)}")
+    if result.unexpected:
+        lines.append(f"  unexpected keys ({len(result.unexpected)}): {listing(result.unexpected)}")
+    if result.mismatched:
+        shapes = [f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in result.mismatched]
+        lines.append(f"  shape mismatches ({len(shapes)}): {listing(shapes)}")
+    return "\n".join(lines)
+
+
+def model_from_checkpoint(
+    path_or_obj: str | os.PathLike | Mapping[str, Any], student: bool | None = None
+) -> nn.Module:
+    """Rebuild and load a model from a condi checkpoint (``arch``, ``kwargs``, ``num_classes``).
+
+    ``student=None`` decides from the keys (``confidence.*`` present -> :class:`StudentModel`).
+    """
+    from condi.models import build_model, build_student
+
+    if isinstance(path_or_obj, (str, os.PathLike)):
+        source, obj = str(path_or_obj), read_checkpoint(path_or_obj)
+    else:
+        source, obj = "<checkpoint>", path_or_obj
+    if not isinstance(obj, Mapping) or not {"model", "arch", "num_classes"} <= set(obj):
+        raise ValueError(f"{source}: not a condi checkpoint (needs 'model', 'arch', 'num_classes')")
+    kwargs = dict(obj.get("kwargs") or {})
+    if student is None:
+        student = any(k.startswith("confidence.") for k in obj["model"])
+    builder = build_student if student else build_model
+    model = builder(obj["arch"], int(obj["num_classes"]), **kwargs)
+    load_pretrained(model, obj)
+    return model
