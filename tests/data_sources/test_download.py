@@ -145,6 +145,27 @@ def test_parallel_downloads_restart_after_failure(http_server, tmp_path):
         assert job.dest.read_bytes() == data
 
 
+def test_interrupt_stops_the_pool_and_a_rerun_finishes(http_server, tmp_path):
+    base, state = http_server
+    files = {f"g{i}.bin": _payload(20_000, seed=i) for i in range(4)}
+    for name, data in files.items():
+        _serve(state, name, data)
+    jobs = [DownloadJob(f"{base}/{name}", tmp_path / name) for name in files]
+
+    def interrupt(job: DownloadJob) -> None:
+        raise KeyboardInterrupt  # as if Ctrl-C arrived after the first file
+
+    with pytest.raises(KeyboardInterrupt):
+        download_many(jobs, workers=1, after=interrupt, **FAST)
+    assert len(state.requests) < 4  # the queued jobs were cancelled
+    assert jobs[0].dest.exists() and not jobs[3].dest.exists()
+    state.requests.clear()
+    download_many(jobs, workers=2, **FAST)
+    rerun = {name for name, _ in state.requests}
+    assert "g0.bin" not in rerun and "g3.bin" in rerun
+    assert all(job.dest.read_bytes() == files[job.dest.name] for job in jobs)
+
+
 # ----------------------------------------------------------------------------------------------
 # Extraction
 # ----------------------------------------------------------------------------------------------

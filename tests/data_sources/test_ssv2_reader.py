@@ -217,3 +217,8 @@ def test_chunk_gap_is_reported(ssv2_root, tmp_path):
     (root / "20bn-something-something-v2-01").unlink()
     with pytest.raises(FileNotFoundError, match="v2-01 is missing"):
         ssv2.prepare(root)
+
+
+def test_prepare_accepts_videos_extracted_by_hand(ssv2_root):
+    report = ssv2.prepare(ssv2_root)
+    assert report.ready and report.missing == []

@@ -191,7 +191,8 @@ def prepare(root: Path | str, *, delete_chunks: bool = False) -> PrepareReport:
 
     Labels: ``root/labels/*.json`` as they are, or extracted from the labels archive. Videos:
     the chunks are joined and extracted into ``root``; a marker in the video folder makes a second
-    run skip that step; ``delete_chunks`` removes the chunks afterwards.
+    run skip that step; ``delete_chunks`` removes the chunks afterwards. A video folder the user
+    extracted already (``.webm`` files, no chunks) counts as ready.
     """
     root = Path(root)
     if not root.is_dir():
@@ -219,6 +220,8 @@ def prepare(root: Path | str, *, delete_chunks: bool = False) -> PrepareReport:
                 for chunk in chunks:
                     chunk.unlink()
             videos_ready = True
+        elif (root / VIDEO_DIR).is_dir() and any((root / VIDEO_DIR).glob("*.webm")):
+            videos_ready = True  # extracted by the user
         else:
             videos_ready = False
             missing.append(f"{root}/20bn-something-something-v2-00 ... (the video chunks)")
