@@ -235,15 +235,15 @@ def table2_rows(configs: Sequence[dict[str, Any]]) -> Any:
                 "kwargs": json.dumps(kwargs, sort_keys=True),
                 "num_classes": n,
                 "input": "x".join(str(s) for s in shape),
-                "params_M": round(params / 1e6, 3),
-                "gmacs": round(gmacs, 3),
+                "params_M": params / 1e6,
+                "gmacs": gmacs,
                 "depth": depth(model, shape),
                 "paper_params_M": paper.get("params_M", math.nan),
                 "paper_gflops": paper.get("gflops", math.nan),
                 "paper_depth": paper.get("depth", math.nan),
                 "params": params,
                 "ref_gmacs": ref,
-                "gmacs_vs_ref": round(gmacs / ref, 4) if ref == ref else math.nan,
+                "gmacs_vs_ref": gmacs / ref if ref == ref else math.nan,
             }
         )
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
