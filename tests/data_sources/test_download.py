@@ -202,6 +202,9 @@ def test_extract_rejects_unsafe_paths_and_unknown_types(tmp_path):
     with pytest.raises(ExtractionError, match="unsafe path"):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "outside.txt").exists()
+    (tmp_path / "damaged.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    with pytest.raises(ExtractionError, match="(?s)damaged.*delete it"):
+        extract_archive(tmp_path / "damaged.tar.gz", tmp_path / "out")
     (tmp_path / "x.7z").write_bytes(b"")
     with pytest.raises(ExtractionError, match="unknown archive type"):
         extract_archive(tmp_path / "x.7z", tmp_path / "out")

@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -325,6 +326,7 @@ def download_many(
 # ----------------------------------------------------------------------------------------------
 
 RAR_TOOLS = ("unar", "7z", "7zz")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
 def extracted_marker(archive: Path) -> Path:
@@ -354,6 +356,17 @@ def _rar_command(tool: str, archive: Path, dest: Path) -> list[str]:
     return [tool, "x", "-y", f"-o{dest}", str(archive)]
 
 
+def _extract_rar(archive: Path, dest: Path) -> None:
+    command = _rar_command(find_rar_tool()[0], archive, dest)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        hint = ""
+        if Path(command[0]).name != "unar":
+            hint = " (Debian's 7zip reads RAR only with the non-free `7zip-rar`; try `unar`)"
+        output = (result.stderr or result.stdout).strip()[-2000:]
+        raise ExtractionError(f"{' '.join(command)} failed ({result.returncode}){hint}: {output}")
+
+
 def _check_member(name: str) -> None:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts:
@@ -375,25 +388,22 @@ def extract_archive(archive: Path | str, dest: Path | str, *, force: bool = Fals
     dest.mkdir(parents=True, exist_ok=True)
     name = archive.name.lower()
     log.info("extracting %s into %s", archive, dest)
-    if name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                _check_member(member)
-            zf.extractall(dest)
-    elif name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
-        with tarfile.open(archive) as tf:
-            tf.extractall(dest, filter="data")
-    elif name.endswith(".rar"):
-        command = _rar_command(find_rar_tool()[0], archive, dest)
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            hint = ""
-            if Path(command[0]).name != "unar":
-                hint = " (Debian's 7zip reads RAR only with the non-free `7zip-rar`; try `unar`)"
-            output = (result.stderr or result.stdout).strip()[-2000:]
+    if name.endswith(".rar"):
+        _extract_rar(archive, dest)
+    elif name.endswith(TAR_SUFFIXES) or name.endswith(".zip"):
+        try:
+            if name.endswith(".zip"):
+                with zipfile.ZipFile(archive) as zf:
+                    for member in zf.namelist():
+                        _check_member(member)
+                    zf.extractall(dest)
+            else:
+                with tarfile.open(archive) as tf:
+                    tf.extractall(dest, filter="data")
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
             raise ExtractionError(
-                f"{' '.join(command)} failed ({result.returncode}){hint}: {output}"
-            )
+                f"{archive} is damaged ({exc}): delete it to download it again"
+            ) from exc
     else:
         raise ExtractionError(f"unknown archive type: {archive}")
     marker.write_text("ok\n")
