@@ -167,7 +167,8 @@ def model_from_checkpoint(
 ) -> nn.Module:
     """Rebuild and load a model from a condi checkpoint (``arch``, ``kwargs``, ``num_classes``).
 
-    ``student=None`` decides from the keys (``confidence.*`` present -> :class:`StudentModel`).
+    ``student=None`` decides from the checkpoint's ``role`` (``student``/``teacher``, as
+    ``condi.training.common.save_model`` writes it), else from the keys (``confidence.*``).
     """
     from condi.models import build_model, build_student
 
@@ -178,6 +179,8 @@ def model_from_checkpoint(
     if not isinstance(obj, Mapping) or not {"model", "arch", "num_classes"} <= set(obj):
         raise ValueError(f"{source}: not a condi checkpoint (needs 'model', 'arch', 'num_classes')")
     kwargs = dict(obj.get("kwargs") or {})
+    if student is None and obj.get("role") in ("student", "teacher"):
+        student = obj["role"] == "student"
     if student is None:
         student = any(k.startswith("confidence.") for k in obj["model"])
     builder = build_student if student else build_model
