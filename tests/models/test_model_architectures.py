@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REFERENCES, SMALL_STUDENT, SMALL_TEACHER, header_params, parse_reference
+from model_refs import REFERENCES, SMALL_STUDENT, SMALL_TEACHER, header_params, parse_reference
 
 from condi.models import MODELS, build_model
 from condi.models.complexity import count_params

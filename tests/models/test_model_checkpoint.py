@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import (
+from model_refs import (
     REFERENCES,
     SMALL_STUDENT,
     SMALL_TEACHER,
@@ -141,3 +141,24 @@ def test_condi_checkpoint_round_trip(tmp_path, clip):
     assert type(model_from_checkpoint(ckpt)) is type(teacher)
     with pytest.raises(ValueError, match="checkpoint is for arch 'resnext101'"):
         load_pretrained(build_model(arch, 9, **kwargs), ckpt, arch=arch)
+
+
+def test_numpy_scalars_in_old_checkpoints_load(tmp_path):
+    """Efficient-3DCNNs-era files often hold NumPy scalars (best_prec1); weights_only still works."""
+    import numpy as np
+
+    model = build_model(*SMALL_STUDENT[:1], 10, **SMALL_STUDENT[1])
+    ckpt = efficient3dcnns_checkpoint(model.state_dict(), "shufflenetv2")
+    ckpt["best_prec1"] = np.float64(0.61)
+    ckpt["history"] = np.zeros(3, dtype=np.float32)
+    torch.save(ckpt, tmp_path / "old.pth")
+    assert load_pretrained(model, tmp_path / "old.pth").checkpoint_arch == "shufflenetv2"
+
+
+def test_student_checkpoint_into_plain_model(clip):
+    student = build_student(*SMALL_STUDENT[:1], 6, **SMALL_STUDENT[1]).eval()
+    plain = build_model(*SMALL_STUDENT[:1], 6, **SMALL_STUDENT[1]).eval()
+    result = load_pretrained(plain, student.state_dict())
+    assert result.skipped == ["confidence.weight", "confidence.bias"]
+    with torch.no_grad():
+        assert torch.equal(plain(clip), student(clip)[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SMALL_STUDENT, SMALL_TEACHER
+from model_refs import SMALL_STUDENT, SMALL_TEACHER
 
 from condi.models import StudentModel, build_model, build_student
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SMALL_STUDENT, SMALL_TEACHER
+from model_refs import SMALL_STUDENT, SMALL_TEACHER
 
 from condi.models import autocast_context, build_model, build_student, to_channels_last_3d
 

@@ -9,7 +9,8 @@ Accepted inputs (a path or an already loaded object):
 * a plain state_dict.
 
 ``module.`` prefixes are stripped. A :class:`~condi.models.student.StudentModel` receives a
-backbone checkpoint in ``.backbone`` (its confidence head keeps its initialisation); a
+backbone checkpoint in ``.backbone`` (its confidence head keeps its initialisation), and a plain model receives a
+student checkpoint's backbone (the ``confidence.*`` entries are reported as ``skipped``); a
 ``tv:``/``ptv:`` wrapper receives the library's keys under its ``net.`` prefix. With
 ``strict=True`` any missing key, unexpected key or shape mismatch raises a ``ValueError`` that
 names the source and lists all three; with ``strict=False`` the matching entries are loaded
@@ -43,6 +44,7 @@ class LoadResult:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     checkpoint_arch: str | None = None
+    skipped: list[str] = field(default_factory=list)  # a student's confidence head, if any
 
 
 def normalise_arch(name: str) -> str:
@@ -50,15 +52,38 @@ def normalise_arch(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "").replace(":", "")
 
 
+def _numpy_safe_globals() -> list[Any]:
+    """NumPy scalars/arrays that old checkpoints carry (e.g. ``best_prec1``): data, not code."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [
+        np.ndarray,
+        np.dtype,
+        core.multiarray.scalar,
+        core.multiarray._reconstruct,
+        *(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")),
+    ]
+
+
 def read_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Any:
-    """``torch.load`` on CPU (``weights_only`` by default: tensors and plain containers only)."""
+    """``torch.load`` on CPU.
+
+    ``weights_only`` (default) unpickles only tensors, plain containers and NumPy scalars/arrays,
+    never arbitrary objects; pass ``weights_only=False`` only for a file you trust.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
+        if weights_only:
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling errors have many types
-        raise ValueError(f"{path}: cannot read checkpoint: {exc}") from exc
+        hint = " (if you trust the file, load it with weights_only=False)" if weights_only else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: cannot read checkpoint{hint}: {first}") from exc
 
 
 def extract_state_dict(
@@ -124,14 +149,22 @@ def load_pretrained(
         raise ValueError(f"{source}: checkpoint is for arch {ckpt_arch!r}, not {arch!r}")
 
     target, target_name = model, "model"
-    if isinstance(model, StudentModel) and not any(
+    skipped: list[str] = []
+    is_student_state = bool(state) and all(
         k.startswith(("backbone.", "confidence.")) for k in state
-    ):
+    )
+    if isinstance(model, StudentModel) and not is_student_state:
         target, target_name = model.backbone, "backbone"
+    elif not isinstance(model, StudentModel) and is_student_state:
+        # a student checkpoint into a plain model: its backbone (head included) loads
+        skipped = [k for k in state if k.startswith("confidence.")]
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     own = target.state_dict()
     state = _adapt_prefix(state, set(own))
 
-    result = LoadResult(source=source, target=target_name, checkpoint_arch=ckpt_arch)
+    result = LoadResult(
+        source=source, target=target_name, checkpoint_arch=ckpt_arch, skipped=skipped
+    )
     result.missing = [k for k in own if k not in state]
     result.unexpected = [k for k in state if k not in own]
     for k, v in state.items():
