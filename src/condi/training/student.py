@@ -174,6 +174,7 @@ def train_student(
         arch=spec["arch"],
         kwargs=spec.get("kwargs", {}),
         num_classes=data.num_classes,
+        class_names=list(data.meta.get("class_names", [])),
         method=method,
         history=result.history,
     )

@@ -65,6 +65,7 @@ def train_teacher(
             arch=spec["arch"],
             kwargs=spec.get("kwargs", {}),
             num_classes=data.num_classes,
+            class_names=list(data.meta.get("class_names", [])),
             source=str(spec["checkpoint"]),
             val=metrics,
         )
@@ -109,6 +110,7 @@ def train_teacher(
         arch=spec["arch"],
         kwargs=spec.get("kwargs", {}),
         num_classes=data.num_classes,
+        class_names=list(data.meta.get("class_names", [])),
         best_epoch=result.best_epoch,
         history=result.history,
     )

@@ -1,0 +1,136 @@
+"""Classify whole videos with a trained student + teacher (paper Fig. 1, SPEC section 4).
+
+The student skims every clip of the video; the K clips with the highest z~ go to the teacher
+(``ks = 0``, inference (b)), or the Ks lowest-entropy clips are classified by the student itself
+and K - Ks go to the teacher (inference (c)). Timing covers the forward passes on decoded clips
+(decoding is reported separately).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from condi.evaluation.metrics import softmax_np
+from condi.evaluation.samplers import split_prediction
+from condi.evaluation.scores import entropy_np, sigmoid
+
+
+@dataclass
+class Prediction:
+    video: str
+    label: int
+    label_name: str
+    top5: list[tuple[str, float]]
+    student_clips: list[int]
+    teacher_clips: list[int]
+    num_clips: int
+    decode_s: float
+    model_s: float
+    error: str | None = None
+    z_tilde: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def normalise_clips(clips: np.ndarray, crop_size: int, mean, std) -> torch.Tensor:
+    """uint8 (N, L, S, S, 3) -> float (N, 3, L, crop, crop): center crop, then (x/255 - mean)/std."""
+    n, length, h, w, _ = clips.shape
+    top, left = (h - crop_size) // 2, (w - crop_size) // 2
+    x = torch.from_numpy(
+        np.ascontiguousarray(clips[:, :, top : top + crop_size, left : left + crop_size])
+    )
+    x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1)
+    return (x - m) / s
+
+
+@torch.no_grad()
+def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device):
+    outs = [model(x[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    if isinstance(outs[0], tuple):
+        return torch.cat([o[0] for o in outs]).float().cpu().numpy(), torch.cat(
+            [o[1] for o in outs]
+        ).float().cpu().numpy()
+    return torch.cat(outs).float().cpu().numpy(), None
+
+
+def predict_clips(
+    clips: torch.Tensor,
+    teacher: nn.Module,
+    student: nn.Module,
+    k: int,
+    ks: int = 0,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run the ConDi inference on one video's normalised clips.
+
+    Returns ``(probabilities (C,), student clips, teacher clips, z~ per clip)``.
+    """
+    device = device or torch.device("cpu")
+    s_logits, conf = _batched(student, clips, batch_size, device)
+    z_tilde = sigmoid(conf)
+    s_probs = softmax_np(s_logits.astype(np.float64))
+    h = entropy_np(s_probs)
+    n = len(clips)
+    if k >= n:
+        chosen_s, chosen_t = np.zeros(0, np.int64), np.arange(n)
+    else:
+        ks_ = min(ks, k)
+        chosen_s = np.argsort(h, kind="stable")[:ks_]
+        rest = np.setdiff1d(np.arange(n), chosen_s)
+        chosen_t = rest[np.argsort(-z_tilde[rest], kind="stable")[: k - ks_]]
+    t_logits, _ = _batched(teacher, clips[torch.from_numpy(np.sort(chosen_t))], batch_size, device)
+    t_probs = np.zeros((n, s_probs.shape[1]))
+    t_probs[np.sort(chosen_t)] = softmax_np(t_logits.astype(np.float64))
+    probs, s_used, t_used = split_prediction(t_probs, s_probs, z_tilde, h, k, ks)
+    return probs, s_used, t_used, z_tilde
+
+
+def predict_video(
+    path: str | Path,
+    teacher: nn.Module,
+    student: nn.Module,
+    class_names: list[str],
+    data_cfg: dict[str, Any],
+    k: int,
+    ks: int = 0,
+    device: torch.device | None = None,
+) -> Prediction:
+    """Decode ``path`` (PyAV) and classify it; a bad file gives a Prediction with ``error``."""
+    from condi.data.video import VideoError, read_video_clips
+
+    t0 = time.perf_counter()
+    try:
+        clips = read_video_clips(path, data_cfg["clip_len"], data_cfg["short_side"])
+    except VideoError as exc:
+        return Prediction(str(path), -1, "", [], [], [], 0, 0.0, 0.0, error=exc.reason)
+    if len(clips) == 0:
+        return Prediction(str(path), -1, "", [], [], [], 0, 0.0, 0.0, error="no frames decoded")
+    decode_s = time.perf_counter() - t0
+    x = normalise_clips(clips, data_cfg["crop_size"], data_cfg["mean"], data_cfg["std"])
+    t1 = time.perf_counter()
+    probs, s_used, t_used, z_tilde = predict_clips(x, teacher, student, k, ks, device=device)
+    model_s = time.perf_counter() - t1
+    order = np.argsort(-probs)[:5]
+    return Prediction(
+        video=str(path),
+        label=int(order[0]),
+        label_name=class_names[int(order[0])],
+        top5=[(class_names[int(i)], float(probs[i])) for i in order],
+        student_clips=sorted(int(i) for i in s_used),
+        teacher_clips=sorted(int(i) for i in t_used),
+        num_clips=len(clips),
+        decode_s=decode_s,
+        model_s=model_s,
+        z_tilde=[round(float(z), 4) for z in z_tilde],
+    )
