@@ -1,0 +1,494 @@
+"""The embedded default dataset: synthetic motion classes with visibly ambiguous clips.
+
+SPEC sections 7 and 9. Every video shows one bright blob (the *actor*) moving with its class's
+motion over a per-video background texture. The video is cut, exactly like the index does,
+into N = ceil(T / L) clips of L frames; every clip redraws the actor's start position (a
+visible cut at clip boundaries), and a per-video share of the clips is *ambiguous*, of one of
+four kinds, each visible in the clip itself:
+
+* ``distractor``: a second, larger, full-contrast actor performs the video's *distractor
+  class* (one other class, fixed per video) over a faint true actor. A teacher tends to be
+  confidently wrong on these in a consistent direction, so averaging all clips is pulled
+  towards the distractor class: the regime in which clip selection can beat dense averaging.
+* ``occlusion``: an opaque rectangle covers most of the actor's path in the clip.
+* ``blur``: heavy Gaussian blur and noise over a lower-contrast actor.
+* ``static``: no motion: the clip's first frame, frozen.
+
+The files are real encoded videos (MPEG-4 part 2 in AVI, as UCF-101) in the UCF-101 layout
+with a single fold 1, so they go through the same reader, index and decoder as UCF-101.
+``manifest.parquet`` holds the ground truth per clip and ``synth_config.json`` the resolved
+parameters. Output is byte-identical for the same seed, preset and overrides (single-threaded,
+bit-exact encoding; every video has its own random stream derived from ``(seed, video
+number)``). Clip boundaries in the manifest follow ``clip_len``: index the dataset with the same
+clip length for the manifest rows to align with the index rows.
+
+What this benchmark can show: whether a student learns to spot visibly ambiguous clips and
+whether selecting clips beats averaging all of them. It says nothing about real-world accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+
+MOTIONS = (
+    "MoveRight",
+    "MoveLeft",
+    "MoveUp",
+    "MoveDown",
+    "CircleClockwise",
+    "CircleCounterclockwise",
+    "ZigZag",
+    "Pulse",
+    "MoveDiagonal",
+    "Shake",
+)
+AMBIGUOUS_KINDS = ("distractor", "occlusion", "blur", "static")
+KINDS = ("clean", *AMBIGUOUS_KINDS)
+
+MANIFEST_COLUMNS = (
+    "video",
+    "label",
+    "split",
+    "clip_index",
+    "num_clips",
+    "ambiguous",
+    "kind",
+    "distractor_class",
+)
+
+
+@dataclass
+class SynthConfig:
+    """Generator parameters. Pairs are ``(low, high)`` ranges drawn uniformly per video.
+
+    Lengths are in units of the frame's short side (so presets of different frame sizes look
+    alike); times are in frames.
+    """
+
+    num_classes: int = 8
+    train_per_class: int = 25
+    test_per_class: int = 15
+    min_clips: int = 3  # N per video, log-uniform between min_clips and max_clips
+    max_clips: int = 30
+    clip_len: int = 16
+    height: int = 48
+    width: int = 64
+    fps: int = 25
+    ambiguous_share: tuple[float, float] = (0.25, 0.75)  # share of a video's clips
+    kind_probs: dict[str, float] = field(
+        default_factory=lambda: {
+            "distractor": 0.55,
+            "occlusion": 0.15,
+            "blur": 0.15,
+            "static": 0.15,
+        }
+    )
+    actor_sigma: tuple[float, float] = (0.07, 0.1)  # Gaussian blob sigma
+    speed: tuple[float, float] = (0.02, 0.035)  # per frame
+    faint_alpha: tuple[float, float] = (0.2, 0.35)  # true actor's opacity under a distractor
+    blur_alpha: tuple[float, float] = (0.4, 0.7)  # true actor's opacity in blur clips
+    distractor_scale: tuple[float, float] = (1.5, 2.0)  # distractor sigma / actor sigma
+    occluder_cover: tuple[float, float] = (0.8, 1.0)  # share of the path's long side covered
+    blur_sigma: tuple[float, float] = (0.06, 0.09)
+    noise_std: tuple[float, float] = (25.0, 45.0)  # grey levels
+    qscale: int = 4  # MPEG-4 quantiser (2 = best, 31 = worst)
+
+    def validate(self) -> SynthConfig:
+        if not 2 <= self.num_classes <= len(MOTIONS):
+            raise ValueError(
+                f"synth: num_classes must be in 2..{len(MOTIONS)}, got {self.num_classes}"
+            )
+        if self.train_per_class < 1 or self.test_per_class < 1:
+            raise ValueError("synth: train_per_class and test_per_class must be >= 1")
+        if not 1 <= self.min_clips <= self.max_clips:
+            raise ValueError(
+                f"synth: need 1 <= min_clips <= max_clips, got {self.min_clips}, {self.max_clips}"
+            )
+        if self.clip_len < 2:
+            raise ValueError("synth: clip_len must be >= 2")
+        if self.height % 2 or self.width % 2 or min(self.height, self.width) < 16:
+            raise ValueError(
+                f"synth: height and width must be even and >= 16, got {self.height}x{self.width}"
+            )
+        unknown = set(self.kind_probs) - set(AMBIGUOUS_KINDS)
+        if unknown:
+            raise ValueError(
+                f"synth: kind_probs: unknown kinds {sorted(unknown)}; use {AMBIGUOUS_KINDS}"
+            )
+        if any(p < 0 for p in self.kind_probs.values()) or sum(self.kind_probs.values()) <= 0:
+            raise ValueError(
+                f"synth: kind_probs must be >= 0 with a positive sum, got {self.kind_probs}"
+            )
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) and not (len(value) == 2 and 0 <= value[0] <= value[1]):
+                raise ValueError(
+                    f"synth: {f.name} must be a range (low, high), 0 <= low <= high, got {value}"
+                )
+        if self.ambiguous_share[1] > 1:
+            raise ValueError("synth: ambiguous_share must lie in [0, 1]")
+        if not 1 <= self.qscale <= 31:
+            raise ValueError("synth: qscale must be in 1..31")
+        return self
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Sized for the whole pipeline (teacher + 5 students, tiny 3D CNNs, 10 epochs) on 2 cores.
+    "default": {},
+    # For end-to-end tests.
+    "tiny": {
+        "num_classes": 4,
+        "train_per_class": 4,
+        "test_per_class": 3,
+        "min_clips": 2,
+        "max_clips": 6,
+        "height": 32,
+        "width": 40,
+    },
+}
+
+
+def make_config(preset: str = "default", **overrides: Any) -> SynthConfig:
+    """The preset's :class:`SynthConfig` with ``overrides`` applied and checked."""
+    if preset not in PRESETS:
+        raise ValueError(f"synth: unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    names = {f.name for f in dataclasses.fields(SynthConfig)}
+    values = {**PRESETS[preset], **overrides}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"synth: unknown parameters {sorted(unknown)}; valid: {sorted(names)}")
+    defaults = SynthConfig()
+    for key, value in values.items():
+        if isinstance(getattr(defaults, key), tuple):
+            values[key] = tuple(float(v) for v in value)
+    return SynthConfig(**values).validate()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering. Coordinates are pixels, x to the right, y down; arrays are (frames, H, W, 3) float.
+
+
+@dataclass(frozen=True)
+class _Video:
+    """Per-video appearance, drawn once."""
+
+    label: int
+    distractor: int
+    background: np.ndarray  # (H, W, 3)
+    colour: np.ndarray  # (3,)
+    sigma: float  # px
+    speed: float  # px per frame
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, int]) -> np.ndarray:
+    """Bilinearly upsampled random grid, (h, w, 3) in [-1, 1]."""
+    gh, gw = cells
+    grid = rng.uniform(-1, 1, (gh, gw, 3))
+    ry = _interp_matrix(h, gh)
+    rx = _interp_matrix(w, gw)
+    return np.einsum("yi,ijc,xj->yxc", ry, grid, rx, optimize=True)
+
+
+def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Linear interpolation weights (n_out, n_in) mapping a coarse axis onto a fine one."""
+    pos = np.linspace(0, n_in - 1, n_out)
+    return np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(n_in)[None, :]))
+
+
+def _trajectory(
+    motion: str, n: int, rng: np.random.Generator, speed: float, side: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets (dx, dy) from the start and a size factor, each (n,), for one clip of ``motion``."""
+    t = np.arange(n, dtype=np.float64)
+    zero, one = np.zeros(n), np.ones(n)
+    if motion == "MoveRight":
+        return speed * t, zero, one
+    if motion == "MoveLeft":
+        return -speed * t, zero, one
+    if motion == "MoveUp":
+        return zero, -speed * t, one
+    if motion == "MoveDown":
+        return zero, speed * t, one
+    if motion == "MoveDiagonal":
+        return speed * t / math.sqrt(2), speed * t / math.sqrt(2), one
+    if motion in ("CircleClockwise", "CircleCounterclockwise"):
+        radius = rng.uniform(0.15, 0.25) * side
+        omega = 2 * math.pi / rng.uniform(12, 18)
+        sign = 1.0 if motion == "CircleClockwise" else -1.0  # y points down: +angle is clockwise
+        angle = rng.uniform(0, 2 * math.pi) + sign * omega * t
+        return radius * np.cos(angle), radius * np.sin(angle), one
+    if motion == "ZigZag":
+        period, amp = rng.uniform(6, 10), 0.12 * side
+        phase = rng.uniform(0, 1)
+        tri = 2 * np.abs(2 * ((t / period + phase) % 1) - 1) - 1
+        return speed * t, amp * tri, one
+    if motion == "Pulse":
+        period = rng.uniform(8, 12)
+        return zero, zero, 1 + 0.5 * np.sin(2 * math.pi * t / period + rng.uniform(0, 2 * math.pi))
+    if motion == "Shake":
+        period, amp = rng.uniform(4, 6), 0.1 * side
+        return amp * np.sin(2 * math.pi * t / period + rng.uniform(0, 2 * math.pi)), zero, one
+    raise ValueError(f"unknown motion {motion!r}")
+
+
+def _place(
+    dx: np.ndarray,
+    dy: np.ndarray,
+    margin: float,
+    box: tuple[float, float, float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute positions: the path shifted to a random place where it stays inside ``box``
+    (x0, y0, x1, y1) with ``margin`` (at most half the box); a path too long for the box is shrunk to fit."""
+    out = []
+    for d, lo, hi in ((dx, box[0], box[2]), (dy, box[1], box[3])):
+        m = min(margin, (hi - lo) / 2)
+        lo, hi = lo + m, hi - m
+        extent, room = d.max() - d.min(), hi - lo
+        if extent > room:
+            d, extent = d * (room / extent), room
+        start = lo + rng.uniform(0, max(room - extent, 0.0)) - d.min()
+        out.append(start + d)
+    return out[0], out[1]
+
+
+def _blob(xs: np.ndarray, ys: np.ndarray, sigmas: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(n, H, W) opacity of a Gaussian blob with a saturated core, separable in x and y."""
+    gx = np.exp(-((np.arange(w)[None, :] - xs[:, None]) ** 2) / (2 * sigmas[:, None] ** 2))
+    gy = np.exp(-((np.arange(h)[None, :] - ys[:, None]) ** 2) / (2 * sigmas[:, None] ** 2))
+    gx, gy = gx.astype(np.float32), gy.astype(np.float32)
+    return np.minimum(np.float32(1), np.float32(1.5) * gy[:, :, None] * gx[:, None, :])
+
+
+def _composite(frames: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    a = alpha[..., None]
+    return frames + a * (colour.astype(np.float32) - frames)
+
+
+def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) row-normalised Gaussian smoothing matrix (edges renormalised)."""
+    k = np.exp(-((np.arange(n)[:, None] - np.arange(n)[None, :]) ** 2) / (2 * sigma**2))
+    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _render_clip(
+    video: _Video, kind: str, n: int, cfg: SynthConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """(n, H, W, 3) float frames of one clip of ``kind``."""
+    h, w = cfg.height, cfg.width
+    side = float(min(h, w))
+    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)  # survives center crops
+    frames = np.broadcast_to(video.background, (n, h, w, 3)).astype(np.float32)
+
+    def actor(motion: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        dx, dy, scale = _trajectory(MOTIONS[motion], n, rng, video.speed, side)
+        xs, ys = _place(dx, dy, 1.5 * sigma * scale.max(), box, rng)
+        return xs, ys, sigma * scale
+
+    xs, ys, sig = actor(video.label, video.sigma)
+    if kind == "static":
+        xs, ys, sig = np.full(n, xs[0]), np.full(n, ys[0]), np.full(n, sig[0])
+    opacity = rng.uniform(
+        *{"distractor": cfg.faint_alpha, "blur": cfg.blur_alpha}.get(kind, (1, 1))
+    )
+    frames = _composite(frames, opacity * _blob(xs, ys, sig, h, w), video.colour)
+
+    if kind == "distractor":
+        dsig = video.sigma * rng.uniform(*cfg.distractor_scale)
+        frames = _composite(frames, _blob(*actor(video.distractor, dsig), h, w), video.colour)
+    elif kind == "occlusion":
+        r = 2 * sig.max()
+        lo = np.array([xs.min() - r, ys.min() - r])
+        hi = np.array([xs.max() + r, ys.max() + r])
+        major = int(np.argmax(hi - lo))
+        cover = rng.uniform(*cfg.occluder_cover)
+        length = (hi - lo)[major] * cover
+        lo[major] += rng.uniform(0, (hi - lo)[major] - length)
+        hi[major] = lo[major] + length
+        (ox0, oy0), (ox1, oy1) = np.floor(lo).astype(int).clip(0), np.ceil(hi).astype(int)
+        grey = rng.uniform(60, 200)
+        patch = grey + 25 * _smooth_noise(rng, h, w, (3, 3))[..., :1]
+        frames[:, oy0:oy1, ox0:ox1] = patch[oy0:oy1, ox0:ox1]
+    elif kind == "blur":
+        s = rng.uniform(*cfg.blur_sigma) * side
+        frames = np.einsum("yi,nijc->nyjc", _gaussian_matrix(h, s), frames)
+        frames = np.einsum("xj,nyjc->nyxc", _gaussian_matrix(w, s), frames)
+        frames += rng.normal(0, rng.uniform(*cfg.noise_std), frames.shape).astype(np.float32)
+    return frames
+
+
+def _draw_video(label: int, cfg: SynthConfig, rng: np.random.Generator) -> _Video:
+    h, w = cfg.height, cfg.width
+    side = min(h, w)
+    others = [c for c in range(cfg.num_classes) if c != label]
+    base = rng.uniform(10, 100, 3)
+    texture = rng.uniform(10, 35) * _smooth_noise(rng, h, w, tuple(rng.integers(3, 7, 2)))
+    gradient = rng.uniform(-20, 20) * np.linspace(-1, 1, w)[None, :, None]
+    return _Video(
+        label=label,
+        distractor=int(rng.choice(others)),
+        background=np.clip(base + texture + gradient, 0, 255).astype(np.float32),
+        colour=rng.uniform(180, 255, 3),
+        sigma=rng.uniform(*cfg.actor_sigma) * side,
+        speed=rng.uniform(*cfg.speed) * side,
+    )
+
+
+def _num_clips(cfg: SynthConfig, rng: np.random.Generator) -> int:
+    lo, hi = (
+        math.log(cfg.min_clips - 0.5 if cfg.min_clips > 1 else 0.5),
+        math.log(cfg.max_clips + 0.5),
+    )
+    return int(np.clip(round(math.exp(rng.uniform(lo, hi))), cfg.min_clips, cfg.max_clips))
+
+
+def _clip_kinds(n: int, cfg: SynthConfig, rng: np.random.Generator) -> list[str]:
+    """Kinds of a video's n clips; at least one clip stays clean."""
+    share = rng.uniform(*cfg.ambiguous_share)
+    n_amb = min(round(share * n), n - 1)
+    kinds = ["clean"] * n
+    names = list(cfg.kind_probs)
+    p = np.array([cfg.kind_probs[k] for k in names], dtype=np.float64)
+    for i in rng.choice(n, size=n_amb, replace=False):
+        kinds[int(i)] = names[int(rng.choice(len(names), p=p / p.sum()))]
+    return kinds
+
+
+def render_video(
+    label: int, cfg: SynthConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str], int]:
+    """(T, H, W, 3) uint8 frames, the kind of each clip, and the video's distractor class."""
+    video = _draw_video(label, cfg, rng)
+    n = _num_clips(cfg, rng)
+    t = n * cfg.clip_len - int(rng.integers(0, cfg.clip_len))  # the last clip is partial
+    kinds = _clip_kinds(n, cfg, rng)
+    clips = [
+        _render_clip(video, kind, min(cfg.clip_len, t - i * cfg.clip_len), cfg, rng)
+        for i, kind in enumerate(kinds)
+    ]
+    frames = np.clip(np.rint(np.concatenate(clips)), 0, 255).astype(np.uint8)
+    return frames, kinds, video.distractor
+
+
+def encode_avi(path: Path, frames: np.ndarray, fps: int, qscale: int = 4) -> None:
+    """Write (T, H, W, 3) uint8 RGB frames as MPEG-4 part 2 in AVI, bit-exact and atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    h, w = frames.shape[1:3]
+    with av.open(str(tmp), "w", format="avi", options={"fflags": "+bitexact"}) as out:
+        stream = out.add_stream("mpeg4", rate=fps, options={"flags": "+bitexact"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        cc = stream.codec_context
+        cc.thread_count = 1
+        cc.qscale = True
+        cc.global_quality = qscale * 118  # FF_QP2LAMBDA
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def generate(
+    out_dir: str | os.PathLike, preset: str = "default", seed: int = 0, **overrides: Any
+) -> Path:
+    """Generate the synthetic benchmark into ``out_dir``; returns the manifest's path.
+
+    Layout (UCF-101, fold 1): ``UCF-101/<Class>/v_<Class>_gGG_c01.avi``,
+    ``ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt``, plus ``manifest.parquet`` (one
+    row per clip: ``video, label, split, clip_index, num_clips, ambiguous, kind,
+    distractor_class``; ``distractor_class`` is -1 except on distractor clips) and
+    ``synth_config.json``. The first ``train_per_class`` videos of each class (g01...) are
+    training videos, the rest test videos.
+    """
+    cfg = make_config(preset, **overrides)
+    out = Path(out_dir)
+    lists = out / "ucfTrainTestlist"
+    lists.mkdir(parents=True, exist_ok=True)
+    names = list(MOTIONS[: cfg.num_classes])
+    per_class = cfg.train_per_class + cfg.test_per_class
+    rows, train_lines, test_lines = [], [], []
+    for label, name in enumerate(names):
+        (out / "UCF-101" / name).mkdir(parents=True, exist_ok=True)
+        for g in range(1, per_class + 1):
+            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
+            split = "train" if g <= cfg.train_per_class else "test"
+            rng = np.random.default_rng([seed, label * per_class + g])
+            frames, kinds, distractor = render_video(label, cfg, rng)
+            encode_avi(out / "UCF-101" / rel, frames, cfg.fps, cfg.qscale)
+            if split == "train":
+                train_lines.append(f"{rel} {label + 1}")
+            else:
+                test_lines.append(rel)
+            for i, kind in enumerate(kinds):
+                rows.append(
+                    {
+                        "video": f"UCF-101/{rel}",
+                        "label": label,
+                        "split": split,
+                        "clip_index": i,
+                        "num_clips": len(kinds),
+                        "ambiguous": kind != "clean",
+                        "kind": kind,
+                        "distractor_class": distractor if kind == "distractor" else -1,
+                    }
+                )
+    _atomic_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    _atomic_text(lists / "trainlist01.txt", "".join(f"{line}\n" for line in train_lines))
+    _atomic_text(lists / "testlist01.txt", "".join(f"{line}\n" for line in test_lines))
+
+    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest = manifest.sort_values(["video", "clip_index"], kind="stable").reset_index(drop=True)
+    manifest = manifest.astype(
+        {"label": "int64", "clip_index": "int64", "num_clips": "int64", "distractor_class": "int64"}
+    )
+    manifest_path = out / "manifest.parquet"
+    tmp = manifest_path.with_name(".manifest.parquet.tmp")
+    pq.write_table(pa.Table.from_pandas(manifest, preserve_index=False), tmp)
+    os.replace(tmp, manifest_path)
+
+    summary = {
+        "generator_version": GENERATOR_VERSION,
+        "preset": preset,
+        "seed": seed,
+        "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+        "config": dataclasses.asdict(cfg),
+        "class_names": names,
+        "num_videos": len(train_lines) + len(test_lines),
+        "num_clips": len(manifest),
+        "ambiguous_share": float(manifest["ambiguous"].mean()),
+        "kind_counts": {k: int((manifest["kind"] == k).sum()) for k in KINDS},
+    }
+    _atomic_text(out / "synth_config.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    log.info(
+        "synth: %d videos, %d clips (%.0f%% ambiguous) in %s",
+        summary["num_videos"],
+        summary["num_clips"],
+        100 * summary["ambiguous_share"],
+        out,
+    )
+    return manifest_path
