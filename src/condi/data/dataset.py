@@ -1,0 +1,119 @@
+"""Torch access to the clip cache: crops, flips and normalisation, per clip.
+
+Training clips get a random ``crop_size`` square crop and a horizontal flip with probability
+0.5, drawn from torch's global RNG (in DataLoader workers, the per-worker RNG that torch seeds
+from the loader's generator), so a fixed seed reproduces a run. Evaluation clips get the
+center crop (SPEC section 1's deterministic test transform). Pixels become
+``(x / 255 - mean) / std`` per channel, and the clip is laid out (3, L, crop, crop).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class ClipDataset(Dataset):
+    """Clips ``rows`` of a cache written by :func:`condi.data.clips.build_clip_cache`.
+
+    ``__getitem__(i)`` returns ``(clip float32 (3, L, crop, crop), label int64, row int64)``
+    where ``row = rows[i]`` is the clip's index row. The memmap is opened lazily, once per
+    process (each DataLoader worker opens its own).
+    """
+
+    def __init__(
+        self,
+        cache_path: str | os.PathLike,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        crop_size: int,
+        train: bool,
+        mean: Sequence[float],
+        std: Sequence[float],
+    ) -> None:
+        self.cache_path = Path(cache_path)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        if self.rows.ndim != 1 or self.rows.shape != self.labels.shape:
+            raise ValueError(
+                f"rows and labels must be 1-D of equal length, got {self.rows.shape} and {self.labels.shape}"
+            )
+        self.crop_size = int(crop_size)
+        self.train = bool(train)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
+        if self.mean.numel() != 3 or self.std.numel() != 3:
+            raise ValueError("mean and std need 3 values (RGB)")
+        shape = np.load(self.cache_path, mmap_mode="r").shape  # header only; checks the file
+        if len(shape) != 5 or shape[2] != shape[3] or shape[4] != 3:
+            raise ValueError(
+                f"{self.cache_path}: expected a (n, L, S, S, 3) clip cache, got shape {shape}"
+            )
+        self.num_rows, self.clip_len, self.size = shape[0], shape[1], shape[2]
+        if self.crop_size > self.size:
+            raise ValueError(
+                f"crop_size {self.crop_size} exceeds the cache's {self.size}x{self.size} frames"
+            )
+        if len(self.rows) and not (self.rows.min() >= 0 and self.rows.max() < self.num_rows):
+            raise ValueError(f"rows out of range for {self.cache_path} ({self.num_rows} clips)")
+        self._data: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_data"] = None  # every worker maps the file itself
+        return state
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = np.load(self.cache_path, mmap_mode="r")
+        return self._data
+
+    def _window(self) -> tuple[int, int, bool]:
+        """(top, left, flip) of the crop."""
+        c, s = self.crop_size, self.size
+        if not self.train:
+            return (s - c) // 2, (s - c) // 2, False
+        top, left = (int(v) for v in torch.randint(0, s - c + 1, (2,)))
+        return top, left, bool(torch.rand(()) < 0.5)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        row = int(self.rows[i])
+        top, left, flip = self._window()
+        c = self.crop_size
+        clip = self.data[row, :, top : top + c, left : left + c]  # (L, c, c, 3) uint8 view
+        if flip:
+            clip = clip[:, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).float().div_(255)
+        x = (x - self.mean) / self.std
+        return x, torch.tensor(self.labels[i]), torch.tensor(row)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
+    """A DataLoader whose shuffling and worker RNGs derive from ``seed`` (a torch.Generator)."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+    )

@@ -1,0 +1,274 @@
+"""The clip index: one row per clip of every usable video of one dataset fold.
+
+A reader (``READERS``) lists the videos; each is probed with PyAV (:func:`probe_video`), bad
+ones are skipped with their reason, a seeded class-stratified share of the training videos
+becomes ``val``, and every video of T frames is cut into N = ceil(T / L) clips ``[start,
+end)`` of L frames (the last clip's ``end`` may exceed T: it is padded with the final frame
+when decoded, SPEC notation).
+
+Columns: ``video`` (path relative to the root), ``video_id`` (0..V-1, by sorted path),
+``label``, ``label_name``, ``split`` (train | val | test), ``clip_index``, ``num_clips``,
+``start_frame``, ``end_frame``, ``num_frames``, ``fps``, ``duration`` (s), ``width``,
+``height``; rows sorted by (video_id, clip_index). The parquet file's schema metadata holds
+JSON under ``b"condi"``: kind, root, fold, clip_len, class_names, num_classes (plus
+val_fraction and seed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from condi.data.records import VideoRecord
+from condi.data.video import VideoError, VideoInfo, probe_video
+
+log = logging.getLogger(__name__)
+
+META_KEY = b"condi"
+SKIPPED_NAME = "skipped_videos.csv"
+INDEX_COLUMNS = (
+    "video",
+    "video_id",
+    "label",
+    "label_name",
+    "split",
+    "clip_index",
+    "num_clips",
+    "start_frame",
+    "end_frame",
+    "num_frames",
+    "fps",
+    "duration",
+    "width",
+    "height",
+)
+SKIPPED_COLUMNS = ("video", "label", "label_name", "split", "reason")
+
+# kind -> "module:function" with the signature list_videos(root: Path, fold: int) ->
+# (list[VideoRecord], class_names). Imported lazily, so a reader that does not exist yet only
+# fails when that kind is asked for. Add a dataset by adding a line here.
+READERS: dict[str, str] = {
+    "ucf101": "condi.data.ucf101:list_videos",
+    "kinetics": "condi.data.kinetics:list_videos",
+    "ssv2": "condi.data.ssv2:list_videos",
+    "folder": "condi.data.folder:list_videos",
+}
+
+Reader = Callable[[Path, int], tuple[list[VideoRecord], list[str]]]
+
+
+def get_reader(kind: str) -> Reader:
+    """The ``list_videos`` function for a dataset kind (imported on first use)."""
+    if kind not in READERS:
+        raise ValueError(f"unknown dataset kind {kind!r}; known: {sorted(READERS)}")
+    module_name, func_name = READERS[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise ValueError(
+            f"dataset kind {kind!r} has no reader yet (module {module_name} is missing)"
+        ) from None
+    return getattr(module, func_name)
+
+
+def assign_val_split(
+    records: Sequence[VideoRecord], val_fraction: float, seed: int
+) -> list[VideoRecord]:
+    """Move a seeded, class-stratified ``val_fraction`` of the training videos to ``val``.
+
+    Per class, ``round(val_fraction * n)`` of its n training videos, but at least one when
+    ``val_fraction > 0`` and n >= 2, and never all of them. The choice depends only on the seed
+    and the set of paths, not on their order. Records already split into ``val`` by their reader
+    (SSv2) are returned unchanged.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if any(r.split == "val" for r in records):
+        return list(records)
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[str]] = {}
+    for r in records:
+        if r.split == "train":
+            by_class.setdefault(r.label, []).append(r.path)
+    val: set[str] = set()
+    for label in sorted(by_class):
+        paths = sorted(by_class[label])
+        n = len(paths)
+        k = round(val_fraction * n)
+        if val_fraction > 0 and n >= 2:
+            k = max(k, 1)
+        k = min(k, n - 1)
+        val.update(paths[i] for i in rng.permutation(n)[:k])
+    return [replace(r, split="val") if r.path in val else r for r in records]
+
+
+def _probe_all(
+    root: Path, records: Sequence[VideoRecord], workers: int, count: str
+) -> list[VideoInfo | VideoError]:
+    def probe(rec: VideoRecord) -> VideoInfo | VideoError:
+        try:
+            return probe_video(root / rec.path, count=count)
+        except VideoError as exc:
+            return exc
+
+    if workers <= 1:
+        return [probe(r) for r in records]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(probe, records))
+
+
+def clip_rows(videos: pd.DataFrame, clip_len: int) -> pd.DataFrame:
+    """Expand one row per video (with ``num_frames``) into one row per clip, in order."""
+    n = np.ceil(videos["num_frames"].to_numpy() / clip_len).astype(np.int64)
+    rows = videos.loc[videos.index.repeat(n)].reset_index(drop=True)
+    clip_index = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    rows.insert(rows.columns.get_loc("split") + 1, "clip_index", clip_index)
+    rows.insert(rows.columns.get_loc("clip_index") + 1, "num_clips", np.repeat(n, n))
+    rows.insert(rows.columns.get_loc("num_clips") + 1, "start_frame", clip_index * clip_len)
+    rows.insert(rows.columns.get_loc("start_frame") + 1, "end_frame", (clip_index + 1) * clip_len)
+    return rows
+
+
+def build_index(
+    kind: str,
+    root: str | os.PathLike,
+    fold: int,
+    clip_len: int = 16,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    workers: int | None = None,
+    count: str = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clip index and skipped videos of one dataset fold (module docstring).
+
+    Returns ``(index, skipped)``; ``index.attrs["condi"]`` holds the metadata for
+    :func:`write_index`. ``workers`` threads probe videos in parallel (default: CPU count, at
+    most 8); ``count`` is passed to :func:`probe_video`.
+    """
+    if clip_len < 1:
+        raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+    root = Path(root)
+    records, class_names = get_reader(kind)(root, fold)
+    workers = workers or min(8, os.cpu_count() or 1)
+    probed = _probe_all(root, records, workers, count)
+
+    kept, skipped = [], []
+    for rec, info in zip(records, probed, strict=True):
+        if isinstance(info, VideoError):
+            skipped.append((rec.path, rec.label, rec.label_name, rec.split, info.reason))
+        else:
+            kept.append((rec, info))
+    skipped_df = pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS))
+    if skipped:
+        log.warning(
+            "%s fold %d: skipped %d of %d videos (see %s)",
+            kind,
+            fold,
+            len(skipped),
+            len(records),
+            SKIPPED_NAME,
+        )
+
+    split = {r.path: r.split for r in assign_val_split([r for r, _ in kept], val_fraction, seed)}
+    videos = pd.DataFrame(
+        {
+            "video": [r.path for r, _ in kept],
+            "label": [r.label for r, _ in kept],
+            "label_name": [r.label_name for r, _ in kept],
+            "split": [split[r.path] for r, _ in kept],
+            "num_frames": [i.num_frames for _, i in kept],
+            "fps": [i.fps for _, i in kept],
+            "duration": [i.duration for _, i in kept],
+            "width": [i.width for _, i in kept],
+            "height": [i.height for _, i in kept],
+        }
+    )
+    videos = videos.sort_values("video", kind="stable").reset_index(drop=True)
+    videos.insert(1, "video_id", np.arange(len(videos), dtype=np.int64))
+    df = clip_rows(videos, clip_len)[list(INDEX_COLUMNS)]
+    df = df.astype(
+        {
+            c: "int64"
+            for c in INDEX_COLUMNS
+            if c not in ("video", "label_name", "split", "fps", "duration")
+        }
+    )
+    df.attrs["condi"] = {
+        "kind": kind,
+        "root": str(root),
+        "fold": int(fold),
+        "clip_len": int(clip_len),
+        "class_names": list(class_names),
+        "num_classes": len(class_names),
+        "val_fraction": float(val_fraction),
+        "seed": int(seed),
+    }
+    log.info(
+        "%s fold %d: %d videos, %d clips (%s)",
+        kind,
+        fold,
+        len(videos),
+        len(df),
+        ", ".join(f"{s} {n}" for s, n in videos["split"].value_counts().sort_index().items()),
+    )
+    return df, skipped_df
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_index(
+    df: pd.DataFrame,
+    path: str | os.PathLike,
+    meta: dict[str, Any] | None = None,
+    skipped: pd.DataFrame | None = None,
+) -> None:
+    """Write the index as parquet with ``meta`` (default ``df.attrs["condi"]``) as JSON under
+    ``b"condi"``; with ``skipped``, also ``skipped_videos.csv`` beside it. Both atomically."""
+    path = Path(path)
+    meta = meta if meta is not None else df.attrs.get("condi")
+    if meta is None:
+        raise ValueError("write_index: no metadata (pass meta= or use the frame from build_index)")
+    plain = df.copy()
+    plain.attrs = {}
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()}
+    )
+    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    if skipped is not None:
+        csv = skipped.reindex(columns=list(SKIPPED_COLUMNS))
+        _replace_atomically(path.parent / SKIPPED_NAME, lambda tmp: csv.to_csv(tmp, index=False))
+
+
+def read_index(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The index frame and its metadata, as written by :func:`write_index`."""
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise ValueError(f"{path}: not a condi index (no {META_KEY!r} metadata)")
+    meta = json.loads(raw)
+    df = table.to_pandas()
+    df.attrs = {"condi": meta}
+    return df, meta
