@@ -1,0 +1,199 @@
+"""The clip index: one row per clip, frame counts, the validation split, bad videos, I/O."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from condi.cli import main
+from condi.data import index as index_mod
+from condi.data.index import (
+    INDEX_COLUMNS,
+    SKIPPED_NAME,
+    assign_val_split,
+    build_index,
+    read_index,
+    write_index,
+)
+from condi.data.records import VideoRecord
+from condi.data.video import VideoError, probe_video
+
+
+def test_one_row_per_clip(tiny_index):
+    df, skipped = tiny_index
+    assert tuple(df.columns) == INDEX_COLUMNS and skipped.empty
+    assert df["video"].nunique() == 28
+    # video ids are dense and follow the sorted paths; rows sorted by (video_id, clip_index)
+    first = df.groupby("video_id")["video"].first()
+    assert list(first.index) == list(range(28)) and list(first) == sorted(first)
+    assert df.equals(df.sort_values(["video_id", "clip_index"]))
+    for _, g in df.groupby("video_id"):
+        t, n = int(g["num_frames"].iloc[0]), len(g)
+        assert n == math.ceil(t / 16) == g["num_clips"].iloc[0]
+        assert list(g["clip_index"]) == list(range(n))
+        assert list(g["start_frame"]) == [16 * i for i in range(n)]
+        assert (g["end_frame"] - g["start_frame"] == 16).all()
+        assert t <= g["end_frame"].iloc[-1] < t + 16
+        assert np.allclose(g["duration"], t / g["fps"])
+    assert (df["fps"] == 25).all() and (df["width"] == 40).all() and (df["height"] == 32).all()
+    assert (
+        df["label_name"]
+        .map({"MoveRight": 0, "MoveLeft": 1, "MoveUp": 2, "MoveDown": 3})
+        .equals(df["label"])
+    )
+    meta = df.attrs["condi"]
+    assert (
+        meta["class_names"] == ["MoveRight", "MoveLeft", "MoveUp", "MoveDown"]
+        and meta["num_classes"] == 4
+    )
+
+
+def test_frame_counts_match_decoding(tiny_root, tiny_index, decoded_frame_count):
+    df, _ = tiny_index
+    counts = df.groupby("video")["num_frames"].first()
+    for video, t in counts.items():
+        assert decoded_frame_count(tiny_root / video) == t, video
+    assert counts.nunique() > 5  # lengths vary, and not all are multiples of 16
+    assert (counts % 16 != 0).any()
+
+
+def test_decoded_count_mode_agrees(tiny_root, tiny_index):
+    df, _ = tiny_index
+    again, _ = build_index("ucf101", tiny_root, 1, count="decode", workers=1)
+    pd.testing.assert_frame_equal(again, df)
+
+
+def test_manifest_aligns_with_index(tiny_root, tiny_index):
+    df, _ = tiny_index
+    manifest = pd.read_parquet(tiny_root / "manifest.parquet")
+    assert list(zip(manifest["video"], manifest["clip_index"], strict=True)) == list(
+        zip(df["video"], df["clip_index"], strict=True)
+    )
+    assert (manifest["label"].to_numpy() == df["label"].to_numpy()).all()
+    test = df["split"] == "test"
+    assert (manifest["split"][test] == "test").all() and (manifest["split"][~test] == "train").all()
+
+
+def test_val_split_is_stratified_and_seeded(tiny_root, tiny_index):
+    df, _ = tiny_index
+    videos = df.groupby("video")[["label", "split"]].first()
+    # 4 training videos per class: round(0.1 * 4) = 0, raised to one per class
+    assert (videos[videos["split"] == "val"].groupby("label").size() == 1).all()
+    assert (videos["split"] == "val").sum() == 4
+    assert (videos.groupby("label")["split"].apply(lambda s: (s == "test").sum()) == 3).all()
+    other, _ = build_index("ucf101", tiny_root, 1, seed=5)
+    val = lambda d: set(d.loc[d["split"] == "val", "video"])  # noqa: E731
+    assert val(other) != val(df)
+    assert val(build_index("ucf101", tiny_root, 1, seed=0)[0]) == val(df)
+
+
+def test_assign_val_split_counts_and_order_independence():
+    records = [
+        VideoRecord(f"c{c}/v{i:03d}.avi", c, f"c{c}", "train") for c in range(3) for i in range(50)
+    ]
+    records += [VideoRecord(f"t/v{i}.avi", 0, "c0", "test") for i in range(7)]
+    out = assign_val_split(records, 0.1, seed=0)
+    val = {r.path for r in out if r.split == "val"}
+    assert len(val) == 15 and all(sum(p.startswith(f"c{c}/") for p in val) == 5 for c in range(3))
+    assert all(r.split == "test" for r in out if r.path.startswith("t/"))
+    shuffled = [records[i] for i in np.random.default_rng(1).permutation(len(records))]
+    assert {r.path for r in assign_val_split(shuffled, 0.1, seed=0) if r.split == "val"} == val
+    assert {r.path for r in assign_val_split(records, 0.1, seed=1) if r.split == "val"} != val
+    assert all(r.split != "val" for r in assign_val_split(records, 0.0, seed=0))
+    # a reader's own val split is kept
+    given = [VideoRecord("a.avi", 0, "c0", "val"), VideoRecord("b.avi", 0, "c0", "train")]
+    assert assign_val_split(given, 0.5, seed=0) == given
+
+
+def test_bad_videos_are_skipped_with_reasons(tiny_root, tmp_path, bad_videos, caplog):
+    root = tmp_path / "ds"
+    good = sorted((tiny_root / "UCF-101" / "MoveRight").glob("*.avi"))[:2]
+    (root / "UCF-101" / "MoveRight").mkdir(parents=True)
+    for g in good:
+        shutil.copy(g, root / "UCF-101" / "MoveRight" / g.name)
+    expected = bad_videos(root / "UCF-101" / "MoveLeft")
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("1 MoveRight\n2 MoveLeft\n")
+    (lists / "trainlist01.txt").write_text("".join(f"MoveRight/{g.name} 1\n" for g in good))
+    (lists / "testlist01.txt").write_text("".join(f"MoveLeft/{name}\n" for name in expected))
+
+    out = tmp_path / "out" / "index.parquet"
+    with caplog.at_level(logging.WARNING):
+        assert (
+            main(
+                [
+                    "data",
+                    "index",
+                    "--kind",
+                    "ucf101",
+                    "--root",
+                    str(root),
+                    "--fold",
+                    "1",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+    assert f"skipped {len(expected)} of {len(expected) + 2} videos" in caplog.text
+    df, meta = read_index(out)
+    assert set(df["video"]) == {f"UCF-101/MoveRight/{g.name}" for g in good}
+    skipped = pd.read_csv(out.parent / SKIPPED_NAME)
+    assert list(skipped.columns) == ["video", "label", "label_name", "split", "reason"]
+    reasons = dict(zip(skipped["video"].str.split("/").str[-1], skipped["reason"], strict=True))
+    assert reasons.keys() == expected.keys()
+    for name, reason in expected.items():
+        assert reasons[name].startswith(reason), (name, reasons[name])
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "index.parquet",
+        SKIPPED_NAME,
+    ]  # no temp files
+
+
+def test_probe_video_reasons(tmp_path, bad_videos):
+    for name, reason in bad_videos(tmp_path).items():
+        with pytest.raises(VideoError, match=reason) as info:
+            probe_video(tmp_path / name)
+        assert info.value.reason.startswith(reason) and str(tmp_path / name) in str(info.value)
+
+
+def test_write_read_roundtrip(tiny_index, tmp_path):
+    df, skipped = tiny_index
+    path = tmp_path / "i" / "index.parquet"
+    write_index(df, path, df.attrs["condi"], skipped=skipped)
+    back, meta = read_index(path)
+    pd.testing.assert_frame_equal(back, df, check_like=False)
+    assert {"kind", "root", "fold", "clip_len", "class_names", "num_classes"} <= meta.keys()
+    assert (meta["kind"], meta["fold"], meta["clip_len"], meta["num_classes"]) == (
+        "ucf101",
+        1,
+        16,
+        4,
+    )
+    assert pd.read_csv(path.parent / SKIPPED_NAME).empty
+    plain = df.copy()
+    plain.attrs = {}
+    with pytest.raises(ValueError, match="no metadata"):
+        write_index(plain, path)
+
+
+def test_reader_dispatch(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset kind"):
+        build_index("hmdb", tmp_path, 1)
+    monkeypatch.setitem(index_mod.READERS, "nope", "condi.data.nope_reader:list_videos")
+    with pytest.raises(ValueError, match="no reader yet"):
+        index_mod.get_reader("nope")
+    assert index_mod.get_reader("ucf101").__module__ == "condi.data.ucf101"
+
+
+def test_clip_len_changes_the_cut(tiny_root):
+    df, _ = build_index("ucf101", tiny_root, 1, clip_len=8)
+    per_video = df.groupby("video")[["num_frames", "num_clips"]].first()
+    assert (per_video["num_clips"] == np.ceil(per_video["num_frames"] / 8)).all()

@@ -1,0 +1,175 @@
+"""The synthetic benchmark: layout, determinism, manifest, and visible ambiguity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from condi.cli import main
+from condi.data import synthetic
+from condi.data.synthetic import KINDS, MANIFEST_COLUMNS, MOTIONS, generate, make_config
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_layout_and_lists(tiny_root):
+    cfg = make_config("tiny")
+    names = (tiny_root / "ucfTrainTestlist" / "classInd.txt").read_text().splitlines()
+    assert names == [f"{i + 1} {n}" for i, n in enumerate(MOTIONS[: cfg.num_classes])]
+    train = (tiny_root / "ucfTrainTestlist" / "trainlist01.txt").read_text().splitlines()
+    test = (tiny_root / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines()
+    assert len(train) == cfg.num_classes * cfg.train_per_class
+    assert len(test) == cfg.num_classes * cfg.test_per_class
+    for line in train:
+        rel, label = line.split()
+        cls = rel.split("/")[0]
+        assert int(label) == MOTIONS.index(cls) + 1
+        assert (tiny_root / "UCF-101" / rel).stat().st_size > 0
+    assert all(len(line.split()) == 1 and (tiny_root / "UCF-101" / line).is_file() for line in test)
+    videos = sorted((tiny_root / "UCF-101").rglob("*.avi"))
+    assert len(videos) == len(train) + len(test)
+    config = json.loads((tiny_root / "synth_config.json").read_text())
+    assert config["config"]["num_classes"] == cfg.num_classes and config["preset"] == "tiny"
+
+
+def test_same_seed_same_bytes_other_seed_differs(tiny_root, tmp_path):
+    generate(tmp_path / "again", preset="tiny", seed=0)
+    assert _digest(tmp_path / "again") == _digest(tiny_root)
+    generate(tmp_path / "other", preset="tiny", seed=1)
+    other = _digest(tmp_path / "other")
+    assert other.keys() == _digest(tiny_root).keys()
+    assert (
+        other["UCF-101/MoveRight/v_MoveRight_g01_c01.avi"]
+        != _digest(tiny_root)["UCF-101/MoveRight/v_MoveRight_g01_c01.avi"]
+    )
+
+
+def test_manifest_ground_truth(tiny_root):
+    cfg = make_config("tiny")
+    m = pd.read_parquet(tiny_root / "manifest.parquet")
+    assert tuple(m.columns) == MANIFEST_COLUMNS
+    assert set(m["kind"]) <= set(KINDS)
+    assert (m["ambiguous"] == (m["kind"] != "clean")).all()
+    per_video = m.groupby("video")
+    assert per_video.ngroups == cfg.num_classes * (cfg.train_per_class + cfg.test_per_class)
+    n = per_video["clip_index"].agg(["count", "max"])
+    assert (n["count"] == n["max"] + 1).all()
+    assert n["count"].between(cfg.min_clips, cfg.max_clips).all()
+    assert (
+        per_video["kind"].agg(lambda k: (k == "clean").sum()) >= 1
+    ).all()  # one clean clip at least
+    # distractor clips name one other class, the same throughout a video; others say -1
+    d = m[m["kind"] == "distractor"]
+    assert len(d) > 0 and (d["distractor_class"] != d["label"]).all()
+    assert (d.groupby("video")["distractor_class"].nunique() == 1).all()
+    assert (m.loc[m["kind"] != "distractor", "distractor_class"] == -1).all()
+    assert 0.2 < m["ambiguous"].mean() < 0.8
+
+
+def _video(label: int, distractor: int, cfg) -> synthetic._Video:
+    h, w = cfg.height, cfg.width
+    return synthetic._Video(
+        label=label,
+        distractor=distractor,
+        background=np.full((h, w, 3), 40.0, np.float32),
+        colour=np.full(3, 250.0),
+        sigma=0.08 * min(h, w),
+        speed=0.03 * min(h, w),
+    )
+
+
+def _centroid_x(frames: np.ndarray, threshold: float) -> np.ndarray:
+    """Per-frame x centroid of the pixels brighter than ``threshold``."""
+    mask = frames.mean(axis=-1) > threshold
+    xs = np.arange(frames.shape[2])[None, None, :]
+    return (mask * xs).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
+
+
+def test_ambiguity_is_visible_in_rendered_clips():
+    cfg = make_config("default")
+    right, left = MOTIONS.index("MoveRight"), MOTIONS.index("MoveLeft")
+    video = _video(right, left, cfg)
+    rng = np.random.default_rng
+    clean = synthetic._render_clip(video, "clean", 16, cfg, rng(3))
+    assert np.all(np.diff(_centroid_x(clean, 150)) > 0)  # the actor moves right
+    # a distractor clip: the salient blob moves like the distractor class (left)
+    distractor = synthetic._render_clip(video, "distractor", 16, cfg, rng(3))
+    assert np.all(np.diff(_centroid_x(distractor, 150)) < 0)
+    # occlusion: a static block hides most of the motion the clean clip shows (same rng: same
+    # path), so less than half of the clean clip's temporal variation remains
+    occluded = synthetic._render_clip(video, "occlusion", 16, cfg, rng(3))
+    assert np.ptp(occluded, axis=0).sum() < 0.5 * np.ptp(clean, axis=0).sum()
+    assert np.abs(occluded - clean).max() > 50  # the block is there
+    # static: every frame identical; blur: noisy frame differences everywhere
+    static = synthetic._render_clip(video, "static", 16, cfg, rng(3))
+    assert np.array_equal(static, np.broadcast_to(static[0], static.shape))
+    blur = synthetic._render_clip(video, "blur", 16, cfg, rng(3))
+    assert np.diff(blur, axis=0).std() > 20
+
+
+def test_every_motion_renders_and_moves():
+    cfg = make_config("default")
+    for label, motion in enumerate(MOTIONS):
+        video = _video(label, (label + 1) % len(MOTIONS), cfg)
+        clip = synthetic._render_clip(video, "clean", 16, cfg, np.random.default_rng(0))
+        assert clip.shape == (16, cfg.height, cfg.width, 3), motion
+        assert np.abs(np.diff(clip, axis=0)).max() > 10, f"{motion} does not move"
+
+
+def test_lengths_cover_the_range_and_last_clip_is_partial():
+    cfg = make_config("default")
+    ns = [synthetic._num_clips(cfg, np.random.default_rng(i)) for i in range(2000)]
+    assert min(ns) == cfg.min_clips and max(ns) == cfg.max_clips
+    assert 8 < np.mean(ns) < 14
+    frames, kinds, _ = synthetic.render_video(0, make_config("tiny"), np.random.default_rng(5))
+    assert (len(kinds) - 1) * 16 < len(frames) <= len(kinds) * 16
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown parameters"):
+        make_config("tiny", colour="red")
+    with pytest.raises(ValueError, match="num_classes"):
+        make_config("tiny", num_classes=len(MOTIONS) + 1)
+    with pytest.raises(ValueError, match="unknown kinds"):
+        make_config("tiny", kind_probs={"fog": 1.0})
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_config("huge")
+    assert make_config("tiny", ambiguous_share=[0.5, 0.5]).ambiguous_share == (0.5, 0.5)
+
+
+def test_cli_synth_with_overrides(tmp_path):
+    out = tmp_path / "s"
+    rc = main(
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+            "--seed",
+            "3",
+            "--set",
+            "num_classes=2",
+            "--set",
+            "max_clips=3",
+            "--set",
+            'kind_probs={"static": 1}',
+        ]
+    )
+    assert rc == 0
+    m = pd.read_parquet(out / "manifest.parquet")
+    assert m["label"].nunique() == 2 and m["num_clips"].max() <= 3
+    assert set(m["kind"]) <= {"clean", "static"}
+    assert json.loads((out / "synth_config.json").read_text())["seed"] == 3
