@@ -62,6 +62,9 @@ class ClipDataset(Dataset):
         if len(self.rows) and not (self.rows.min() >= 0 and self.rows.max() < self.num_rows):
             raise ValueError(f"rows out of range for {self.cache_path} ({self.num_rows} clips)")
         self._data: np.ndarray | None = None
+        # (x / 255 - mean) / std == x * scale - shift, per channel
+        self._scale = (1.0 / (255.0 * self.std.numpy())).astype(np.float32)
+        self._shift = (self.mean.numpy() / self.std.numpy()).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -92,9 +95,12 @@ class ClipDataset(Dataset):
         clip = self.data[row, :, top : top + c, left : left + c]  # (L, c, c, 3) uint8 view
         if flip:
             clip = clip[:, :, ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).float().div_(255)
-        x = (x - self.mean) / self.std
-        return x, torch.tensor(self.labels[i]), torch.tensor(row)
+        # Per-clip arithmetic in NumPy (single-threaded): torch's intra-op threads cost more in
+        # synchronisation than they save on one small clip, badly so on a busy machine.
+        x = np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
+        x *= self._scale
+        x -= self._shift
+        return torch.from_numpy(x), torch.tensor(self.labels[i]), torch.tensor(row)
 
 
 def make_loader(
