@@ -91,8 +91,8 @@ def paper_shape(long: pd.DataFrame, columns: dict[str, list[str]] | None = None)
 def to_markdown(table: pd.DataFrame) -> str:
     flat = table.copy()
     flat.columns = [f"{d} K={k}" if k != "dense" else f"{d} Dense" for d, k in flat.columns]
-    flat = flat.reset_index()
-    return flat.to_markdown(index=False, floatfmt=".2f", missingval="") + "\n"
+    flat = flat.map(lambda v: "" if pd.isna(v) else f"{v:.2f}").reset_index()
+    return flat.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def write(
