@@ -96,10 +96,31 @@ def _check_semantics(params: dict[str, Any], source: str) -> None:
             )
 
 
-def load_params(
-    path: str | os.PathLike = "params.yaml", check_roots: bool = False
+def apply_overrides(
+    params: dict[str, Any], overrides: list[str] | None, source: str
 ) -> dict[str, Any]:
-    """Read and validate a params file.
+    """Apply ``KEY=VALUE`` overrides (dotted keys, YAML values), e.g. ``condi.lam=0.5`` or
+    ``evaluation.K=[1,5]``, before validation (as ``dvc exp run -S`` does for params.yaml)."""
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source}: override {item!r}: expected KEY=VALUE")
+        node = params
+        *parents, last = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{source}: override {key}: {part} is not a section")
+            node = node[part]
+        node[last] = yaml.safe_load(raw)
+    return params
+
+
+def load_params(
+    path: str | os.PathLike = "params.yaml",
+    check_roots: bool = False,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Read and validate a params file, after ``overrides`` (``KEY=VALUE`` strings).
 
     With ``check_roots``, every dataset root without a ``synth`` block must exist.
     """
@@ -111,7 +132,9 @@ def load_params(
             params = yaml.safe_load(f)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    params = validate(params, source=str(path))
+    if overrides:
+        apply_overrides(params, overrides, str(path))
+    params = validate(params, source=str(path) + (" (with overrides)" if overrides else ""))
     if check_roots:
         check_dataset_roots(params, source=str(path), base=path.resolve().parent)
     return params

@@ -14,7 +14,17 @@ import sys
 from condi.config import ConfigError
 
 # Modules contributing subcommands, in the order they appear in ``condi --help``.
-COMMAND_MODULES = ["data", "models", "train", "evaluate", "tables", "predict", "pipeline", "tracking"]
+COMMAND_MODULES = [
+    "data",
+    "models",
+    "train",
+    "evaluate",
+    "tables",
+    "report",
+    "predict",
+    "pipeline",
+    "tracking",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,14 @@ from condi.config import load_params
 
 def add_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params value (dotted key, YAML value), e.g. --set condi.lam=0.5",
+    )
 
 
 def add_dataset(p: argparse.ArgumentParser, index: bool = True, cache: bool = True) -> None:
@@ -26,7 +34,7 @@ def add_dataset(p: argparse.ArgumentParser, index: bool = True, cache: bool = Tr
 
 
 def params_of(args: argparse.Namespace) -> dict:
-    params = load_params(args.params)
+    params = load_params(args.params, overrides=getattr(args, "overrides", None))
     if getattr(args, "dataset", None) is not None and args.dataset not in params["datasets"]:
         raise SystemExit(f"condi: error: {args.params}: datasets.{args.dataset}: no such dataset")
     return params

@@ -81,6 +81,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
         df.insert(0, "dataset", args.dataset)
         df["pseudo_labels"] = params["pseudo_labels"]["source"]
         df["detach_confidence"] = params["condi"]["detach_confidence_in_target"]
+        df["seed"] = params["seed"]
         from condi.io import write_csv
 
         write_csv(df, args.out)

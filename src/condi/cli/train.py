@@ -89,10 +89,11 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> int:
     with Run(
         "pseudo_labels",
         args.dataset,
-        {"data": params["data"]},
+        {"data": params["data"], "pseudo_labels": params["pseudo_labels"]},
         tags(args, run_name=f"pseudo-labels {args.teacher}"),
     ) as run:
-        pl = compute_pseudo_labels(params, model, data)
+        work_dir = args.out.with_name(args.out.stem + "_crossfit")
+        pl = compute_pseudo_labels(params, model, data, teacher=args.teacher, work_dir=work_dir)
         save_pseudo_labels(args.out, pl)
         stats = summary(pl)
         run.log_metrics(stats)

@@ -21,6 +21,7 @@ LONG_COLUMNS = KEY + [
     "student_dense_top1",
     "pseudo_labels",
     "detach_confidence",
+    "seed",
 ]
 METHOD_ORDER = [
     "oracle",

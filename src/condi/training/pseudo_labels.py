@@ -28,23 +28,81 @@ def eq1_labels(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (np.asarray(logits).argmax(axis=1) == np.asarray(labels)).astype(np.uint8)
 
 
+def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
+    """Assign every training VIDEO to one of ``k`` folds, stratified by class and seeded;
+    returns the fold of every training clip (in ``data.rows("train")`` order)."""
+    rows = data.rows("train")
+    videos = data.index.iloc[rows].drop_duplicates("video_id")[["video_id", "label"]]
+    rng = np.random.default_rng(seed)
+    fold_of: dict[int, int] = {}
+    for _, group in videos.groupby("label", sort=True):
+        ids = group["video_id"].to_numpy()
+        ids = ids[rng.permutation(len(ids))]
+        offset = int(rng.integers(k))
+        for i, vid in enumerate(ids):
+            fold_of[int(vid)] = (i + offset) % k
+    return np.array([fold_of[int(v)] for v in data.video_ids(rows)])
+
+
 def compute_pseudo_labels(
-    params: dict[str, Any], teacher_model: torch.nn.Module, data: IndexedData
+    params: dict[str, Any],
+    teacher_model: torch.nn.Module,
+    data: IndexedData,
+    teacher: str | None = None,
+    work_dir: str | Path | None = None,
 ) -> dict[str, np.ndarray]:
+    """Eq. 1 labels and teacher logits for every train and val clip.
+
+    ``pseudo_labels.source: train`` (the paper): the given teacher judges its own training
+    clips. ``crossfit`` (beyond the paper, SPEC 9): the training videos are split into
+    ``crossfit_folds`` stratified folds and each clip is judged by a teacher trained, with the
+    same recipe, on the other folds only, so memorised clips are not labelled "teacher
+    correct". This costs ``crossfit_folds`` extra teacher trainings (each on
+    (k-1)/k of the training set); their checkpoints are kept in ``work_dir``. Val clips are
+    always judged by the given teacher.
+    """
     device = setup(params["seed"], params["threads"], params["device"])
     teacher_model.to(device)
-    rows = np.concatenate([data.rows("train"), data.rows("val")])
+    train_rows, val_rows = data.rows("train"), data.rows("val")
+    rows = np.concatenate([train_rows, val_rows])
     labels = data.labels(rows)
-    out = forward_rows(
-        teacher_model,
-        data.cache_path,
-        rows,
-        labels,
-        params["data"],
-        params["evaluation"]["batch_size"],
-        device,
-    )
-    z = eq1_labels(out["logits"], labels)
+    batch = params["evaluation"]["batch_size"]
+    out = forward_rows(teacher_model, data.cache_path, rows, labels, params["data"], batch, device)
+    judge = out["logits"].copy()  # whose argmax decides z (Eq. 1)
+    pl_cfg = params["pseudo_labels"]
+    if pl_cfg["source"] == "crossfit":
+        from condi.training.common import load_model
+        from condi.training.teacher import train_teacher
+
+        if teacher is None or work_dir is None:
+            raise ValueError("crossfit pseudo-labels need the teacher's name and a work_dir")
+        k = pl_cfg["crossfit_folds"]
+        folds = crossfit_folds(data, k, params["seed"])
+        from condi.training.loop import config_hash
+
+        recipe = config_hash(
+            [
+                params["teachers"][teacher],
+                params["training"]["teacher"],
+                params["data"],
+                params["seed"],
+                folds.tolist(),
+            ]
+        )
+        for j in range(k):
+            ckpt = Path(work_dir) / f"crossfit_{recipe}_{j + 1}of{k}.pt"
+            if not ckpt.is_file():
+                log.info("crossfit teacher %d/%d on %d clips", j + 1, k, int((folds != j).sum()))
+                train_teacher(params, teacher, data, ckpt, train_rows=train_rows[folds != j])
+            model, _ = load_model(ckpt, role="teacher")
+            model.to(device)
+            held = train_rows[folds == j]
+            fold_out = forward_rows(
+                model, data.cache_path, held, data.labels(held), params["data"], batch, device
+            )
+            judge[np.flatnonzero(folds == j)] = fold_out["logits"]
+    # The KD losses keep distilling the real teacher's logits; only z changes with the source.
+    z = eq1_labels(judge, labels)
     return {
         "rows": rows.astype(np.int64),
         "logits": out["logits"].astype(np.float16),

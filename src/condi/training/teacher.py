@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch.nn.functional as F
 
 from condi.evaluation.metrics import softmax_np, video_accuracy
@@ -26,15 +27,18 @@ def train_teacher(
     data: IndexedData,
     out_path: str | Path,
     tracker=None,
+    train_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Train teacher ``teacher`` (a key of ``params['teachers']``) on ``data``'s train split and
-    write its best-on-val weights to ``out_path``. With ``checkpoint:`` set the given weights
-    are adopted instead (strict load) and only evaluated on val. Returns a summary."""
+    """Train teacher ``teacher`` (a key of ``params['teachers']``) on ``data``'s train split (or
+    ``train_rows``) and write its best-on-val weights to ``out_path``. With ``checkpoint:`` set
+    the given weights are adopted instead (strict load) and only evaluated on val. Returns a
+    summary."""
     spec = params["teachers"][teacher]
     cfg = params["training"]["teacher"]
     device = setup(params["seed"], params["threads"], params["device"])
     model = build_model(spec["arch"], data.num_classes, **spec.get("kwargs", {}))
-    train_rows, val_rows = data.rows("train"), data.rows("val")
+    train_rows = data.rows("train") if train_rows is None else np.asarray(train_rows)
+    val_rows = data.rows("val")
 
     def evaluate(_epoch: int = 0) -> dict[str, float]:
         if len(val_rows) == 0:
