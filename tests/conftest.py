@@ -42,3 +42,39 @@ def workflow_copy(dest: Path, params: dict | None = None) -> Path:
     )
     (dest / "params.yaml").write_text(text)
     return dest
+
+
+TINY_SHORT_SIDE = 36
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """The ``tiny`` synthetic dataset indexed and cached once per session:
+    ``(root, index_path, cache_path)``."""
+    from condi.data.clips import build_clip_cache
+    from condi.data.index import build_index, write_index
+    from condi.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("tiny_root")
+    generate(root, preset="tiny", seed=0)
+    df, skipped = build_index("ucf101", root, 1, clip_len=16, val_fraction=0.1, seed=0)
+    work = tmp_path_factory.mktemp("tiny_work")
+    index = work / "index.parquet"
+    write_index(df, index, skipped=skipped)
+    cache = build_clip_cache(
+        df, root, work / "clips.npy", 16, TINY_SHORT_SIDE, workers=1, progress=False
+    )
+    return root, index, cache
+
+
+def tiny_params(**overrides) -> dict:
+    """The repository's params with a fast training setup for tests."""
+    from condi.config import apply_overrides, validate
+
+    p = load_yaml(REPO / "params.yaml")
+    p["training"]["teacher"].update(epochs=2, batch_size=16, lr_milestones=[])
+    p["training"]["student"].update(epochs=1, batch_size=16)
+    p["threads"] = 1
+    p["device"] = "cpu"
+    apply_overrides(p, [f"{k}={v}" for k, v in overrides.items()], "tests")
+    return validate(p)
