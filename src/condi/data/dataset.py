@@ -35,6 +35,7 @@ class ClipDataset(Dataset):
         train: bool,
         mean: Sequence[float],
         std: Sequence[float],
+        aug_seed: int | None = None,
     ) -> None:
         self.cache_path = Path(cache_path)
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -62,6 +63,9 @@ class ClipDataset(Dataset):
         if len(self.rows) and not (self.rows.min() >= 0 and self.rows.max() < self.num_rows):
             raise ValueError(f"rows out of range for {self.cache_path} ({self.num_rows} clips)")
         self._data: np.ndarray | None = None
+        # With aug_seed, a clip's crop and flip depend only on (aug_seed, row): the same in one
+        # process, in DataLoader workers and across DDP ranks (torch.distributed).
+        self.aug_seed = aug_seed
         # (x / 255 - mean) / std == x * scale - shift, per channel
         self._scale = (1.0 / (255.0 * self.std.numpy())).astype(np.float32)
         self._shift = (self.mean.numpy() / self.std.numpy()).astype(np.float32)
@@ -80,17 +84,20 @@ class ClipDataset(Dataset):
             self._data = np.load(self.cache_path, mmap_mode="r")
         return self._data
 
-    def _window(self) -> tuple[int, int, bool]:
+    def _window(self, row: int) -> tuple[int, int, bool]:
         """(top, left, flip) of the crop."""
         c, s = self.crop_size, self.size
         if not self.train:
             return (s - c) // 2, (s - c) // 2, False
+        if self.aug_seed is not None:
+            top, left, flip = np.random.default_rng([self.aug_seed, row]).integers(0, [s - c + 1, s - c + 1, 2])
+            return int(top), int(left), bool(flip)
         top, left = (int(v) for v in torch.randint(0, s - c + 1, (2,)))
         return top, left, bool(torch.rand(()) < 0.5)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         row = int(self.rows[i])
-        top, left, flip = self._window()
+        top, left, flip = self._window(row)
         c = self.crop_size
         clip = self.data[row, :, top : top + c, left : left + c]  # (L, c, c, 3) uint8 view
         if flip:

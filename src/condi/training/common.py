@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -13,11 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from condi.data.dataset import ClipDataset, make_loader
+from condi.data.dataset import ClipDataset
 from condi.data.index import read_index
 from condi.io import load_torch, save_torch
+from condi.training.distributed import DistInfo, GlobalBatchSampler
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,19 @@ def load_data(index_path: str | Path, cache_path: str | Path) -> IndexedData:
 
 
 def train_loader(
-    data: IndexedData, rows: np.ndarray, data_cfg: dict, batch_size: int, seed: int, epoch: int
-):
+    data: IndexedData,
+    rows: np.ndarray,
+    data_cfg: dict,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    dist: DistInfo | None = None,
+    accumulate: int = 1,
+) -> DataLoader:
+    """Training batches of one epoch: order and augmentation depend only on ``(seed, epoch)``,
+    so a resumed run, a run with DataLoader workers and a DDP run see the same clips."""
+    dist = dist or DistInfo()
+    epoch_seed = seed * 1009 + epoch
     ds = ClipDataset(
         data.cache_path,
         rows,
@@ -68,8 +82,12 @@ def train_loader(
         train=True,
         mean=data_cfg["mean"],
         std=data_cfg["std"],
+        aug_seed=epoch_seed,
     )
-    return make_loader(ds, batch_size=batch_size, shuffle=True, seed=seed * 1009 + epoch)
+    sampler = GlobalBatchSampler(
+        len(rows), batch_size, epoch_seed, dist.rank, dist.world, dist.world * accumulate
+    )
+    return DataLoader(ds, batch_sampler=sampler)
 
 
 def run_epoch(
@@ -79,26 +97,34 @@ def run_epoch(
     step: Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]],
     device: torch.device,
     desc: str,
+    accumulate: int = 1,
 ) -> dict[str, float]:
     """One pass over ``loader``; ``step(model_output, labels, rows)`` returns the loss and extra
-    scalars to average. Shows a progress bar with the loss and clips per second."""
+    scalars to average. Each batch is split into ``accumulate`` micro-batches whose gradients
+    are averaged before the optimiser step. Shows a progress bar with the loss and clips/s."""
     model.train()
     totals: dict[str, float] = {}
     n_seen = 0
     t0 = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, mininterval=2.0, disable=None)
     for clips, labels, rows in bar:
-        clips = clips.to(device, non_blocking=True)
-        labels = labels.to(device)
-        out = model(clips)
-        loss, extras = step(out, labels, rows)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        micro = list(zip(*(t.tensor_split(accumulate) for t in (clips, labels, rows)), strict=True))
+        for i, (x, y, r) in enumerate(micro):
+            sync = (
+                contextlib.nullcontext()
+                if i == len(micro) - 1 or not hasattr(model, "no_sync")
+                else model.no_sync()
+            )
+            with sync:
+                out = model(x.to(device, non_blocking=True))
+                loss, extras = step(out, y.to(device), r)
+                (loss / accumulate).backward()
+            b = y.shape[0]
+            n_seen += b
+            for k, v in {"loss": float(loss.detach()), **extras}.items():
+                totals[k] = totals.get(k, 0.0) + v * b
         optimizer.step()
-        b = labels.shape[0]
-        n_seen += b
-        for k, v in {"loss": float(loss.detach()), **extras}.items():
-            totals[k] = totals.get(k, 0.0) + v * b
         bar.set_postfix(
             loss=f"{totals['loss'] / n_seen:.4f}",
             clips_s=f"{n_seen / (time.perf_counter() - t0):.0f}",

@@ -64,6 +64,7 @@ def fit(
     select: str | None = None,
     extra_state: dict[str, Any] | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    is_main: bool = True,
 ) -> FitResult:
     """Train for ``epochs`` epochs, checkpointing after each; returns history and best model.
 
@@ -114,19 +115,20 @@ def fit(
             result.best_model = copy.deepcopy(
                 {k: v.detach().cpu() for k, v in model.state_dict().items()}
             )
-        save_torch(
-            {
-                "version": STATE_VERSION,
-                "cfg_hash": cfg_hash,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "extra": extra_state,
-                "result": result,
-                "rng": rng_state(),
-            },
-            state_path,
-        )
+        if is_main:
+            save_torch(
+                {
+                    "version": STATE_VERSION,
+                    "cfg_hash": cfg_hash,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "extra": extra_state,
+                    "result": result,
+                    "rng": rng_state(),
+                },
+                state_path,
+            )
         log.info("epoch %d/%d %s", epoch + 1, epochs, {k: round(v, 4) for k, v in metrics.items()})
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)

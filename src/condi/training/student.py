@@ -21,6 +21,7 @@ from condi.evaluation.metrics import auroc, softmax_np, video_accuracy
 from condi.evaluation.scores import ranking_score
 from condi.models import build_student, load_pretrained
 from condi.training.common import IndexedData, run_epoch, save_model, train_loader
+from condi.training.distributed import device_for, init_distributed, wrap
 from condi.training.inference import forward_rows
 from condi.training.loop import config_hash, fit, state_path_for
 from condi.training.runtime import setup
@@ -93,10 +94,13 @@ def train_student(
     cfg = params["training"]["student"]
     c = params["condi"]
     device = setup(params["seed"], params["threads"], params["device"])
+    dist = init_distributed(device)
+    device = device_for(device, dist)
     model = build_student(spec["arch"], data.num_classes, **spec.get("kwargs", {}))
     if spec.get("pretrained"):
         load_pretrained(model.backbone, spec["pretrained"], arch=spec["arch"], strict=False)
     model.to(device)
+    trained = wrap(model, dist, device)  # DDP when launched with torchrun
     optimizer = student_optimizer(model, cfg)
     train_rows, val_rows = data.rows("train"), data.rows("val")
     pos = torch.from_numpy(_lookup(len(data.index), pseudo_labels))
@@ -111,10 +115,23 @@ def train_student(
 
     def train_one_epoch(epoch: int) -> dict[str, float]:
         loader = train_loader(
-            data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch
+            data,
+            train_rows,
+            params["data"],
+            cfg["batch_size"],
+            params["seed"],
+            epoch,
+            dist=dist,
+            accumulate=cfg["accumulate"],
         )
         return run_epoch(
-            model, loader, optimizer, step, device, desc=f"{method} {student} e{epoch + 1}"
+            trained,
+            loader,
+            optimizer,
+            step,
+            device,
+            accumulate=cfg["accumulate"],
+            desc=f"{method} {student} e{epoch + 1}",
         )
 
     def evaluate(_epoch: int) -> dict[str, float]:
@@ -165,8 +182,13 @@ def train_student(
         evaluate=evaluate,
         select=None,
         extra_state=extra_state,
-        on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e)) if tracker else None,
+        on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e))
+        if tracker and dist.is_main
+        else None,
+        is_main=dist.is_main,
     )
+    if not dist.is_main:
+        return {"rank": dist.rank}
     save_model(
         out_path,
         result.best_model,

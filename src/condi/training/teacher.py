@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from condi.evaluation.metrics import softmax_np, video_accuracy
 from condi.models import build_model, load_pretrained
 from condi.training.common import IndexedData, load_model, run_epoch, save_model, train_loader
+from condi.training.distributed import device_for, init_distributed, wrap
 from condi.training.inference import forward_rows
 from condi.training.loop import config_hash, fit, state_path_for
 from condi.training.runtime import setup
@@ -36,6 +37,8 @@ def train_teacher(
     spec = params["teachers"][teacher]
     cfg = params["training"]["teacher"]
     device = setup(params["seed"], params["threads"], params["device"])
+    dist = init_distributed(device)
+    device = device_for(device, dist)
     model = build_model(spec["arch"], data.num_classes, **spec.get("kwargs", {}))
     train_rows = data.rows("train") if train_rows is None else np.asarray(train_rows)
     val_rows = data.rows("val")
@@ -80,18 +83,32 @@ def train_teacher(
     if spec.get("pretrained"):
         load_pretrained(model, spec["pretrained"], arch=spec["arch"], strict=False)
     model.to(device)
+    trained = wrap(model, dist, device)  # DDP when launched with torchrun
     optimizer = teacher_optimizer(model, cfg)
 
     def train_one_epoch(epoch: int) -> dict[str, float]:
         loader = train_loader(
-            data, train_rows, params["data"], cfg["batch_size"], params["seed"], epoch
+            data,
+            train_rows,
+            params["data"],
+            cfg["batch_size"],
+            params["seed"],
+            epoch,
+            dist=dist,
+            accumulate=cfg["accumulate"],
         )
 
         def step(out, labels, _rows):
             return F.cross_entropy(out, labels), {}
 
         return run_epoch(
-            model, loader, optimizer, step, device, desc=f"teacher {teacher} e{epoch + 1}"
+            trained,
+            loader,
+            optimizer,
+            step,
+            device,
+            accumulate=cfg["accumulate"],
+            desc=f"teacher {teacher} e{epoch + 1}",
         )
 
     result = fit(
@@ -105,8 +122,13 @@ def train_teacher(
         train_one_epoch=train_one_epoch,
         evaluate=evaluate,
         select="val_video_acc" if len(val_rows) else None,
-        on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e)) if tracker else None,
+        on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e))
+        if tracker and dist.is_main
+        else None,
+        is_main=dist.is_main,
     )
+    if not dist.is_main:
+        return {"rank": dist.rank}
     save_model(
         out_path,
         result.best_model,
