@@ -98,7 +98,12 @@ class Run:
             "git_commit": git_commit(),
             **{k: str(v) for k, v in (tags or {}).items()},
         }
-        self.enabled = enabled and os.environ.get("CONDI_TRACKING", "1") != "0"
+        # under torchrun only rank 0 records the run
+        self.enabled = (
+            enabled
+            and os.environ.get("CONDI_TRACKING", "1") != "0"
+            and os.environ.get("RANK", "0") == "0"
+        )
         self.metrics: list[tuple[str, float, int, int]] = []
         self.artifacts: list[str] = []
         self.client = None
