@@ -27,6 +27,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     t3.add_argument("--out-md", required=True, type=Path)
     t3.set_defaults(func=cmd_table3)
 
+    ab = s.add_parser(
+        "ablation", help="condi_sr under each switch vs baselines, mean/std over seeds"
+    )
+    ab.add_argument(
+        "--students",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="evaluation CSVs of the student variants",
+    )
+    ab.add_argument(
+        "--baselines", nargs="+", required=True, type=Path, help="teacher-only evaluation CSVs"
+    )
+    ab.add_argument(
+        "--K", nargs="+", type=int, default=[1, 3, 5], help="K values to show (default 1 3 5)"
+    )
+    ab.add_argument("--out-csv", required=True, type=Path)
+    ab.add_argument("--out-md", required=True, type=Path)
+    ab.set_defaults(func=cmd_ablation)
+
 
 def cmd_table3(args: argparse.Namespace) -> int:
     from condi.tables import table3
@@ -39,6 +59,19 @@ def cmd_table3(args: argparse.Namespace) -> int:
     for dataset in long["dataset"].unique():
         with Run("tables", dataset, {}, {"run_name": "table3"}) as run:
             table3.write(long, args.out_csv, args.out_md, columns)
+            run.log_artifact(args.out_csv)
+            run.log_artifact(args.out_md)
+    print(Path(args.out_md).read_text())
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from condi.tables import ablation
+
+    long = ablation.assemble(args.students, args.baselines, args.K)
+    for dataset in long["dataset"].unique():
+        with Run("tables", dataset, {}, {"run_name": "ablation"}) as run:
+            ablation.write(long, args.out_csv, args.out_md)
             run.log_artifact(args.out_csv)
             run.log_artifact(args.out_md)
     print(Path(args.out_md).read_text())
