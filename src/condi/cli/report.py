@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: params)")
     t.add_argument("--amp", action="store_true", help="bf16 autocast (accuracy may then differ)")
     t.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels_last_3d models and inputs (faster on CPU; rounding may differ)",
+    )
+    t.add_argument(
         "--teacher-scores", type=Path, default=None, help="stored scores: cross-check top1_grid"
     )
     t.add_argument(
@@ -169,6 +174,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             repeats=args.repeats,
             amp=args.amp,
+            channels_last=args.channels_last,
             teacher_scores=t_scores,
             student_scores=s_scores,
         )

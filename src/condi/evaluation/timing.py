@@ -51,7 +51,7 @@ from condi.evaluation.grid import Videos
 from condi.evaluation.metrics import softmax_np
 from condi.evaluation.samplers import equidistant, prefix_means, ranked, split_prediction
 from condi.evaluation.scores import RANKING, student_clip_scores
-from condi.models import autocast_context
+from condi.models import autocast_context, to_channels_last_3d
 from condi.models.complexity import multiply_adds
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ TIMING_COLUMNS = [
     "device_name",
     "threads",
     "amp",
+    "channels_last",
     "batch_size",
     "decoding",
     "clip_shape",
@@ -159,10 +160,13 @@ class VideoRunner:
         device: torch.device,
         batch_size: int = 64,
         amp: bool = False,
+        channels_last: bool = False,
     ) -> None:
         self.dataset = dataset
-        self.teacher = teacher.eval()
-        self.students = {m: s.eval() for m, s in students.items()}
+        self.channels_last = bool(channels_last)
+        prep = to_channels_last_3d if self.channels_last else (lambda m: m)
+        self.teacher = prep(teacher.eval())
+        self.students = {m: prep(s.eval()) for m, s in students.items()}
         self.device = device
         self.batch_size = int(batch_size)
         self.amp = bool(amp)
@@ -181,7 +185,10 @@ class VideoRunner:
         outs = []
         with torch.inference_mode(), autocast_context(self.device, enabled=self.amp):
             for i in range(0, len(x), self.batch_size):
-                outs.append(model(x[i : i + self.batch_size].to(self.device, non_blocking=True)))
+                xb = x[i : i + self.batch_size].to(self.device, non_blocking=True)
+                if self.channels_last:
+                    xb = to_channels_last_3d(xb)
+                outs.append(model(xb))
         if isinstance(outs[0], tuple):
             logits = torch.cat([o[0] for o in outs]).float().cpu().numpy()
             conf = torch.cat([o[1] for o in outs]).float().cpu().numpy()
@@ -248,6 +255,13 @@ def clip_macs(
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine()
 
 
@@ -410,6 +424,7 @@ def run_timing(
     warmup: int = 2,
     repeats: int = 1,
     amp: bool = False,
+    channels_last: bool = False,
     teacher_scores: dict[str, np.ndarray] | None = None,
     student_scores: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -442,7 +457,9 @@ def run_timing(
     teacher.to(device)
     for s in students.values():
         s.to(device)
-    runner = VideoRunner(dataset, teacher, students, device, ev.get("batch_size", 64), amp)
+    runner = VideoRunner(
+        dataset, teacher, students, device, ev.get("batch_size", 64), amp, channels_last
+    )
     student_model = students.get("condi_sr") or next(iter(students.values()), None)
     t_macs, s_macs = clip_macs(teacher, student_model, dataset.clip_len, dataset.crop_size)
     log.info(
@@ -475,6 +492,7 @@ def run_timing(
     summary["device_name"] = device_name(device)
     summary["threads"] = torch.get_num_threads()
     summary["amp"] = bool(amp)
+    summary["channels_last"] = bool(channels_last)
     summary["batch_size"] = runner.batch_size
     summary["decoding"] = "excluded"
     summary["clip_shape"] = f"3x{dataset.clip_len}x{dataset.crop_size}x{dataset.crop_size}"
