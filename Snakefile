@@ -1,5 +1,7 @@
 # condi: the Confidence Distillation pipeline (SPEC.md).
-#   snakemake --cores all results/table3.csv      (add --use-conda where conda is available)
+#   snakemake --cores all                 (the default profile, workflow/profiles/default, applies)
+#   snakemake --workflow-profile workflow/profiles/slurm     (a SLURM cluster: docs/cluster.md)
+#   snakemake --report report.html        (tables and figures of the last run)
 # Every rule calls a `condi` command; the command templates live in src/condi/pipeline.py and
 # are shared with the generated dvc.yaml (condi pipeline dvc), so the two DAGs cannot drift.
 from snakemake.utils import min_version, validate
@@ -13,6 +15,9 @@ configfile: "params.yaml"
 validate(config, "workflow/schemas/params.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -24,8 +29,12 @@ rule all:
     input:
         TABLE3_CSV,
         TABLE3_MD,
+        METRICS_JSON,
+        PLOT_CSV,
+        PLOT_PNG,
     default_target: True
 
 
 onstart:
+    # Create the MLflow store once, before parallel jobs race to create its schema.
     shell("condi tracking init > /dev/null")

@@ -2,19 +2,29 @@
 (``workflow/rules/*.smk``) and the generated ``dvc.yaml`` so the two DAGs cannot drift apart.
 
 Templates use Snakemake's placeholders (``{input.x}``, ``{output.x}``, ``{params.x}``,
-``{wildcards.x}``); :func:`dvc_stages` fills them per job for DVC.
+``{wildcards.x}``). :func:`jobs` fills them per job (what Snakemake runs); :func:`dvc_yaml`
+fills them with DVC's ``${item.x}`` and groups the jobs of a stage into one ``matrix:`` stage
+(when they are the full product of their wildcards and need nothing but the wildcards),
+else one ``foreach:`` stage, else one stage per job.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import product
 from types import SimpleNamespace
 from typing import Any
 
 P = "--params params.yaml"
 
 COMMANDS: dict[str, str] = {
-    "synth": "condi data synth --out {params.root} --preset {params.preset} --seed {params.seed}",
+    "synth": (
+        "condi data synth --out {params.root} --preset {params.preset} --seed {params.seed}"
+        "{params.overrides}"
+    ),
     "index": (
         "condi data index --kind {params.kind} --root {params.root} --fold {wildcards.fold} "
         "--clip-len {params.clip_len} --val-fraction {params.val_fraction} --seed {params.seed} "
@@ -58,37 +68,58 @@ COMMANDS: dict[str, str] = {
         "--out {output.table}"
     ),
     "table3": f"condi tables table3 {P} --eval {{input}} --out-csv {{output.csv}} --out-md {{output.md}}",
+    "metrics": (
+        "condi pipeline metrics --table3 {input.table3} --out {output.metrics} "
+        "--plots {output.plots} --figure {output.figure}"
+    ),
 }
 
-# params.yaml keys each stage reads (DVC ``params:``; Snakemake gets the same via ``params:``).
+# params.yaml keys each stage reads: DVC's ``params:`` and the Snakemake rules' ``params.config``
+# (so that both re-run a stage exactly when one of these values changes). ``threads`` is left
+# out on purpose: it is a scheduling choice (Snakemake's ``threads:``), not a result parameter.
 PARAM_KEYS: dict[str, list[str]] = {
     "synth": ["datasets.{dataset}.synth"],
-    "index": ["datasets.{dataset}", "data.clip_len", "data.val_fraction", "seed"],
+    "index": [
+        "datasets.{dataset}.kind",
+        "datasets.{dataset}.root",
+        "data.clip_len",
+        "data.val_fraction",
+        "seed",
+    ],
     "cache": ["data.short_side"],
     "train_teacher": [
         "teachers.{teacher}",
         "training.teacher",
         "data",
+        "evaluation.batch_size",
         "seed",
         "device",
-        "threads",
     ],
-    "pseudo_labels": ["data", "evaluation.batch_size", "device"],
+    "pseudo_labels": [
+        "pseudo_labels",
+        "teachers.{teacher}",
+        "training.teacher",
+        "data",
+        "evaluation.batch_size",
+        "seed",
+        "device",
+    ],
     "train_student": [
-        "students",
+        "students.{student}",
         "training.student",
         "condi",
         "st_conf",
         "data",
+        "evaluation.batch_size",
         "seed",
         "device",
-        "threads",
     ],
-    "teacher_scores": ["data", "evaluation.batch_size", "device"],
-    "student_scores": ["data", "evaluation.batch_size", "device"],
+    "teacher_scores": ["data", "evaluation.batch_size", "seed", "device"],
+    "student_scores": ["data", "evaluation.batch_size", "seed", "device"],
     "evaluate_baselines": ["evaluation", "pseudo_labels", "condi.detach_confidence_in_target"],
     "evaluate_students": ["evaluation", "pseudo_labels", "condi.detach_confidence_in_target"],
     "table3": ["tables"],
+    "metrics": [],
 }
 
 
@@ -104,10 +135,38 @@ EVAL_BASELINES = "results/eval/{dataset}/fold{fold}/baselines_{teacher}.csv"
 EVAL_STUDENTS = "results/eval/{dataset}/fold{fold}/students_{teacher}_{student}.csv"
 TABLE3_CSV = "results/table3.csv"
 TABLE3_MD = "results/table3.md"
+# Companions of table3 for DVC (`dvc metrics show`, `dvc plots show`) and the Snakemake report.
+METRICS_JSON = "results/metrics.json"
+PLOT_CSV = "results/plots/accuracy_vs_k.csv"
+PLOT_PNG = "results/plots/accuracy_vs_k.png"
+# The DVC plot template (in .dvc/plots/): one line per method, one panel per dataset.
+PLOT_TEMPLATE = "accuracy_vs_k"
+
+# Wildcards of each stage, in the order that names its jobs (``train_student@synthetic-1-...``).
+WILDCARDS: dict[str, tuple[str, ...]] = {
+    "synth": ("dataset",),
+    "index": ("dataset", "fold"),
+    "cache": ("dataset", "fold"),
+    "train_teacher": ("dataset", "fold", "teacher"),
+    "pseudo_labels": ("dataset", "fold", "teacher"),
+    "teacher_scores": ("dataset", "fold", "teacher"),
+    "evaluate_baselines": ("dataset", "fold", "teacher"),
+    "train_student": ("dataset", "fold", "teacher", "student", "method"),
+    "student_scores": ("dataset", "fold", "teacher", "student", "method"),
+    "evaluate_students": ("dataset", "fold", "teacher", "student"),
+    "table3": (),
+    "metrics": (),
+}
 
 
 def synth_marker(root: str) -> str:
     return f"{root}/manifest.parquet"
+
+
+def synth_overrides(synth: dict[str, Any]) -> str:
+    """``condi data synth --set KEY=VALUE`` arguments for ``datasets.<d>.synth.overrides``."""
+    items = sorted((synth or {}).get("overrides", {}).items())
+    return "".join(f" --set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in items)
 
 
 def student_scores_arg(
@@ -135,12 +194,16 @@ def eval_csvs(config: dict[str, Any]) -> list[str]:
 
 @dataclass
 class Stage:
+    """One job: the command Snakemake runs for it and DVC's view of it (deps, outs, params)."""
+
     name: str
     cmd: str
     deps: list[str]
     outs: list[str]
     params: list[str] = field(default_factory=list)
     wildcards: dict[str, Any] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)  # outs that are DVC metrics (not cached)
+    plots: list[str] = field(default_factory=list)  # outs that are DVC plots (not cached)
 
 
 def _fill(template: str, **ns: Any) -> str:
@@ -149,219 +212,224 @@ def _fill(template: str, **ns: Any) -> str:
     )
 
 
-def stages(config: dict[str, Any]) -> list[Stage]:
-    """Every job of the pipeline for ``config``, as the Snakemake DAG runs them."""
-    out: list[Stage] = []
-    seed = config.get("seed", 0)
-    data = config["data"]
+def _dataset_values(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Command values that come from ``datasets.<d>`` (not expressible by the wildcards)."""
+    ds = config["datasets"][dataset]
+    sy = ds.get("synth")
+    return {
+        "root": ds["root"],
+        "kind": ds["kind"],
+        "preset": (sy or {}).get("preset", "default"),
+        "synth_seed": (sy or {}).get("seed", 0),
+        "overrides": synth_overrides(sy or {}),
+        "synthetic": sy is not None,
+    }
+
+
+def _wildcard_sets(config: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
+    if name == "synth":
+        yield from ({"dataset": d} for d, ds in config["datasets"].items() if "synth" in ds)
+        return
+    if not WILDCARDS[name]:
+        yield {}
+        return
     for d, ds in config["datasets"].items():
-        root = ds["root"]
-        root_dep = [root]
-        if "synth" in ds:
-            sy = ds["synth"]
-            p = {"root": root, "preset": sy.get("preset", "default"), "seed": sy.get("seed", 0)}
-            out.append(
-                Stage(
-                    f"synth@{d}",
-                    _fill(COMMANDS["synth"], params=p),
-                    [],
-                    [root],
-                    PARAM_KEYS["synth"],
-                    wildcards={"dataset": d},
-                )
-            )
         for f in ds.get("folds", [1]):
-            w = {"dataset": d, "fold": f}
-            index, cache = INDEX.format(**w), CACHE.format(**w)
-            p = {
-                "kind": ds["kind"],
-                "root": root,
-                "clip_len": data["clip_len"],
-                "val_fraction": data.get("val_fraction", 0.1),
-                "seed": seed,
-                "short_side": data["short_side"],
-            }
-            out.append(
-                Stage(
-                    f"index@{d}-{f}",
-                    _fill(COMMANDS["index"], params=p, wildcards=w, output={"index": index}),
-                    root_dep,
-                    [index],
-                    PARAM_KEYS["index"],
-                    wildcards=w,
-                )
-            )
-            out.append(
-                Stage(
-                    f"cache@{d}-{f}",
-                    _fill(
-                        COMMANDS["cache"], params=p, input={"index": index}, output={"cache": cache}
-                    ),
-                    [index] + root_dep,
-                    [cache],
-                    PARAM_KEYS["cache"],
-                    wildcards=w,
-                )
-            )
-            io = {"index": index, "cache": cache}
+            if name in ("index", "cache"):
+                yield {"dataset": d, "fold": f}
+                continue
             for t in config["teachers"]:
-                wt = {**w, "teacher": t}
-                teacher, labels, tscores = (
-                    TEACHER.format(**wt),
-                    LABELS.format(**wt),
-                    TEACHER_SCORES.format(**wt),
-                )
-                out.append(
-                    Stage(
-                        f"train_teacher@{d}-{f}-{t}",
-                        _fill(
-                            COMMANDS["train_teacher"],
-                            wildcards=wt,
-                            input=io,
-                            output={"model": teacher},
-                        ),
-                        [index, cache],
-                        [teacher],
-                        PARAM_KEYS["train_teacher"],
-                        wildcards=wt,
-                    )
-                )
-                out.append(
-                    Stage(
-                        f"pseudo_labels@{d}-{f}-{t}",
-                        _fill(
-                            COMMANDS["pseudo_labels"],
-                            wildcards=wt,
-                            input={**io, "teacher": teacher},
-                            output={"labels": labels},
-                        ),
-                        [index, cache, teacher],
-                        [labels],
-                        PARAM_KEYS["pseudo_labels"],
-                        wildcards=wt,
-                    )
-                )
-                out.append(
-                    Stage(
-                        f"teacher_scores@{d}-{f}-{t}",
-                        _fill(
-                            COMMANDS["teacher_scores"],
-                            wildcards=wt,
-                            input={**io, "model": teacher},
-                            output={"scores": tscores},
-                        ),
-                        [index, cache, teacher],
-                        [tscores],
-                        PARAM_KEYS["teacher_scores"],
-                        wildcards=wt,
-                    )
-                )
-                base = EVAL_BASELINES.format(**wt)
-                out.append(
-                    Stage(
-                        f"evaluate_baselines@{d}-{f}-{t}",
-                        _fill(
-                            COMMANDS["evaluate_baselines"],
-                            wildcards=wt,
-                            params={"root": root},
-                            input={"index": index, "teacher": tscores},
-                            output={"table": base},
-                        ),
-                        [index, tscores],
-                        [base],
-                        PARAM_KEYS["evaluate_baselines"],
-                        wildcards=wt,
-                    )
-                )
+                w = {"dataset": d, "fold": f, "teacher": t}
+                if len(WILDCARDS[name]) == 3:
+                    yield w
+                    continue
                 for s in config["students"]:
-                    sscores = []
+                    if name == "evaluate_students":
+                        yield {**w, "student": s}
+                        continue
                     for m in config["methods"]:
-                        wm = {**wt, "student": s, "method": m}
-                        model, sc = STUDENT.format(**wm), STUDENT_SCORES.format(**wm)
-                        out.append(
-                            Stage(
-                                f"train_student@{d}-{f}-{t}-{s}-{m}",
-                                _fill(
-                                    COMMANDS["train_student"],
-                                    wildcards=wm,
-                                    input={**io, "labels": labels},
-                                    output={"model": model},
-                                ),
-                                [index, cache, labels],
-                                [model],
-                                PARAM_KEYS["train_student"],
-                                wildcards=wm,
-                            )
-                        )
-                        out.append(
-                            Stage(
-                                f"student_scores@{d}-{f}-{t}-{s}-{m}",
-                                _fill(
-                                    COMMANDS["student_scores"],
-                                    wildcards=wm,
-                                    input={**io, "model": model},
-                                    output={"scores": sc},
-                                ),
-                                [index, cache, model],
-                                [sc],
-                                PARAM_KEYS["student_scores"],
-                                wildcards=wm,
-                            )
-                        )
-                        sscores.append(sc)
-                    ws = {**wt, "student": s}
-                    ev = EVAL_STUDENTS.format(**ws)
-                    p = {
-                        "root": root,
-                        "students": student_scores_arg(d, f, t, s, config["methods"]),
-                    }
-                    out.append(
-                        Stage(
-                            f"evaluate_students@{d}-{f}-{t}-{s}",
-                            _fill(
-                                COMMANDS["evaluate_students"],
-                                wildcards=ws,
-                                params=p,
-                                input={"index": index, "teacher": tscores},
-                                output={"table": ev},
-                            ),
-                            [index, tscores, *sscores],
-                            [ev],
-                            PARAM_KEYS["evaluate_students"],
-                            wildcards=ws,
-                        )
-                    )
-    evals = eval_csvs(config)
-    out.append(
-        Stage(
-            "table3",
-            _fill(
-                COMMANDS["table3"],
-                input=" ".join(evals),
-                output={"csv": TABLE3_CSV, "md": TABLE3_MD},
-            ),
-            evals,
-            [TABLE3_CSV, TABLE3_MD],
-            PARAM_KEYS["table3"],
+                        yield {**w, "student": s, "method": m}
+
+
+def _render(name: str, config: dict[str, Any], w: dict[str, Any], v: dict[str, Any]) -> Stage:
+    """The job of stage ``name`` for wildcards ``w`` and dataset values ``v``. Both may hold
+    placeholders (DVC's ``${item.x}``) instead of values; the result is then a template."""
+    data = config["data"]
+    root = v.get("root")
+    wn = SimpleNamespace(**w)
+    idx = INDEX.format(**w) if "fold" in w else None
+    cache = CACHE.format(**w) if "fold" in w else None
+    manifest = [synth_marker(root)] if v.get("synthetic") else []
+    keys = [k.format(**w) for k in PARAM_KEYS[name]]
+
+    def stage(cmd_ns: dict[str, Any], deps: list[str], outs: list[str], **kw: Any) -> Stage:
+        return Stage(name, _fill(COMMANDS[name], wildcards=w, **cmd_ns), deps, outs, keys, w, **kw)
+
+    if name == "synth":
+        p = {
+            "root": root,
+            "preset": v["preset"],
+            "seed": v["synth_seed"],
+            "overrides": v["overrides"],
+        }
+        return stage({"params": p}, [], [root])
+    if name == "index":
+        p = {
+            "kind": v["kind"],
+            "root": root,
+            "clip_len": data["clip_len"],
+            "val_fraction": data.get("val_fraction", 0.1),
+            "seed": config.get("seed", 0),
+        }
+        return stage({"params": p, "output": {"index": idx}}, [root], [idx])
+    if name == "cache":
+        p = {"root": root, "short_side": data["short_side"]}
+        io = {"params": p, "input": {"index": idx}, "output": {"cache": cache}}
+        return stage(io, [idx, root], [cache])
+    if name in ("train_teacher", "pseudo_labels", "teacher_scores", "evaluate_baselines"):
+        teacher, tscores = TEACHER.format(**w), TEACHER_SCORES.format(**w)
+        io = {"index": idx, "cache": cache}
+        if name == "train_teacher":
+            return stage({"input": io, "output": {"model": teacher}}, [idx, cache], [teacher])
+        if name == "pseudo_labels":
+            labels = LABELS.format(**w)
+            ns = {"input": {**io, "teacher": teacher}, "output": {"labels": labels}}
+            return stage(ns, [idx, cache, teacher], [labels])
+        if name == "teacher_scores":
+            ns = {"input": {**io, "model": teacher}, "output": {"scores": tscores}}
+            return stage(ns, [idx, cache, teacher], [tscores])
+        base = EVAL_BASELINES.format(**w)
+        ns = {
+            "params": {"root": root},
+            "input": {"index": idx, "teacher": tscores},
+            "output": {"table": base},
+        }
+        return stage(ns, [idx, tscores, *manifest], [base])
+    if name in ("train_student", "student_scores"):
+        model = STUDENT.format(**w)
+        io = {"index": idx, "cache": cache}
+        if name == "train_student":
+            labels = LABELS.format(**w)
+            ns = {"input": {**io, "labels": labels}, "output": {"model": model}}
+            return stage(ns, [idx, cache, labels], [model])
+        sc = STUDENT_SCORES.format(**w)
+        ns = {"input": {**io, "model": model}, "output": {"scores": sc}}
+        return stage(ns, [idx, cache, model], [sc])
+    if name == "evaluate_students":
+        tscores, ev = TEACHER_SCORES.format(**w), EVAL_STUDENTS.format(**w)
+        methods = config["methods"]
+        sscores = [STUDENT_SCORES.format(**w, method=m) for m in methods]
+        p = {
+            "root": root,
+            "students": student_scores_arg(wn.dataset, wn.fold, wn.teacher, wn.student, methods),
+        }
+        ns = {"params": p, "input": {"index": idx, "teacher": tscores}, "output": {"table": ev}}
+        return stage(ns, [idx, tscores, *sscores, *manifest], [ev])
+    if name == "table3":
+        evals = eval_csvs(config)
+        ns = {"input": " ".join(evals), "output": {"csv": TABLE3_CSV, "md": TABLE3_MD}}
+        return stage(ns, evals, [TABLE3_CSV, TABLE3_MD])
+    if name == "metrics":
+        ns = {
+            "input": {"table3": TABLE3_CSV},
+            "output": {"metrics": METRICS_JSON, "plots": PLOT_CSV, "figure": PLOT_PNG},
+        }
+        return stage(
+            ns,
+            [TABLE3_CSV],
+            [],
+            metrics=[METRICS_JSON],
+            plots=[PLOT_CSV, PLOT_PNG],
         )
-    )
+    raise KeyError(name)
+
+
+def job_name(stage: str, w: dict[str, Any]) -> str:
+    """``train_student@synthetic-1-resnext-shufflenet-condi_sr``: DVC's name for the job."""
+    return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
+
+
+def jobs(config: dict[str, Any]) -> list[Stage]:
+    """Every job of the pipeline for ``config``, in topological order (as Snakemake runs them)."""
+    out = []
+    for name in COMMANDS:
+        for w in _wildcard_sets(config, name):
+            v = _dataset_values(config, w["dataset"]) if "dataset" in w else {}
+            st = _render(name, config, w, v)
+            st.name = job_name(name, w)
+            out.append(st)
     return out
 
 
-def _dvc_name(stage: Stage) -> str:
-    return stage.name.replace("@", "--")
+stages = jobs  # the name used before the DVC stages became matrix/foreach groups
+
+
+def _dvc_entry(st: Stage) -> dict[str, Any]:
+    entry: dict[str, Any] = {"cmd": st.cmd}
+    if st.deps:
+        entry["deps"] = list(dict.fromkeys(st.deps))
+    if st.params:
+        entry["params"] = list(st.params)
+    if st.outs:
+        entry["outs"] = list(st.outs)
+    if st.metrics:
+        entry["metrics"] = [{m: {"cache": False}} for m in st.metrics]
+    if st.plots:
+        plots = []
+        for p in st.plots:
+            if p.endswith(".csv"):
+                opts = {"cache": False, "template": PLOT_TEMPLATE, "x": "K", "y": "top1"}
+                plots.append({p: opts})
+            else:
+                plots.append({p: {"cache": False}})
+        entry["plots"] = plots
+    return entry
+
+
+def _is_product(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list] | None:
+    """The matrix whose product is ``items`` (same order), or None."""
+    axes = {k: list(dict.fromkeys(it[k] for it in items)) for k in keys}
+    expanded = [dict(zip(keys, combo, strict=True)) for combo in product(*axes.values())]
+    return axes if expanded == [{k: it[k] for k in keys} for it in items] else None
 
 
 def dvc_yaml(config: dict[str, Any]) -> dict[str, Any]:
-    """``dvc.yaml`` for ``config``: one stage per Snakemake job, the same command, inputs,
-    outputs and (narrowed) params. Written by ``condi pipeline dvc``."""
+    """``dvc.yaml`` for ``config``: every Snakemake job as a DVC stage with the same command,
+    inputs, outputs and (narrowed) params, grouped per rule into ``matrix:`` or ``foreach:``
+    stages where DVC can express the group. Written by ``condi pipeline dvc``."""
     out: dict[str, Any] = {}
-    for st in stages(config):
-        entry: dict[str, Any] = {"cmd": st.cmd}
-        if st.deps:
-            entry["deps"] = list(dict.fromkeys(st.deps))
-        if st.params:
-            entry["params"] = [k.format(**st.wildcards) for k in st.params]
-        entry["outs"] = list(st.outs)
-        out[_dvc_name(st)] = entry
+    for name in COMMANDS:
+        ws = list(_wildcard_sets(config, name))
+        keys = WILDCARDS[name]
+        if not keys:
+            if ws:
+                out[name] = _dvc_entry(_render(name, config, {}, {}))
+            continue
+        if not ws:
+            continue
+        vals = [_dataset_values(config, w["dataset"]) for w in ws]
+        item_w = {k: f"${{item.{k}}}" for k in keys}
+        # dataset values the stage uses and that differ between jobs become item fields; the
+        # rest stay literal
+        probe = {k: f"${{item.{k}}}" for k in vals[0] if k != "synthetic"}
+        used = str(_dvc_entry(_render(name, config, item_w, {**vals[0], **probe})))
+        varying = [k for k in probe if probe[k] in used and len({str(v[k]) for v in vals}) > 1]
+        templates = []
+        for v in vals:
+            tv = {**v, **{k: f"${{item.{k}}}" for k in varying}}
+            templates.append(_dvc_entry(_render(name, config, item_w, tv)))
+        if any(t != templates[0] for t in templates):
+            # the jobs differ in shape (e.g. a synthetic and a real dataset): one stage per job
+            for w, v in zip(ws, vals, strict=True):
+                out[job_name(name, w).replace("@", "--")] = _dvc_entry(_render(name, config, w, v))
+            continue
+        axes = None if varying else _is_product(ws, keys)
+        if axes is not None:
+            out[name] = {"matrix": axes, **templates[0]}
+        else:
+            items = {
+                job_name(name, w).split("@", 1)[1]: {**w, **{k: v[k] for k in varying}}
+                for w, v in zip(ws, vals, strict=True)
+            }
+            out[name] = {"foreach": items, "do": templates[0]}
     return {"stages": out}

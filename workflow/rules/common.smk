@@ -1,5 +1,7 @@
 # Shared helpers: paths, command templates and params from condi.pipeline (one source of truth
 # with dvc.yaml), wildcard constraints, the conda env and per-rule config subsets.
+import re
+
 import condi.config
 import condi.pipeline as pl
 from condi.pipeline import (
@@ -8,6 +10,9 @@ from condi.pipeline import (
     EVAL_STUDENTS,
     INDEX,
     LABELS,
+    METRICS_JSON,
+    PLOT_CSV,
+    PLOT_PNG,
     STUDENT,
     STUDENT_SCORES,
     TABLE3_CSV,
@@ -22,14 +27,18 @@ condi.config.check_dataset_roots(config)
 # Each rule runs its condi command with stdout and stderr in its log.
 SHELL = {name: f"({cmd}) > {{log}} 2>&1" for name, cmd in pl.COMMANDS.items()}
 ENV = "../envs/condi.yaml"
+# Training and scoring rules ask the scheduler for a GPU when params.yaml says device: cuda.
+GPU = 1 if config["device"] == "cuda" else 0
+SYNTH_ROOTS = [d["root"] for d in config["datasets"].values() if "synth" in d]
 
 
 wildcard_constraints:
-    dataset="[A-Za-z0-9_]+",
+    dataset="|".join(re.escape(d) for d in config["datasets"]),
     fold="[0-9]+",
-    teacher="[A-Za-z0-9]+",
-    student="[A-Za-z0-9]+",
-    method="condi_sr|bce_conf|st_ent|st_conf|maxprob",
+    teacher="|".join(re.escape(t) for t in config["teachers"]),
+    student="|".join(re.escape(s) for s in config["students"]),
+    method="|".join(re.escape(m) for m in config["methods"]),
+    root="|".join(re.escape(r) for r in SYNTH_ROOTS) or "(?!)",
 
 
 def ds(wildcards):
@@ -40,19 +49,25 @@ def root_of(wildcards):
     return ds(wildcards)["root"]
 
 
+def synth_of(root):
+    """The synth block of the synthetic dataset generated into ``root``."""
+    return next(d["synth"] for d in config["datasets"].values() if d["root"] == root and "synth" in d)
+
+
 def synth_input(wildcards):
     """A synthetic dataset is generated first; a real one must already exist at its root."""
     d = ds(wildcards)
     return [pl.synth_marker(d["root"])] if "synth" in d else []
 
 
-def section(*keys):
-    """A params function returning the config subset a rule reads, so Snakemake's 'params'
-    rerun trigger fires exactly when those keys change."""
+def section(rule):
+    """A params function returning the params.yaml subset ``rule`` reads (pl.PARAM_KEYS, the
+    same keys as the DVC stage's ``params:``), so Snakemake's 'params' rerun trigger fires
+    exactly when DVC's would."""
 
     def get(wildcards):
         out = {}
-        for key in keys:
+        for key in pl.PARAM_KEYS[rule]:
             node = config
             for part in key.format(**dict(wildcards.items())).split("."):
                 node = node.get(part, {}) if isinstance(node, dict) else {}

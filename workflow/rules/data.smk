@@ -6,8 +6,10 @@ rule synth:
         manifest="{root}/manifest.parquet",
     params:
         root=lambda w: w.root,
-        preset=lambda w: next(d["synth"]["preset"] for d in config["datasets"].values() if d["root"] == w.root and "synth" in d),
-        seed=lambda w: next(d["synth"]["seed"] for d in config["datasets"].values() if d["root"] == w.root and "synth" in d),
+        preset=lambda w: synth_of(w.root).get("preset", "default"),
+        seed=lambda w: synth_of(w.root).get("seed", 0),
+        overrides=lambda w: pl.synth_overrides(synth_of(w.root)),
+        config=lambda w: repr(synth_of(w.root)),
     log:
         "logs/synth/{root}.log",
     conda:
@@ -30,6 +32,7 @@ rule index:
         clip_len=config["data"]["clip_len"],
         val_fraction=config["data"]["val_fraction"],
         seed=config["seed"],
+        config=section("index"),
     log:
         "logs/index/{dataset}_fold{fold}.log",
     conda:
@@ -50,6 +53,7 @@ rule cache:
     params:
         root=root_of,
         short_side=config["data"]["short_side"],
+        config=section("cache"),
     log:
         "logs/cache/{dataset}_fold{fold}.log",
     conda:

@@ -9,14 +9,14 @@ rule teacher_scores:
     output:
         scores=TEACHER_SCORES,
     params:
-        config=section("data", "evaluation.batch_size"),
+        config=section("teacher_scores"),
     log:
         "logs/scores/{dataset}_fold{fold}_teacher_{teacher}.log",
     conda:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
         mem_mb=8000,
         runtime=120,
     shell:
@@ -31,14 +31,14 @@ rule student_scores:
     output:
         scores=STUDENT_SCORES,
     params:
-        config=section("data", "evaluation.batch_size"),
+        config=section("student_scores"),
     log:
         "logs/scores/{dataset}_fold{fold}_student_{teacher}_{student}_{method}.log",
     conda:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
         mem_mb=8000,
         runtime=120,
     shell:
@@ -47,18 +47,20 @@ rule student_scores:
 
 rule evaluate_baselines:
     input:
+        synth_input,
         index=INDEX,
         teacher=TEACHER_SCORES,
     output:
         table=EVAL_BASELINES,
     params:
         root=root_of,
-        config=section("evaluation", "pseudo_labels", "condi.detach_confidence_in_target"),
+        config=section("evaluate_baselines"),
     log:
         "logs/evaluate/{dataset}_fold{fold}_{teacher}_baselines.log",
     conda:
         ENV
     resources:
+        gpu=0,
         mem_mb=4000,
         runtime=30,
     shell:
@@ -67,6 +69,7 @@ rule evaluate_baselines:
 
 rule evaluate_students:
     input:
+        synth_input,
         index=INDEX,
         teacher=TEACHER_SCORES,
         students=lambda w: [
@@ -77,12 +80,13 @@ rule evaluate_students:
     params:
         root=root_of,
         students=lambda w: pl.student_scores_arg(w.dataset, w.fold, w.teacher, w.student, config["methods"]),
-        config=section("evaluation", "pseudo_labels", "condi.detach_confidence_in_target"),
+        config=section("evaluate_students"),
     log:
         "logs/evaluate/{dataset}_fold{fold}_{teacher}_{student}.log",
     conda:
         ENV
     resources:
+        gpu=0,
         mem_mb=4000,
         runtime=30,
     shell:

@@ -10,14 +10,14 @@ rule train_teacher:
     output:
         model=TEACHER,
     params:
-        config=section("teachers.{teacher}", "training.teacher", "data", "seed"),
+        config=section("train_teacher"),
     log:
         "logs/train_teacher/{dataset}_fold{fold}_{teacher}.log",
     conda:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
         mem_mb=16000,
         runtime=24 * 60,
     shell:
@@ -32,14 +32,14 @@ rule pseudo_labels:
     output:
         labels=LABELS,
     params:
-        config=section("data", "evaluation.batch_size"),
+        config=section("pseudo_labels"),
     log:
         "logs/pseudo_labels/{dataset}_fold{fold}_{teacher}.log",
     conda:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
         mem_mb=8000,
         runtime=120,
     shell:
@@ -54,14 +54,14 @@ rule train_student:
     output:
         model=STUDENT,
     params:
-        config=section("students.{student}", "training.student", "condi", "st_conf", "data", "seed"),
+        config=section("train_student"),
     log:
         "logs/train_student/{dataset}_fold{fold}_{teacher}_{student}_{method}.log",
     conda:
         ENV
     threads: config["threads"]
     resources:
-        gpu=lambda w: 1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
         mem_mb=16000,
         runtime=24 * 60,
     shell:

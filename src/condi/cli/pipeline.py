@@ -1,4 +1,5 @@
-"""``condi pipeline``: keep ``dvc.yaml`` generated from the same stage list as the Snakefile."""
+"""``condi pipeline``: keep ``dvc.yaml`` generated from the same stage list as the Snakefile, and
+write table3's companions for DVC (``results/metrics.json``, ``results/plots/``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--check", action="store_true", help="exit 1 if --out is not up to date")
     d.set_defaults(func=cmd_dvc)
 
+    m = s.add_parser(
+        "metrics",
+        help="table3's companions: metrics JSON (dvc metrics), accuracy-vs-K CSV (dvc plots), PNG",
+        description="From the long Table III: METRICS = {dataset: {method: {K: top1}}} (folds "
+        "averaged; K 'dense' for dense; 'condi_sr_split_Ks<n>' for the Ks split; with several "
+        "teacher/student pairs in a dataset the method keys carry '@teacher+student'), PLOTS = "
+        "rows (dataset, method, K, top1) for every numeric K, FIGURE = the same as a PNG.",
+    )
+    m.add_argument("--table3", type=Path, default=Path("results/table3.csv"))
+    m.add_argument("--out", type=Path, default=Path("results/metrics.json"))
+    m.add_argument("--plots", type=Path, default=Path("results/plots/accuracy_vs_k.csv"))
+    m.add_argument("--figure", type=Path, default=None, help="optional PNG of the plots")
+    m.set_defaults(func=cmd_metrics)
+
 
 def render(params_path: str | Path) -> str:
     from condi.pipeline import dvc_yaml
@@ -44,4 +59,97 @@ def cmd_dvc(args: argparse.Namespace) -> int:
         return 0
     write_text(args.out, text)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _labelled(long):
+    """Table III rows with a ``label``: the method, plus ``@teacher[+student]`` when the dataset
+    has more than one model pair (so that the keys stay unique)."""
+    import numpy as np
+
+    df = long.copy()
+    df["model"] = np.where(df["student"] == "-", df["teacher"], df["teacher"] + "+" + df["student"])
+    df["label"] = df["method"].astype(str)
+    split = df["Ks"].notna() & (df["method"] == "condi_sr_split")
+    df.loc[split, "label"] = "condi_sr_split_Ks" + df.loc[split, "Ks"].astype(int).astype(str)
+    pairs = df[df["student"] != "-"].groupby("dataset")["model"].nunique()
+    teachers = df.groupby("dataset")["teacher"].nunique()
+    many = {d for d in df["dataset"].unique() if pairs.get(d, 0) > 1 or teachers.get(d, 0) > 1}
+    sel = df["dataset"].isin(many)
+    df.loc[sel, "label"] = df.loc[sel, "label"] + "@" + df.loc[sel, "model"]
+    return df
+
+
+def metrics_of(long) -> tuple[dict, object]:
+    """``({dataset: {label: {K: top1}}}, plot rows)`` from the long Table III (folds averaged)."""
+    import pandas as pd
+
+    df = _labelled(long)
+    df["K"] = df["K"].astype(str)
+    mean = df.groupby(["dataset", "label", "K"], sort=False)["top1"].mean().reset_index()
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    for r in mean.itertuples(index=False):
+        metrics.setdefault(r.dataset, {}).setdefault(r.label, {})[r.K] = round(float(r.top1), 4)
+    plot = mean[~mean["label"].str.startswith("condi_sr_split")].copy()
+    plot["K"] = pd.to_numeric(plot["K"], errors="coerce")
+    plot = plot.dropna(subset=["K"]).astype({"K": int})
+    plot = plot.rename(columns={"label": "method"})[["dataset", "method", "K", "top1"]]
+    return metrics, plot.sort_values(["dataset", "method", "K"], kind="stable")
+
+
+def plot_figure(plot, dense: dict[str, dict[str, float]], path: Path) -> None:
+    """Accuracy against K, one panel per dataset, one line per method; dense dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(plot["dataset"]))
+    fig, axes = plt.subplots(
+        1, max(1, len(datasets)), figsize=(5 * max(1, len(datasets)), 4), squeeze=False
+    )
+    for ax, d in zip(axes[0], datasets, strict=False):
+        sub = plot[plot["dataset"] == d]
+        for method, g in sub.groupby("method", sort=False):
+            ax.plot(g["K"], g["top1"], marker="o", label=method)
+        for label, top1 in dense.get(d, {}).items():
+            ax.axhline(top1, ls="--", color="0.4", label=label)
+        ax.set(title=d, xlabel="K (clips sent to the teacher)", ylabel="top-1 video accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from condi.io import atomic_path, write_csv
+    from condi.tracking import Run
+
+    long = pd.read_csv(args.table3, dtype={"K": str})
+    long["Ks"] = long["Ks"].astype("Int64")
+    long["student"] = long["student"].fillna("-")
+    metrics, plot = metrics_of(long)
+    # K order as in the table (1, 3, ..., dense): json.dumps keeps insertion order
+    write_text(args.out, json.dumps(metrics, indent=2) + "\n")
+    write_csv(plot, args.plots)
+    if args.figure is not None:
+        dense = {
+            d: {m: k["dense"] for m, k in ms.items() if "dense" in k} for d, ms in metrics.items()
+        }
+        with atomic_path(args.figure) as tmp:
+            plot_figure(plot, dense, tmp)
+    for dataset, values in metrics.items():
+        flat = {f"top1_{m}_K{k}": v for m, ks in values.items() for k, v in ks.items()}
+        with Run("metrics", dataset, {}, {"run_name": "metrics"}) as run:
+            run.log_metrics(flat)
+            for path in (args.out, args.plots, args.figure):
+                if path is not None:
+                    run.log_artifact(path)
+    print(f"wrote {args.out}, {args.plots}" + (f", {args.figure}" if args.figure else ""))
     return 0
