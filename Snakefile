@@ -29,6 +29,7 @@ rule all:
     input:
         TABLE3_CSV,
         TABLE3_MD,
+        pl.TABLE3_PAPER_CSV,
         METRICS_JSON,
         PLOT_CSV,
         PLOT_PNG,

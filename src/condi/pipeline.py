@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import product
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -135,6 +136,7 @@ EVAL_BASELINES = "results/eval/{dataset}/fold{fold}/baselines_{teacher}.csv"
 EVAL_STUDENTS = "results/eval/{dataset}/fold{fold}/students_{teacher}_{student}.csv"
 TABLE3_CSV = "results/table3.csv"
 TABLE3_MD = "results/table3.md"
+TABLE3_PAPER_CSV = "results/table3_paper.csv"  # written beside TABLE3_CSV by `condi tables table3`
 # Companions of table3 for DVC (`dvc metrics show`, `dvc plots show`) and the Snakemake report.
 METRICS_JSON = "results/metrics.json"
 PLOT_CSV = "results/plots/accuracy_vs_k.csv"
@@ -328,7 +330,7 @@ def _render(name: str, config: dict[str, Any], w: dict[str, Any], v: dict[str, A
     if name == "table3":
         evals = eval_csvs(config)
         ns = {"input": " ".join(evals), "output": {"csv": TABLE3_CSV, "md": TABLE3_MD}}
-        return stage(ns, evals, [TABLE3_CSV, TABLE3_MD])
+        return stage(ns, evals, [TABLE3_CSV, TABLE3_MD, TABLE3_PAPER_CSV])
     if name == "metrics":
         ns = {
             "input": {"table3": TABLE3_CSV},
@@ -433,3 +435,158 @@ def dvc_yaml(config: dict[str, Any]) -> dict[str, Any]:
             }
             out[name] = {"foreach": items, "do": templates[0]}
     return {"stages": out}
+
+
+# -- Snakemake after `dvc pull` ------------------------------------------------------------------
+
+
+class DvcRecords:
+    """``dvc.lock`` as Snakemake needs it after ``dvc pull`` / ``dvc checkout``.
+
+    DVC restores files without their modification times, and Snakemake (9.27) re-runs a job
+    whose input is newer than its output unless the input's checksum equals the one recorded
+    in ``.snakemake/metadata`` when the job ran, which a fresh clone does not have. So for a job
+    whose outputs Snakemake has no record of, the rules ask :meth:`up_to_date`: when
+    ``dvc.lock`` records the job's stage with exactly the current outputs, inputs and params
+    (what ``dvc status`` checks), the inputs' mtimes carry no information and the rules mark
+    them ``ancient()``. md5s come from DVC's state database (filled by ``dvc pull``), else are
+    computed.
+    """
+
+    def __init__(self, root: str | Path = ".", params_file: str = "params.yaml") -> None:
+        import yaml
+
+        self.root = Path(root)
+        self.params_file = params_file
+        lock = self.root / "dvc.lock"
+        self.stages: dict[str, Any] = {}
+        if lock.is_file():
+            with open(lock) as f:
+                self.stages = (yaml.safe_load(f) or {}).get("stages") or {}
+        self._outs = {
+            o["path"]: name for name, st in self.stages.items() for o in st.get("outs") or []
+        }
+        self._memo: dict[tuple, str | None] = {}
+        self._repo: Any = None
+        self._md5: dict[str, str | None] = {}
+        self._params: dict[str, Any] | None = None
+        self._dirs: dict[str, dict[str, str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.stages)
+
+    def _dvc(self) -> Any:
+        if self._repo is None:
+            from dvc.repo import Repo
+
+            self._repo = Repo(str(self.root))
+        return self._repo
+
+    def md5(self, path: str) -> str | None:
+        """DVC's md5 of the file ``path`` (None if missing)."""
+        if path not in self._md5:
+            p = self.root / path
+            value = None
+            if p.is_file():
+                try:
+                    repo = self._dvc()
+                    _, info = repo.state.get(str(p.resolve()), repo.fs)
+                    value = info.value if info is not None else None
+                except Exception:
+                    value = None
+                if value is None:
+                    import hashlib
+
+                    h = hashlib.md5()
+                    with open(p, "rb") as f:
+                        while block := f.read(1 << 22):
+                            h.update(block)
+                    value = h.hexdigest()
+            self._md5[path] = value
+        return self._md5[path]
+
+    def _dir_listing(self, md5: str) -> dict[str, str]:
+        """``{relpath: md5}`` of a directory DVC recorded as ``md5`` (from its cache)."""
+        if md5 not in self._dirs:
+            import json
+
+            listing: dict[str, str] = {}
+            try:
+                path = self._dvc().cache.local.oid_to_path(md5)
+                with open(path) as f:
+                    listing = {e["relpath"]: e["md5"] for e in json.load(f)}
+            except Exception:
+                pass
+            self._dirs[md5] = listing
+        return self._dirs[md5]
+
+    def _recorded(self, entries: list[dict[str, Any]], path: str) -> str | None:
+        for e in entries:
+            if e.get("path") == path:
+                return e.get("md5")
+            prefix = e.get("path", "").rstrip("/") + "/"
+            if path.startswith(prefix) and str(e.get("md5", "")).endswith(".dir"):
+                return self._dir_listing(e["md5"]).get(path[len(prefix) :])
+        return None
+
+    def _current_params(self) -> dict[str, Any]:
+        if self._params is None:
+            import yaml
+
+            try:
+                with open(self.root / self.params_file) as f:
+                    self._params = yaml.safe_load(f) or {}
+            except OSError:
+                self._params = {}
+        return self._params
+
+    def _producer(self, path: str) -> str | None:
+        """The stage whose output is ``path`` (or a directory holding it)."""
+        if path in self._outs:
+            return self._outs[path]
+        return next(
+            (s for o, s in self._outs.items() if path.startswith(o.rstrip("/") + "/")), None
+        )
+
+    def stale_reason(self, stage: str, inputs: list[str] | None = None) -> str | None:
+        """Why ``dvc.lock`` does not describe ``stage`` as it is now (None: it does): an output,
+        a dep (or one of ``inputs``, files inside a directory dep), a param, or, transitively,
+        a stage upstream differs. Directory deps and outputs (datasets) are not hashed."""
+        key = (stage, tuple(inputs or ()))
+        if key in self._memo:
+            return self._memo[key]
+        self._memo[key] = reason = self._stale_reason(stage, inputs or [])
+        return reason
+
+    def _stale_reason(self, stage: str, inputs: list[str]) -> str | None:
+        entry = self.stages.get(stage)
+        if not entry:
+            return f"{stage}: not in dvc.lock"
+        for o in entry.get("outs") or []:
+            if str(o.get("md5", "")).endswith(".dir"):
+                continue
+            if o.get("md5") is None or self.md5(o["path"]) != o["md5"]:
+                return f"{stage}: output {o['path']} differs from dvc.lock"
+        deps = entry.get("deps") or []
+        files = [d["path"] for d in deps if not str(d.get("md5", "")).endswith(".dir")]
+        for p in dict.fromkeys([*files, *inputs]):
+            rec = self._recorded(deps, p)
+            if rec is None or self.md5(p) != rec:
+                return f"{stage}: input {p} differs from dvc.lock"
+        current = self._current_params()
+        for key, value in ((entry.get("params") or {}).get(self.params_file) or {}).items():
+            node: Any = current
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node != value:
+                return f"{stage}: {self.params_file} {key} differs from dvc.lock"
+        for d in deps:
+            up = self._producer(d["path"])
+            if up is not None and up != stage and (why := self.stale_reason(up)):
+                return why
+        return None
+
+    def up_to_date(self, stage: str, inputs: list[str]) -> bool:
+        """True when ``dvc.lock`` records ``stage`` and every stage upstream of it exactly as
+        the workspace is now (outputs, deps, ``inputs``, params): what ``dvc status`` checks."""
+        return self.stale_reason(stage, inputs) is None

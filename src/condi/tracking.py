@@ -1,27 +1,65 @@
 """MLflow tracking: one experiment per dataset, one run per pipeline job.
 
 The store is SQLite at the repository root (``sqlite:///<abs>/mlflow.db``; MLflow 3 refuses
-the file store), overridable by ``MLFLOW_TRACKING_URI``. Metrics are buffered and sent with
-``log_batch``. Tracking never costs a result: every call is retried briefly, and when the
-store stays unreachable or locked the run's record is kept as JSON under
-``.mlflow_pending/`` for ``condi tracking import`` and the stage goes on with a warning.
+the file store), overridable by ``MLFLOW_TRACKING_URI`` (e.g. an ``mlflow server``). Metrics
+are buffered and sent with ``log_batch``. Tracking never costs a result: every call is retried
+with jittered back-off (parallel jobs meet SQLite's write lock), and when the store stays
+unreachable or locked the run's record is kept as JSON under ``.mlflow_pending/`` for
+``condi tracking import`` and the stage goes on with a warning. Create the store once before
+parallel jobs start (``condi tracking init``; the Snakefile's ``onstart`` does).
+
+Every run is tagged so that it can be traced to the pipeline and to DVC:
+
+* ``stage``, ``dataset`` and, where the command has them, ``fold``, ``teacher``, ``student``,
+  ``method``; ``rule`` (the Snakemake rule / DVC stage group) and ``dvc_stage`` (the DVC stage,
+  e.g. ``train_student@synthetic-1-resnext-shufflenet-condi_sr``);
+* ``git_commit`` (also as MLflow's ``mlflow.source.git.commit``) and ``git_dirty``;
+* ``params_hash``: sha256 (16 hex digits) of the params.yaml values the stage depends on
+  (``condi.pipeline.PARAM_KEYS``, DVC's ``params:`` of the stage), and ``params_md5`` of the
+  whole params file;
+* ``dvc_md5/<path>`` for every input file of the command, the md5 DVC computes for it (taken
+  from ``dvc.lock`` when its record matches the file, else computed), and ``inputs`` /
+  ``outputs`` (JSON lists of paths);
+* ``model_path`` (the DVC path of the model the job trained, or the checkpoint it used) and,
+  at the end, ``model_dvc_md5`` of a trained model;
+* ``mlflow.parentRunId``: the jobs that depend on a teacher (pseudo-labels, students,
+  evaluation) are nested under the run that trained that teacher (the latest finished one).
+
+The inputs and outputs are read from the command line (``sys.argv``): options whose value is
+an existing path are inputs, ``--out*``, ``--plots`` and ``--figure`` are outputs; a directory
+input (a dataset root) gets a ``dvc_md5`` tag only from ``dvc.lock``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import random
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 PENDING_DIR = ".mlflow_pending"
+OUTPUT_OPTIONS = ("--out", "--out-csv", "--out-md", "--plots", "--figure")
+# condi subcommand -> pipeline rule (``evaluate grid`` is evaluate_students with --student)
+RULES = {
+    ("train", "teacher"): "train_teacher",
+    ("train", "pseudo-labels"): "pseudo_labels",
+    ("train", "student"): "train_student",
+    ("evaluate", "grid"): "evaluate_baselines",
+    ("tables", "table3"): "table3",
+    ("pipeline", "metrics"): "metrics",
+}
+NESTED_UNDER_TEACHER = {"pseudo_labels", "train_student", "evaluate_baselines", "evaluate_students"}
 
 
 def project_root() -> Path:
@@ -43,30 +81,199 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def git_commit() -> str:
+def _git(*args: str) -> str:
     try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=project_root(),
-            ).stdout.strip()
-            or "unknown"
-        )
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, cwd=project_root()
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def git_commit() -> str:
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
+def git_dirty() -> str:
+    """ "true" when tracked files differ from the commit, "false", or "unknown"."""
+    if git_commit() == "unknown":
         return "unknown"
+    return "true" if _git("status", "--porcelain", "--untracked-files=no") else "false"
 
 
-def _retry(fn: Callable[[], Any], tries: int = 3, delay: float = 0.5) -> Any:
+# -- DVC hashes ------------------------------------------------------------------------------
+
+
+def file_md5(path: str | Path, chunk: int = 1 << 22) -> str:
+    """The md5 DVC 3 records for a file (of its bytes)."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dvc_lock_md5s(lock: str | Path | None = None) -> dict[str, tuple[str, int | None]]:
+    """``{path: (md5, size)}`` of every dep and out recorded in ``dvc.lock`` ({} without it)."""
+    import yaml
+
+    path = Path(lock) if lock else project_root() / "dvc.lock"
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    out: dict[str, tuple[str, int | None]] = {}
+    for st in (data.get("stages") or {}).values():
+        for entry in [*st.get("deps", []), *st.get("outs", [])]:
+            if isinstance(entry, dict) and entry.get("md5"):
+                out[entry["path"]] = (entry["md5"], entry.get("size"))
+    return out
+
+
+def dvc_md5(path: str | Path, lock: dict[str, tuple[str, int | None]] | None = None) -> str | None:
+    """DVC's md5 of ``path``: dvc.lock's record when it describes the current file (same size,
+    lock written after the file), else computed for a file; None for an unrecorded directory."""
+    p = Path(path)
+    rel = _rel(p)
+    lock = dvc_lock_md5s() if lock is None else lock
+    rec = lock.get(rel)
+    lock_file = project_root() / "dvc.lock"
+    if rec is not None and p.exists():
+        md5, size = rec
+        fresh = lock_file.stat().st_mtime >= p.stat().st_mtime if lock_file.exists() else False
+        if p.is_dir() and fresh:
+            return md5
+        if p.is_file() and fresh and size == p.stat().st_size:
+            return md5
+    if p.is_file():
+        return file_md5(p)
+    return None
+
+
+def _rel(p: Path) -> str:
+    try:
+        return p.resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+# -- the job's command line ------------------------------------------------------------------
+
+
+def command_io(argv: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``({option: input paths}, {option: output paths})`` of a condi command line."""
+    inputs: dict[str, list[str]] = {}
+    outputs: dict[str, list[str]] = {}
+    opt = None
+    for tok in argv[1:]:
+        if tok.startswith("--"):
+            opt, _, val = tok.partition("=")
+            if not val:
+                continue
+        else:
+            val = tok
+        if opt is None or opt == "--params":
+            continue
+        if opt in OUTPUT_OPTIONS:
+            outputs.setdefault(opt, []).append(val)
+            continue
+        path = val.split("=", 1)[1] if "=" in val and not Path(val).exists() else val
+        if path and Path(path).exists():
+            inputs.setdefault(opt, []).append(path)
+    return inputs, outputs
+
+
+def _option(argv: Sequence[str], name: str) -> str | None:
+    for i, tok in enumerate(argv):
+        if tok == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if tok.startswith(name + "="):
+            return tok.split("=", 1)[1]
+    return None
+
+
+def rule_of(argv: Sequence[str]) -> str | None:
+    rule = RULES.get(tuple(argv[1:3]))
+    if rule == "evaluate_baselines" and _option(argv, "--student"):
+        rule = "evaluate_students"
+    return rule
+
+
+def params_hash(rule: str | None, params_file: str | Path, wildcards: dict[str, Any]) -> str:
+    """sha256 (16 hex) of the params.yaml values ``rule`` depends on (DVC's params of its
+    stage), or of the whole file when the rule is unknown."""
+    import yaml
+
+    from condi.pipeline import PARAM_KEYS
+
+    try:
+        with open(params_file) as f:
+            params = yaml.safe_load(f) or {}
+    except OSError:
+        return "unknown"
+    keys = PARAM_KEYS.get(rule or "", None)
+    if keys is None:
+        subset: Any = params
+    else:
+        subset = {}
+        for key in keys:
+            with contextlib.suppress(KeyError):  # a wildcard the command does not have
+                key = key.format(**wildcards)
+            node: Any = params
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            subset[key] = node
+    text = json.dumps(subset, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def job_tags(argv: Sequence[str], tags: dict[str, str]) -> dict[str, str]:
+    """The pipeline and DVC tags of the job run by ``argv`` (see the module docstring)."""
+    from condi.pipeline import WILDCARDS, job_name
+
+    out: dict[str, str] = {}
+    rule = rule_of(argv)
+    wildcards = {
+        k: tags[k] for k in ("dataset", "fold", "teacher", "student", "method") if k in tags
+    }
+    if rule:
+        out["rule"] = rule
+        if all(k in wildcards for k in WILDCARDS[rule]):
+            out["dvc_stage"] = job_name(rule, {k: wildcards[k] for k in WILDCARDS[rule]})
+    params_file = _option(argv, "--params") or "params.yaml"
+    if Path(params_file).is_file():
+        out["params_hash"] = params_hash(rule, params_file, wildcards)
+        out["params_md5"] = file_md5(params_file)
+    inputs, outputs = command_io(argv)
+    lock = dvc_lock_md5s()
+    in_paths = [p for ps in inputs.values() for p in ps]
+    for p in in_paths:
+        md5 = dvc_md5(p, lock)
+        key = f"dvc_md5/{_rel(Path(p))}"
+        if md5 and len(key) <= 250:
+            out[key] = md5
+    out["inputs"] = json.dumps([_rel(Path(p)) for p in in_paths])[:8000]
+    out["outputs"] = json.dumps([_rel(Path(p)) for ps in outputs.values() for p in ps])[:8000]
+    if rule in ("train_teacher", "train_student") and "--out" in outputs:
+        out["model_path"] = _rel(Path(outputs["--out"][0]))
+    elif "--checkpoint" in inputs:
+        out["model_path"] = _rel(Path(inputs["--checkpoint"][0]))
+    out["mlflow.source.name"] = " ".join(["condi", *argv[1:3]])
+    return out
+
+
+def _retry(fn: Callable[[], Any], tries: int = 6, delay: float = 0.2) -> Any:
+    """Call ``fn`` until it succeeds, ``tries`` times at most, with jittered exponential
+    back-off (0.2 s, 0.4 s, ... about 6 s in all): parallel jobs writing to one SQLite store
+    meet 'database is locked'."""
     for attempt in range(tries):
         try:
             return fn()
         except Exception:
             if attempt == tries - 1:
                 raise
-            time.sleep(delay * (2**attempt))
+            time.sleep(delay * (2**attempt) * (0.5 + random.random()))
     return None
 
 
@@ -75,7 +282,7 @@ def init_store() -> str:
     import mlflow
 
     uri = tracking_uri()
-    mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    _retry(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1))
     return uri
 
 
@@ -89,13 +296,17 @@ class Run:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         enabled: bool = True,
+        argv: Sequence[str] | None = None,
     ) -> None:
         self.stage, self.dataset = stage, dataset
         self.params = flatten(params or {})
+        commit = git_commit()
         self.tags = {
             "stage": stage,
             "dataset": dataset,
-            "git_commit": git_commit(),
+            "git_commit": commit,
+            "git_dirty": git_dirty(),
+            "mlflow.source.git.commit": commit,
             **{k: str(v) for k, v in (tags or {}).items()},
         }
         # under torchrun only rank 0 records the run
@@ -104,6 +315,11 @@ class Run:
             and os.environ.get("CONDI_TRACKING", "1") != "0"
             and os.environ.get("RANK", "0") == "0"
         )
+        if self.enabled:
+            try:
+                self.tags.update(job_tags(list(sys.argv if argv is None else argv), self.tags))
+            except Exception as exc:  # tags are metadata: never fail the job for them
+                log.warning("could not derive the job's pipeline tags: %s", exc)
         self.metrics: list[tuple[str, float, int, int]] = []
         self.artifacts: list[str] = []
         self.client = None
@@ -131,8 +347,10 @@ class Run:
             def start():
                 exp = self.client.get_experiment_by_name(self.dataset)
                 exp_id = exp.experiment_id if exp else self._create_experiment()
+                parent = self._teacher_run(exp_id)
+                tags = {**self.tags, **({"mlflow.parentRunId": parent} if parent else {})}
                 run = self.client.create_run(
-                    exp_id, tags=self.tags, run_name=self.tags.get("run_name", self.stage)
+                    exp_id, tags=tags, run_name=self.tags.get("run_name", self.stage)
                 )
                 return run.info.run_id
 
@@ -152,10 +370,29 @@ class Run:
         except Exception:  # created concurrently by another job
             return self.client.get_experiment_by_name(self.dataset).experiment_id
 
+    def _teacher_run(self, exp_id: str) -> str | None:
+        """The latest finished run that trained this job's teacher (its MLflow parent)."""
+        if self.tags.get("rule") not in NESTED_UNDER_TEACHER or "teacher" not in self.tags:
+            return None
+        filt = " and ".join(
+            f"tags.{k} = '{self.tags[k]}'" for k in ("dataset", "fold", "teacher") if k in self.tags
+        )
+        runs = self.client.search_runs(
+            [exp_id],
+            filter_string=f"tags.rule = 'train_teacher' and attributes.status = 'FINISHED' and {filt}",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.enabled:
             return
         status = "FAILED" if exc_type else "FINISHED"
+        model = self.tags.get("model_path")
+        trained = self.tags.get("rule") in ("train_teacher", "train_student")
+        if status == "FINISHED" and trained and model and Path(model).is_file():
+            self.tags["model_dvc_md5"] = file_md5(model)
         if self.client is not None and self.run_id is not None:
             try:
                 _retry(self._flush_to_store)
@@ -166,7 +403,7 @@ class Run:
         self._write_pending(status)
 
     def _flush_to_store(self) -> None:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param, RunTag
 
         params = [Param(k, v[:6000]) for k, v in self.params.items()]
         for i in range(0, len(params), 100):
@@ -174,6 +411,10 @@ class Run:
         metrics = [Metric(k, v, ts, s) for k, v, ts, s in self.metrics]
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+        if "model_dvc_md5" in self.tags:
+            self.client.log_batch(
+                self.run_id, tags=[RunTag("model_dvc_md5", self.tags["model_dvc_md5"])]
+            )
         self.params, self.metrics = {}, []
         for path in self.artifacts:
             if Path(path).exists():
@@ -203,14 +444,16 @@ def import_pending() -> int:
     n = 0
     for path in sorted((project_root() / PENDING_DIR).glob("*.json")):
         rec = json.loads(path.read_text())
-        run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"])
+        run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"], argv=[])
+        run.tags = rec["tags"]
         run.params = rec["params"]
         run.metrics = [tuple(m) for m in rec["metrics"]]
         run.artifacts = rec["artifacts"]
         run.__enter__()
         if run.client is None:
             break
-        run.__exit__(None, None, None)
+        failed = rec.get("status") == "FAILED"
+        run.__exit__(RuntimeError if failed else None, None, None)
         path.unlink()
         n += 1
     return n

@@ -75,3 +75,67 @@ def section(rule):
         return repr(out)
 
     return get
+
+
+# After `dvc pull` (or `dvc checkout`) the files have new, arbitrary mtimes and Snakemake has no
+# record of the jobs that made them, so it would re-run them. For such a job (no Snakemake
+# metadata for its outputs) whose DVC stage dvc.lock records with exactly the current inputs,
+# outputs and params, the inputs are marked ancient(): their mtimes carry no information.
+# Snakemake's own records, when present, are trusted as usual. See docs/cluster.md.
+DVC = pl.DvcRecords()
+
+
+from snakemake.logging import logger
+
+
+def _has_snakemake_record(path):
+    try:
+        from snakemake.io import IOFile
+
+        return workflow.persistence.metadata(IOFile(path)) is not None
+    except Exception:
+        return False
+
+
+def _restored_by_dvc(rule, wildcards, inputs):
+    stage = pl.job_name(rule, {k: wildcards[k] for k in pl.WILDCARDS[rule]})
+    entry = DVC.stages.get(stage)
+    if not entry:
+        return False
+    outs = [o["path"] for o in entry.get("outs") or []]
+    if outs and all(_has_snakemake_record(o) for o in outs):
+        return False
+    why = DVC.stale_reason(stage, inputs)
+    if why and why not in _WARNED:
+        _WARNED.add(why)
+        logger.warning(
+            f"condi: dvc.lock is out of date for outputs Snakemake did not make ({why}): "
+            "Snakemake can only judge them by mtimes; `dvc repro` (or `snakemake --forcerun "
+            "RULE`) is sure to update them."
+        )
+    return why is None
+
+
+_WARNED = set()
+
+
+def dvc_inputs(rule, **inputs):
+    """An input function for ``unpack()``: the named inputs (patterns, lists of patterns or
+    functions of the wildcards), all ancient() when DVC restored this job (see above)."""
+
+    def get(wildcards):
+        w = dict(wildcards.items())
+        named = {}
+        for key, value in inputs.items():
+            value = value(wildcards) if callable(value) else value
+            named[key] = value.format(**w) if isinstance(value, str) else [v.format(**w) for v in value]
+        if DVC:
+            files = [f for v in named.values() for f in ([v] if isinstance(v, str) else v)]
+            if _restored_by_dvc(rule, w, files):
+                named = {
+                    k: ancient(v) if isinstance(v, str) else [ancient(f) for f in v]
+                    for k, v in named.items()
+                }
+        return named
+
+    return get

@@ -23,7 +23,12 @@ rule synth:
 
 rule index:
     input:
-        synth_input,
+        unpack(
+            dvc_inputs(
+                "index",
+                synth=synth_input,
+            )
+        ),
     output:
         index=INDEX,
     params:
@@ -46,8 +51,13 @@ rule index:
 
 rule cache:
     input:
-        synth_input,
-        index=INDEX,
+        unpack(
+            dvc_inputs(
+                "cache",
+                synth=synth_input,
+                index=INDEX,
+            )
+        ),
     output:
         cache=CACHE,
     params:

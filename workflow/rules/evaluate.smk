@@ -3,9 +3,14 @@
 
 rule teacher_scores:
     input:
-        index=INDEX,
-        cache=CACHE,
-        model=TEACHER,
+        unpack(
+            dvc_inputs(
+                "teacher_scores",
+                index=INDEX,
+                cache=CACHE,
+                model=TEACHER,
+            )
+        ),
     output:
         scores=TEACHER_SCORES,
     params:
@@ -25,9 +30,14 @@ rule teacher_scores:
 
 rule student_scores:
     input:
-        index=INDEX,
-        cache=CACHE,
-        model=STUDENT,
+        unpack(
+            dvc_inputs(
+                "student_scores",
+                index=INDEX,
+                cache=CACHE,
+                model=STUDENT,
+            )
+        ),
     output:
         scores=STUDENT_SCORES,
     params:
@@ -47,9 +57,14 @@ rule student_scores:
 
 rule evaluate_baselines:
     input:
-        synth_input,
-        index=INDEX,
-        teacher=TEACHER_SCORES,
+        unpack(
+            dvc_inputs(
+                "evaluate_baselines",
+                synth=synth_input,
+                index=INDEX,
+                teacher=TEACHER_SCORES,
+            )
+        ),
     output:
         table=EVAL_BASELINES,
     params:
@@ -69,12 +84,17 @@ rule evaluate_baselines:
 
 rule evaluate_students:
     input:
-        synth_input,
-        index=INDEX,
-        teacher=TEACHER_SCORES,
-        students=lambda w: [
-            STUDENT_SCORES.format(**dict(w.items()), method=m) for m in config["methods"]
-        ],
+        unpack(
+            dvc_inputs(
+                "evaluate_students",
+                synth=synth_input,
+                index=INDEX,
+                teacher=TEACHER_SCORES,
+                students=lambda w: [
+                    STUDENT_SCORES.format(**dict(w.items()), method=m) for m in config["methods"]
+                ],
+            )
+        ),
     output:
         table=EVAL_STUDENTS,
     params:

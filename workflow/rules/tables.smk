@@ -4,10 +4,16 @@
 
 rule table3:
     input:
-        pl.eval_csvs(config),
+        unpack(
+            dvc_inputs(
+                "table3",
+                evals=pl.eval_csvs(config),
+            )
+        ),
     output:
         csv=report(TABLE3_CSV, caption="../report/table3_csv.rst", category="Tables"),
         md=report(TABLE3_MD, caption="../report/table3_md.rst", category="Tables"),
+        paper=report(pl.TABLE3_PAPER_CSV, caption="../report/table3_md.rst", category="Tables"),
     params:
         config=section("table3"),
     log:
@@ -23,7 +29,12 @@ rule table3:
 
 rule metrics:
     input:
-        table3=TABLE3_CSV,
+        unpack(
+            dvc_inputs(
+                "metrics",
+                table3=TABLE3_CSV,
+            )
+        ),
     output:
         metrics=report(METRICS_JSON, caption="../report/metrics.rst", category="Metrics"),
         plots=report(PLOT_CSV, caption="../report/accuracy_vs_k_csv.rst", category="Figures"),

@@ -5,8 +5,13 @@
 
 rule train_teacher:
     input:
-        index=INDEX,
-        cache=CACHE,
+        unpack(
+            dvc_inputs(
+                "train_teacher",
+                index=INDEX,
+                cache=CACHE,
+            )
+        ),
     output:
         model=TEACHER,
     params:
@@ -26,9 +31,14 @@ rule train_teacher:
 
 rule pseudo_labels:
     input:
-        index=INDEX,
-        cache=CACHE,
-        teacher=TEACHER,
+        unpack(
+            dvc_inputs(
+                "pseudo_labels",
+                index=INDEX,
+                cache=CACHE,
+                teacher=TEACHER,
+            )
+        ),
     output:
         labels=LABELS,
     params:
@@ -48,9 +58,14 @@ rule pseudo_labels:
 
 rule train_student:
     input:
-        index=INDEX,
-        cache=CACHE,
-        labels=LABELS,
+        unpack(
+            dvc_inputs(
+                "train_student",
+                index=INDEX,
+                cache=CACHE,
+                labels=LABELS,
+            )
+        ),
     output:
         model=STUDENT,
     params:
