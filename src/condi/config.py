@@ -64,6 +64,22 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
+def _error_lines(error: jsonschema.ValidationError, source: str) -> list[str]:
+    """One line per problem; an unknown key is named by its own dotted path (with the keys
+    allowed there), e.g. ``training.teacher.epoch: unknown key (allowed: batch_size, ...)``."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        extra = [k for k in error.instance if k not in known]
+        if extra and error.schema.get("additionalProperties") is False:
+            where = [str(p) for p in error.absolute_path]
+            allowed = ", ".join(sorted(known))
+            return [
+                f"{source}: {'.'.join([*where, str(k)])}: unknown key (allowed: {allowed})"
+                for k in extra
+            ]
+    return [f"{source}: {_key_path(error)}: {error.message}"]
+
+
 def validate(params: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
     """Validate ``params`` in place (filling schema defaults) and return it.
 
@@ -77,7 +93,7 @@ def validate(params: dict[str, Any], source: str = "params.yaml") -> dict[str, A
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"{source}: {_key_path(e)}: {e.message}" for e in errors]
+        lines = [line for e in errors for line in _error_lines(e, source)]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     _check_semantics(params, source)
     return params
@@ -145,13 +161,17 @@ def check_dataset_roots(
 ) -> None:
     """Every real (non-synthetic) dataset root must exist before any work starts."""
     base = base or Path.cwd()
+    missing = []
     for name, ds in params["datasets"].items():
         if "synth" in ds:
             continue
         root = Path(ds["root"])
         root = root if root.is_absolute() else base / root
-        if not root.exists():
-            raise ConfigError(f"{source}: datasets.{name}.root: directory {root} does not exist")
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            missing.append(f"{source}: datasets.{name}.root: directory {root} {what}")
+    if missing:
+        raise ConfigError("\n".join(missing))
 
 
 def dataset(params: dict[str, Any], name: str) -> dict[str, Any]:

@@ -14,12 +14,39 @@ from typing import Any
 import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files are created 0o666 minus the umask, as ``open()`` would; mkstemp's 0o600 would leave every
+# output unreadable to the group (a shared results/ directory, a DVC cache, a second user).
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
 
     ``suffix`` defaults to the target's suffix so that writers that look at the extension
-    (``numpy.save``, ``DataFrame.to_parquet``) behave.
+    (``numpy.save``, ``DataFrame.to_parquet``) behave. If the body raises (or the process dies)
+    the target is untouched; the temporary file is removed (after a SIGKILL it stays behind as
+    ``.<name>.*.tmp``, which no stage reads).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +61,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -74,6 +103,8 @@ def load_torch(path: str | os.PathLike) -> Any:
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
@@ -83,4 +114,20 @@ def load_torch(path: str | os.PathLike) -> Any:
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError/zipfile errors
         raise ValueError(
             f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def load_npy(path: str | os.PathLike, mmap_mode: str | None = None):
+    """``numpy.load`` of a ``.npy`` array with a clear error naming a missing, empty or
+    truncated file (NumPy's own says e.g. "mmap length is greater than file size")."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: array file not found")
+    try:
+        return np.load(path, mmap_mode=mmap_mode)
+    except Exception as exc:  # ValueError/OSError/EOFError/UnpicklingError from a bad file
+        raise ValueError(
+            f"{path}: not a readable .npy array (truncated or corrupt?): {exc}"
         ) from exc

@@ -54,12 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except KeyboardInterrupt:
+        print("condi: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise  # a bug: keep the traceback
+        if args.verbose:
+            logging.getLogger("condi").exception("failed")
         print(f"condi: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"condi: error: {exc}", file=sys.stderr)
-        return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors about the user's inputs (config, files, videos): a one-line message and exit 2,
+    no traceback. ``OSError`` covers missing, unreadable and full-disk files; ``ValueError``
+    bad values and unreadable files (pyarrow's ``ArrowInvalid`` is one); a ``VideoError`` names
+    the video and why it cannot be used."""
+    errors: tuple[type[BaseException], ...] = (ConfigError, OSError, ValueError)
+    video = sys.modules.get("condi.data.video")  # loaded if a VideoError can have been raised
+    if video is not None:
+        errors += (video.VideoError,)
+    return errors
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -56,9 +57,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         failed += pred.error is not None
         if args.json:
-            print(json.dumps(pred.as_dict()))
+            print(json.dumps(pred.as_dict()), flush=True)
         elif pred.error:
-            print(f"{video}: error: {pred.error}")
+            print(f"condi: error: {video}: {pred.error}", file=sys.stderr, flush=True)
         else:
             top5 = ", ".join(f"{n} {p:.3f}" for n, p in pred.top5)
             print(
@@ -66,4 +67,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"student clips {pred.student_clips} of {pred.num_clips}  "
                 f"{pred.decode_s + pred.model_s:.3f} s ({pred.model_s:.3f} s models)"
             )
+    if failed:
+        print(
+            f"condi: error: {failed} of {len(args.videos)} video(s) could not be classified",
+            file=sys.stderr,
+        )
     return 1 if failed else 0

@@ -106,16 +106,30 @@ def predict_video(
     ks: int = 0,
     device: torch.device | None = None,
 ) -> Prediction:
-    """Decode ``path`` (PyAV) and classify it; a bad file gives a Prediction with ``error``."""
+    """Decode ``path`` (PyAV) and classify it; a bad file (missing, a directory, empty, not a
+    video, undecodable) gives a Prediction with ``error`` instead of raising, so that the other
+    videos of the same call are still classified."""
+    import av
+
     from condi.data.video import VideoError, read_video_clips
 
+    def failed(reason: str) -> Prediction:
+        return Prediction(str(path), -1, "", [], [], [], 0, 0.0, 0.0, error=reason)
+
+    path = Path(path)
+    if not path.exists():
+        return failed("no such file")
+    if path.is_dir():
+        return failed("is a directory, not a video file")
     t0 = time.perf_counter()
     try:
         clips = read_video_clips(path, data_cfg["clip_len"], data_cfg["short_side"])
     except VideoError as exc:
-        return Prediction(str(path), -1, "", [], [], [], 0, 0.0, 0.0, error=exc.reason)
+        return failed(exc.reason)
+    except (OSError, av.error.FFmpegError) as exc:  # unreadable file, a decoder error outside
+        return failed(f"cannot read: {exc}")  # the packet loop
     if len(clips) == 0:
-        return Prediction(str(path), -1, "", [], [], [], 0, 0.0, 0.0, error="no frames decoded")
+        return failed("no frames decoded")
     decode_s = time.perf_counter() - t0
     x = normalise_clips(clips, data_cfg["crop_size"], data_cfg["mean"], data_cfg["std"])
     t1 = time.perf_counter()

@@ -11,6 +11,7 @@ loses at most that epoch.
 from __future__ import annotations
 
 import copy
+import glob
 import hashlib
 import json
 import logging
@@ -50,6 +51,16 @@ def state_path_for(out: str | Path) -> Path:
     return out.with_name(out.name + ".state.pt")
 
 
+def remove_stale_temporaries(state_path: Path) -> None:
+    """Delete the temporary files a killed job left beside its output and state
+    (``.<out>.*.tmp``, see :func:`condi.io.atomic_path`): each is as big as a checkpoint with its
+    optimiser state, and nothing reads them. One job per output at a time (Snakemake's lock)."""
+    name = state_path.name.removesuffix(".state.pt")
+    for tmp in state_path.parent.glob(f".{glob.escape(name)}.*.tmp"):
+        log.info("removing %s, left by an interrupted job", tmp)
+        tmp.unlink(missing_ok=True)
+
+
 def fit(
     *,
     model: nn.Module,
@@ -75,6 +86,8 @@ def fit(
     extra_state = extra_state if extra_state is not None else {}
     result = FitResult()
     start = 0
+    if is_main:
+        remove_stale_temporaries(state_path)
     if state_path.exists():
         try:
             state = load_torch(state_path)
