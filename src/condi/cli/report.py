@@ -114,6 +114,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--student-scores", type=Path, default=None, help="condi_sr student scores: timeline"
     )
     f.add_argument("--video", default=None, help="timeline video (default: the longest)")
+    f.add_argument(
+        "--timeline-stem",
+        default=None,
+        help="timeline file name without suffix (default: ztilde_timeline_<video stem>)",
+    )
     f.set_defaults(func=cmd_figures)
 
 
@@ -279,6 +284,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
             args.out_dir,
             manifest=manifest,
             video=args.video,
+            stem=args.timeline_stem,
         )
     if not written:
         raise ValueError("nothing to draw: give --table3, --timing or --student-scores")

@@ -212,8 +212,10 @@ def ztilde_timeline(
     video: str | None = None,
     max_k: int = 5,
     title: str = "",
+    stem: str | None = None,
 ) -> list[Path]:
-    """The per-clip z~ of one test video (module docstring)."""
+    """The per-clip z~ of one test video (module docstring); files ``<stem>.png/.svg``,
+    by default ``ztilde_timeline_<video stem>``."""
     if "confidence_logit" not in student_scores:
         raise ValueError("the timeline needs a student with a confidence head (condi_sr scores)")
     rows = teacher_scores["rows"]
@@ -285,4 +287,4 @@ def ztilde_timeline(
     ax.set_title(title or f"{Path(name).name} (class {label_name}, {n} clips)")
     ax.grid(alpha=0.25, axis="y")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return save(fig, out_dir, _slug("ztilde_timeline", Path(name).stem))
+    return save(fig, out_dir, stem or _slug("ztilde_timeline", Path(name).stem))
