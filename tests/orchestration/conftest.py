@@ -1,0 +1,229 @@
+"""One tiny pipeline run per session, shared by the orchestration tests.
+
+``pipelines`` builds, side by side in one temporary directory:
+
+* ``smk/``: a copy of the workflow run by Snakemake (``--cores 2``, the default profile),
+  logging to an ``mlflow server`` started for the session (SQLite backend, a free port);
+* ``dvc/``: a git repository with the same workflow, the generated ``dvc.yaml`` and the DVC
+  config of this repository, run by ``dvc repro`` at the same time (tracking off), then
+  committed and pushed to its default local remote ``condi-dvc-remote/`` beside it.
+
+Both use the tiny synthetic preset and one epoch per model, so the two runs take about
+two to three minutes on two cores. Every wait is bounded; the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, load_yaml, workflow_copy
+
+PIPELINE_TIMEOUT = 900  # s, per pipeline run
+SERVER_START_TIMEOUT = 180  # s
+
+
+def tiny_params() -> dict:
+    """The repository's params.yaml on the tiny preset: a few videos, one epoch per model."""
+    p = load_yaml(REPO / "params.yaml")
+    for ds in p["datasets"].values():
+        if "synth" in ds:
+            ds["synth"]["preset"] = "tiny"
+    p["training"]["teacher"].update(epochs=1, lr_milestones=[])
+    p["training"]["student"].update(epochs=1)
+    p["device"] = "cpu"
+    p["threads"] = 1
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, cwd, env=None, timeout=300, check=True):
+    out = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        shell=isinstance(cmd, str),
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(
+            f"{cmd} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+        )
+    return out
+
+
+def git(cwd, *args):
+    return run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd, timeout=120)
+
+
+@dataclass
+class MlflowServer:
+    uri: str
+    proc: subprocess.Popen
+    log: Path
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.uri + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read().decode())
+
+
+def start_mlflow_server(workdir: Path) -> MlflowServer:
+    port = free_port()
+    log = workdir / "mlflow-server.log"
+    proc = subprocess.Popen(
+        [
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(workdir / "mlartifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=workdir,
+        stdout=open(log, "w"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return MlflowServer(f"http://127.0.0.1:{port}", proc, log)
+
+
+def wait_for_server(server: MlflowServer, timeout: float = SERVER_START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"mlflow server exited:\n{server.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(server.uri + "/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"mlflow server not up in {timeout} s:\n{server.log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM the process group, then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+def dvc_repo(dest: Path, params: dict) -> Path:
+    """A git repository holding the workflow, params, generated dvc.yaml and DVC config."""
+    workflow_copy(dest, params)
+    os.symlink("workflow/profiles", dest / "profiles")
+    (dest / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy(REPO / ".dvc" / name, dest / ".dvc" / name)
+    shutil.copytree(REPO / ".dvc" / "plots", dest / ".dvc" / "plots")
+    shutil.copy(REPO / ".gitignore", dest / ".gitignore")
+    run(["condi", "pipeline", "dvc", "--params", "params.yaml", "--out", "dvc.yaml"], dest)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", ".")
+    git(dest, "commit", "-q", "-m", "tiny pipeline")
+    return dest
+
+
+@dataclass
+class Pipelines:
+    root: Path
+    smk: Path
+    dvc: Path
+    server: MlflowServer
+    params: dict
+    timings: dict[str, float] = field(default_factory=dict)
+    smk_output: str = ""
+    dvc_output: str = ""
+
+
+@pytest.fixture(scope="session")
+def pipelines(tmp_path_factory):
+    root = tmp_path_factory.mktemp("orchestration")
+    params = tiny_params()
+    server = start_mlflow_server(root)
+    try:
+        smk = workflow_copy(root / "smk", params)
+        os.symlink("workflow/profiles", smk / "profiles")
+        dvc = dvc_repo(root / "dvc", params)
+        base_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+        t0 = time.monotonic()
+        dvc_env = {**base_env, "CONDI_TRACKING": "0"}
+        dvc_log = open(root / "dvc-repro.log", "w")  # noqa: SIM115
+        dvc_proc = subprocess.Popen(
+            ["dvc", "repro"],
+            cwd=dvc,
+            env=dvc_env,
+            stdout=dvc_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_server(server)
+            smk_env = {**base_env, "MLFLOW_TRACKING_URI": server.uri}
+            t1 = time.monotonic()
+            out = run(["snakemake", "--cores", "2"], smk, env=smk_env, timeout=PIPELINE_TIMEOUT)
+            smk_time = time.monotonic() - t1
+            dvc_proc.wait(timeout=PIPELINE_TIMEOUT)
+        finally:
+            stop(dvc_proc)
+            dvc_log.close()
+        dvc_time = time.monotonic() - t0
+        dvc_output = (root / "dvc-repro.log").read_text()
+        assert dvc_proc.returncode == 0, dvc_output[-5000:]
+        # what DVC produced, committed (dvc.lock, metrics, plots) and pushed to the remote
+        git(dvc, "add", ".")
+        git(dvc, "commit", "-q", "-m", "dvc repro")
+        run(["dvc", "push", "-q"], dvc, timeout=300)
+        p = Pipelines(root, smk, dvc, server, params, smk_output=out.stdout + out.stderr)
+        p.dvc_output = dvc_output
+        p.timings.update(snakemake_s=smk_time, dvc_repro_s=dvc_time)
+        print(f"\ntiny pipeline: snakemake --cores 2 {smk_time:.0f} s, dvc repro {dvc_time:.0f} s")
+        yield p
+    finally:
+        stop(server.proc)
+
+
+def read_table3(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"K": str})
+
+
+def dump(obj) -> str:
+    return yaml.safe_dump(obj, sort_keys=False)

@@ -1,0 +1,106 @@
+"""MLflow: the tiny pipeline logged to an `mlflow server`, checked through its REST API; and
+parallel jobs writing to one SQLite store (issue 7.3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.orchestration.conftest import run
+
+TRACKED = {"train_teacher", "pseudo_labels", "train_student", "evaluate", "tables", "metrics"}
+
+
+def search_runs(server, experiment_id):
+    body = {"experiment_ids": [experiment_id], "max_results": 1000}
+    return server.api("/api/2.0/mlflow/runs/search", body).get("runs", [])
+
+
+@pytest.mark.slow
+def test_runs_on_an_mlflow_server(pipelines):
+    server, p = pipelines.server, pipelines.params
+    exp = server.api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=synthetic")
+    runs = search_runs(server, exp["experiment"]["experiment_id"])
+    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+    stages = [t["stage"] for t in tags]
+    assert set(stages) == TRACKED, stages
+    n_students = len(p["teachers"]) * len(p["students"]) * len(p["methods"])
+    assert stages.count("train_student") == n_students
+    assert stages.count("train_teacher") == len(p["teachers"])
+    assert all(r["info"]["status"] == "FINISHED" for r in runs)
+    by_rule = {}
+    for r, t in zip(runs, tags, strict=True):
+        for key in ("dataset", "git_commit", "params_hash", "rule", "dvc_stage", "inputs"):
+            assert key in t, (t["stage"], key)
+        assert t["dataset"] == "synthetic"
+        by_rule.setdefault(t["rule"], []).append((r, t))
+    teacher_run, teacher = by_rule["train_teacher"][0]
+    assert teacher["model_path"] == "models/synthetic/fold1/teacher_resnext.pt"
+    assert len(teacher["model_dvc_md5"]) == 32
+    assert {
+        "dvc_md5/data/index/synthetic_fold1.parquet",
+        "dvc_md5/data/cache/synthetic_fold1.npy",
+    } <= set(teacher)
+    for r, t in by_rule["train_student"]:
+        assert {"fold", "teacher", "student", "method"} <= set(t)
+        assert (
+            t["model_path"] == f"models/synthetic/fold1/student_resnext_shufflenet_{t['method']}.pt"
+        )
+        assert t["dvc_stage"] == f"train_student@synthetic-1-resnext-shufflenet-{t['method']}"
+        assert "dvc_md5/data/pseudo_labels/synthetic/fold1/resnext.npz" in t
+        # nested under the run that trained the teacher
+        assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
+        metrics = {m["key"] for m in r["data"].get("metrics", [])}
+        assert metrics, t["dvc_stage"]
+    for rule in ("evaluate_baselines", "evaluate_students"):
+        ((r, t),) = by_rule[rule]
+        metrics = {m["key"] for m in r["data"]["metrics"]}
+        assert any(k.startswith("top1_") for k in metrics), metrics
+        assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
+    # tables and figures as artifacts
+    for rule, names in (
+        ("table3", {"table3.csv", "table3.md"}),
+        ("metrics", {"metrics.json", "accuracy_vs_k.csv", "accuracy_vs_k.png"}),
+    ):
+        ((r, _),) = by_rule[rule]
+        listed = server.api(f"/api/2.0/mlflow/artifacts/list?run_id={r['info']['run_id']}")
+        assert names <= {f["path"] for f in listed.get("files", [])}, listed
+
+
+def test_parallel_jobs_share_one_sqlite_store(tmp_path):
+    """Four processes at once, each logging two runs to one SQLite file after `condi tracking
+    init`: every run arrives, none is left in .mlflow_pending/."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": uri, "CONDI_ROOT": str(tmp_path)}
+    run(["condi", "tracking", "init"], tmp_path, env=env, timeout=120)
+    code = textwrap.dedent(
+        """
+        import sys
+        from condi.tracking import Run
+        for i in range(2):
+            with Run("train_student", "parallel", {"i": i}, {"worker": sys.argv[1]}, argv=[]) as r:
+                r.log_metrics({"loss": 1.0 / (i + 1)}, step=i)
+                if r.client is None:
+                    sys.exit(3)
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(w)], cwd=tmp_path, env=env)
+        for w in range(4)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0] * 4
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("parallel")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert len(runs) == 8
+    assert all(r.info.status == "FINISHED" and r.data.metrics for r in runs)
+    assert not (tmp_path / ".mlflow_pending").exists()
+    assert json.loads(json.dumps(sorted(r.data.tags["worker"] for r in runs))) == sorted(
+        str(w) for w in range(4) for _ in range(2)
+    )
