@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from condi.evaluation.metrics import softmax_np  # noqa: E402
 from condi.evaluation.samplers import ranked  # noqa: E402
@@ -159,19 +159,20 @@ def accuracy_vs_cost(timing: pd.DataFrame, out_dir: str | Path) -> list[Path]:
                     "equidistant",
                     "condi_sr_split",
                 ):
+                    below = method == "condi_sr_split"
                     for xv, yv, tag in zip(m[x], m["top1"], tags, strict=True):
                         ax.annotate(
                             tag,
                             (xv, yv),
                             textcoords="offset points",
-                            xytext=(4, 4),
+                            xytext=(4, -10 if below else 4),
                             fontsize=7,
                             color=st["color"],
                         )
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
             ax.xaxis.set_major_formatter(_PLAIN)
-            ax.xaxis.set_minor_formatter(_PLAIN)
-            ax.tick_params(axis="x", which="minor", labelsize=7)
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(xlabel)
             ax.grid(alpha=0.3, which="both")
         axes[0].set_ylabel("top-1 video accuracy (%)")
