@@ -43,12 +43,12 @@ def test_one_row_per_clip(tiny_index):
     assert (df["fps"] == 25).all() and (df["width"] == 40).all() and (df["height"] == 32).all()
     assert (
         df["label_name"]
-        .map({"MoveRight": 0, "MoveLeft": 1, "MoveUp": 2, "MoveDown": 3})
+        .map({"MoveSideways": 0, "MoveUp": 1, "MoveDown": 2, "Circle": 3})
         .equals(df["label"])
     )
     meta = df.attrs["condi"]
     assert (
-        meta["class_names"] == ["MoveRight", "MoveLeft", "MoveUp", "MoveDown"]
+        meta["class_names"] == ["MoveSideways", "MoveUp", "MoveDown", "Circle"]
         and meta["num_classes"] == 4
     )
 
@@ -112,7 +112,7 @@ def test_assign_val_split_counts_and_order_independence():
 
 def test_bad_videos_are_skipped_with_reasons(tiny_root, tmp_path, bad_videos, caplog):
     root = tmp_path / "ds"
-    good = sorted((tiny_root / "UCF-101" / "MoveRight").glob("*.avi"))[:2]
+    good = sorted((tiny_root / "UCF-101" / "MoveSideways").glob("*.avi"))[:2]
     (root / "UCF-101" / "MoveRight").mkdir(parents=True)
     for g in good:
         shutil.copy(g, root / "UCF-101" / "MoveRight" / g.name)

@@ -50,8 +50,8 @@ def test_same_seed_same_bytes_other_seed_differs(tiny_root, tmp_path):
     other = _digest(tmp_path / "other")
     assert other.keys() == _digest(tiny_root).keys()
     assert (
-        other["UCF-101/MoveRight/v_MoveRight_g01_c01.avi"]
-        != _digest(tiny_root)["UCF-101/MoveRight/v_MoveRight_g01_c01.avi"]
+        other["UCF-101/MoveUp/v_MoveUp_g01_c01.avi"]
+        != _digest(tiny_root)["UCF-101/MoveUp/v_MoveUp_g01_c01.avi"]
     )
 
 
@@ -89,23 +89,27 @@ def _video(label: int, distractor: int, cfg) -> synthetic._Video:
     )
 
 
-def _centroid_x(frames: np.ndarray, threshold: float) -> np.ndarray:
-    """Per-frame x centroid of the pixels brighter than ``threshold``."""
+def _centroid_y(frames: np.ndarray, threshold: float) -> np.ndarray:
+    """Per-frame y centroid of the pixels brighter than ``threshold``."""
     mask = frames.mean(axis=-1) > threshold
-    xs = np.arange(frames.shape[2])[None, None, :]
-    return (mask * xs).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
+    ys = np.arange(frames.shape[1])[None, :, None]
+    return (mask * ys).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
 
 
 def test_ambiguity_is_visible_in_rendered_clips():
     cfg = make_config("default")
-    right, left = MOTIONS.index("MoveRight"), MOTIONS.index("MoveLeft")
-    video = _video(right, left, cfg)
+    up, down = MOTIONS.index("MoveUp"), MOTIONS.index("MoveDown")
+    video = _video(up, down, cfg)
     rng = np.random.default_rng
     clean = synthetic._render_clip(video, "clean", 16, cfg, rng(3))
-    assert np.all(np.diff(_centroid_x(clean, 150)) > 0)  # the actor moves right
-    # a distractor clip: the salient blob moves like the distractor class (left)
+    assert np.all(np.diff(_centroid_y(clean, 150)) < 0)  # the actor moves up
+    # a distractor clip: the salient blob moves like the distractor class (down), and the faint
+    # true actor is still there: the same clip without it differs
     distractor = synthetic._render_clip(video, "distractor", 16, cfg, rng(3))
-    assert np.all(np.diff(_centroid_x(distractor, 150)) < 0)
+    assert np.all(np.diff(_centroid_y(distractor, 150)) > 0)
+    no_faint = make_config("default", faint_alpha=[0, 0])
+    without = synthetic._render_clip(video, "distractor", 16, no_faint, rng(3))
+    assert np.abs(distractor - without).max(axis=(1, 2, 3)).min() > 20
     # occlusion: a static block hides most of the motion the clean clip shows (same rng: same
     # path), so less than half of the clean clip's temporal variation remains
     occluded = synthetic._render_clip(video, "occlusion", 16, cfg, rng(3))

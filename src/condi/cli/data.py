@@ -20,11 +20,12 @@ SYNTH_HELP = textwrap.dedent(
     Generate the embedded default dataset: real MPEG-4/AVI videos in the UCF-101 layout (one
     fold), so that they take the same reader, index and decoder as UCF-101.
 
-    Each video shows a bright blob doing one of C motions (move right/left/up/down, circle
-    clockwise/counterclockwise, zig-zag, pulse, ...) over a random background; size, speed,
-    colour and length vary per video (N = 3..30 clips of 16 frames by default). A per-video
-    share of the clips is ambiguous, visibly:
-      distractor  a larger, brighter second blob performs another class's motion over a faint
+    Each video shows a bright blob doing one of C mirror-symmetric motions (move sideways, up,
+    down, circle, zig-zag, pulse, shake, bob, ...; mirror-symmetric because training flips
+    clips) over a mildly varying background; size, speed and length vary per video (N = 3..30
+    clips of 16 frames by default). A per-video share of the clips (10-90%) is ambiguous,
+    visibly:
+      distractor  a second, full-contrast blob performs another class's motion over a faint
                   true actor; the other class is fixed per video
       occlusion   an opaque block covers most of the actor's path
       blur        heavy blur and noise
