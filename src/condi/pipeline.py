@@ -363,9 +363,6 @@ def jobs(config: dict[str, Any]) -> list[Stage]:
     return out
 
 
-stages = jobs  # the name used before the DVC stages became matrix/foreach groups
-
-
 def _dvc_entry(st: Stage) -> dict[str, Any]:
     entry: dict[str, Any] = {"cmd": st.cmd}
     if st.deps:
