@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from condi.evaluation.metrics import softmax_np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    return expit(np.asarray(x, dtype=np.float64))
 
 
 def entropy_np(probs: np.ndarray) -> np.ndarray:
