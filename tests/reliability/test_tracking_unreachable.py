@@ -1,0 +1,222 @@
+"""Issue 8.4: with the MLflow store unreachable (a closed port) or locked (SQLite held by an
+exclusive transaction) a stage retries briefly, then goes on with a warning: its results are
+written and the run's record is kept under ``.mlflow_pending/`` for ``condi tracking import``.
+
+MLflow's HTTP client retries a refused connection 7 times with exponential back-off by default
+(about 4 minutes per request, and condi's own 3 tries on top: ~12 minutes before the stage goes
+on). The tests below set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT=2``
+as a user would have to today; ``test_default_http_retries_are_brief`` records that
+``condi.tracking`` should set such defaults itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.reliability.conftest import BASELINES, DATA_ROOT, INDEX, TEACHER_SCORES, condi, env
+
+FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+STAGE_TIMEOUT = 120  # a stage that waits longer on tracking hangs, as far as users can tell
+BRIEF = 60.0  # seconds: the stage itself takes ~15 s on a busy 2-core machine
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def grid_stage(ref, cwd, env_extra):
+    """The baseline evaluation stage, as the pipeline runs it, writing ``eval.csv`` in cwd."""
+    t0 = time.monotonic()
+    out = condi(
+        "evaluate",
+        "grid",
+        "--params",
+        ref / "params.yaml",
+        "--dataset",
+        "synthetic",
+        "--fold",
+        "1",
+        "--teacher",
+        "resnext",
+        "--index",
+        ref / INDEX,
+        "--root",
+        ref / DATA_ROOT,
+        "--teacher-scores",
+        ref / TEACHER_SCORES,
+        "--out",
+        "eval.csv",
+        cwd=cwd,
+        env_extra=env_extra,
+        timeout=STAGE_TIMEOUT,
+    )
+    return out, time.monotonic() - t0
+
+
+def pending(root):
+    return sorted((root / ".mlflow_pending").glob("*.json"))
+
+
+def assert_went_on(out, elapsed, cwd, ref):
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert elapsed < BRIEF, f"the stage took {elapsed:.0f} s"
+    assert "keeping this run's record locally" in out.stderr, out.stderr[-3000:]
+    assert "condi tracking import" in out.stderr
+    # no result lost: the same table as the pipeline's own run, and the record kept
+    assert (cwd / "eval.csv").read_bytes() == (ref / BASELINES).read_bytes()
+    (record,) = pending(cwd)
+    rec = json.loads(record.read_text())
+    assert rec["status"] == "FINISHED" and rec["experiment"] == "synthetic"
+    assert rec["metrics"] and rec["params"] and rec["artifacts"]
+    return rec
+
+
+def imported_runs(store):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    exp = client.get_experiment_by_name("synthetic")
+    assert exp is not None
+    return client, client.search_runs([exp.experiment_id])
+
+
+@pytest.fixture(scope="module")
+def store_template(tmp_path_factory):
+    """An empty MLflow SQLite store, created once (its migrations take seconds)."""
+    import mlflow
+
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments(max_results=1)
+    return db
+
+
+@pytest.fixture
+def store(store_template, tmp_path):
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(store_template, db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def unreachable(reference_run, tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("unreachable")
+    uri = f"http://127.0.0.1:{closed_port()}"
+    out, elapsed = grid_stage(
+        reference_run, cwd, {"MLFLOW_TRACKING_URI": uri, **FAST_HTTP, "CONDI_ROOT": str(cwd)}
+    )
+    return cwd, out, elapsed
+
+
+def test_unreachable_server_stage_goes_on_and_keeps_the_record(unreachable, reference_run):
+    cwd, out, elapsed = unreachable
+    assert_went_on(out, elapsed, cwd, reference_run)
+    assert "unreachable" in out.stderr
+
+
+def test_kept_record_is_imported_later(unreachable, tmp_path, store):
+    src, _, _ = unreachable
+    root = tmp_path / "root"
+    shutil.copytree(src, root)
+    (rec_path,) = pending(root)
+    rec = json.loads(rec_path.read_text())
+    out = condi(
+        "tracking", "import", cwd=root, env_extra={"MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "imported 1 run(s)" in out.stdout
+    assert not pending(root)
+    client, (run,) = imported_runs(store)
+    assert run.info.status == "FINISHED"
+    assert set(run.data.metrics) == {m[0] for m in rec["metrics"]}
+    assert set(run.data.params) == set(rec["params"])
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["eval.csv"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tracking.Run.log_artifact keeps the path as given (relative to the stage's cwd): "
+    "`condi tracking import` run from another directory silently drops the artifacts. "
+    "Fix (orchestration, src/condi/tracking.py): store str(Path(path).resolve()) in "
+    "log_artifact, and warn in _flush_to_store when a kept artifact no longer exists.",
+)
+def test_kept_record_keeps_its_artifacts_when_imported_from_elsewhere(unreachable, tmp_path, store):
+    src, _, _ = unreachable
+    root = tmp_path / "root"
+    shutil.copytree(src, root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = condi(
+        "tracking",
+        "import",
+        cwd=elsewhere,
+        env_extra={"MLFLOW_TRACKING_URI": f"sqlite:///{store}", "CONDI_ROOT": str(root)},
+    )
+    assert out.returncode == 0 and "imported 1 run(s)" in out.stdout, out.stderr[-3000:]
+    client, (run,) = imported_runs(store)
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["eval.csv"]
+
+
+def test_locked_sqlite_store_stage_goes_on_and_keeps_the_record(reference_run, tmp_path, store):
+    db = store
+    uri = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    holder = sqlite3.connect(db, isolation_level=None, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writing, for as long as the stage runs
+    try:
+        out, elapsed = grid_stage(reference_run, tmp_path, uri)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_went_on(out, elapsed, tmp_path, reference_run)
+    assert "locked" in out.stderr
+
+    out = condi("tracking", "import", cwd=tmp_path, env_extra=uri)
+    assert out.returncode == 0 and "imported 1 run(s)" in out.stdout, out.stderr[-3000:]
+    _, (run,) = imported_runs(db)
+    assert run.info.status == "FINISHED" and run.data.metrics
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="with MLflow's own HTTP defaults (7 retries, back-off factor 2, 120 s timeout) a "
+    "stage waits ~12 min on a refused connection before going on. Fix (orchestration, "
+    "src/condi/tracking.py): before creating the client, os.environ.setdefault "
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES=2, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=0.5, "
+    "MLFLOW_HTTP_REQUEST_TIMEOUT=10 (a user's own setting still wins).",
+)
+def test_default_http_retries_are_brief(tmp_path):
+    """A tracked run against a closed port, with no MLFLOW_HTTP_* settings, goes on within
+    30 s."""
+    code = (
+        "from condi.tracking import Run\n"
+        "with Run('probe', 'synthetic', {'a': 1}) as run:\n"
+        "    run.log_metrics({'m': 1.0})\n"
+    )
+    e = env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{closed_port()}")
+    for key in list(e):
+        if key.startswith("MLFLOW_HTTP_"):
+            del e[key]
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("tracking against an unreachable server blocked for more than 30 s")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert pending(tmp_path)
