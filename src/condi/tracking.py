@@ -197,6 +197,9 @@ def rule_of(argv: Sequence[str]) -> str | None:
     rule = RULES.get(tuple(argv[1:3]))
     if rule == "evaluate_baselines" and _option(argv, "--student"):
         rule = "evaluate_students"
+    if tuple(argv[1:3]) == ("evaluate", "scores"):
+        ckpt = Path(_option(argv, "--checkpoint") or "").name
+        rule = "student_scores" if ckpt.startswith("student_") else "teacher_scores"
     return rule
 
 

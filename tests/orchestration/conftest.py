@@ -71,7 +71,7 @@ def run(cmd, cwd, env=None, timeout=300, check=True):
 
 
 def git(cwd, *args):
-    return run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd, timeout=120)
+    return run(["git", *args], cwd, timeout=120)
 
 
 @dataclass
@@ -154,6 +154,8 @@ def dvc_repo(dest: Path, params: dict) -> Path:
     shutil.copy(REPO / ".gitignore", dest / ".gitignore")
     run(["condi", "pipeline", "dvc", "--params", "params.yaml", "--out", "dvc.yaml"], dest)
     git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.name", "condi tests")  # dvc exp run commits experiments
+    git(dest, "config", "user.email", "tests@condi.invalid")
     git(dest, "add", ".")
     git(dest, "commit", "-q", "-m", "tiny pipeline")
     return dest

@@ -9,8 +9,9 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
-from tests.orchestration.conftest import run
+from tests.orchestration.conftest import git, run
 
 TRACKED = {"train_teacher", "pseudo_labels", "train_student", "evaluate", "tables", "metrics"}
 
@@ -61,6 +62,17 @@ def test_runs_on_an_mlflow_server(pipelines):
         metrics = {m["key"] for m in r["data"]["metrics"]}
         assert any(k.startswith("top1_") for k in metrics), metrics
         assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
+    # the md5s are DVC's: the DVC run (same deterministic commands) recorded the same ones
+    # (HEAD's dvc.lock: the workspace one may already hold an experiment with another K list)
+    lock = yaml.safe_load(git(pipelines.dvc, "show", "HEAD:dvc.lock").stdout)["stages"]
+    recorded = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
+    md5_tags = {
+        k.split("/", 1)[1]: v for t in tags for k, v in t.items() if k.startswith("dvc_md5/")
+    }
+    assert len(md5_tags) >= 10
+    for path, md5 in md5_tags.items():
+        assert recorded[path] == md5, path
+    assert recorded[teacher["model_path"]] == teacher["model_dvc_md5"]
     # tables and figures as artifacts
     for rule, names in (
         ("table3", {"table3.csv", "table3.md"}),

@@ -17,9 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_init(_args: argparse.Namespace) -> int:
-    from condi.tracking import init_store
+    import sys
 
-    print(init_store())
+    from condi.tracking import init_store, tracking_uri
+
+    try:
+        print(init_store())
+    except Exception as exc:
+        print(f"condi: MLflow store {tracking_uri()} unreachable: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
