@@ -26,6 +26,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from condi.data.video import clip_frame_indices, read_video_frames
+from condi.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,8 @@ def build_clip_cache(
     positions = index_df.groupby("video", sort=False).indices  # video -> row positions
     videos = list(pd.unique(index_df["video"]))  # in index order
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}.npy")
     shape = (len(index_df), clip_len, short_side, short_side, 3)
-    try:
+    with atomic_path(out_path) as tmp:
         cache = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         bar = tqdm(
             total=len(videos),
@@ -114,9 +113,6 @@ def build_clip_cache(
         bar.close()
         cache.flush()
         del cache
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info(
         "clip cache: %d clips of %dx%dx%d in %s",
         shape[0],

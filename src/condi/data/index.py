@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from condi.data.records import VideoRecord
 from condi.data.video import VideoError, VideoInfo, probe_video
+from condi.io import atomic_path, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -228,16 +229,6 @@ def build_index(
     return df, skipped_df
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_index(
     df: pd.DataFrame,
     path: str | os.PathLike,
@@ -256,10 +247,11 @@ def write_index(
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()}
     )
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     if skipped is not None:
         csv = skipped.reindex(columns=list(SKIPPED_COLUMNS))
-        _replace_atomically(path.parent / SKIPPED_NAME, lambda tmp: csv.to_csv(tmp, index=False))
+        write_csv(csv, path.parent / SKIPPED_NAME)
 
 
 def read_index(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -57,6 +57,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from condi.io import atomic_path, write_text
+
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
@@ -415,9 +417,11 @@ def render_video(
 
 def encode_avi(path: Path, frames: np.ndarray, fps: int, qscale: int = 4) -> None:
     """Write (T, H, W, 3) uint8 RGB frames as MPEG-4 part 2 in AVI, bit-exact and atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
     h, w = frames.shape[1:3]
-    with av.open(str(tmp), "w", format="avi", options={"fflags": "+bitexact"}) as out:
+    with (
+        atomic_path(path) as tmp,
+        av.open(str(tmp), "w", format="avi", options={"fflags": "+bitexact"}) as out,
+    ):
         stream = out.add_stream("mpeg4", rate=fps, options={"flags": "+bitexact"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         cc = stream.codec_context
@@ -427,16 +431,9 @@ def encode_avi(path: Path, frames: np.ndarray, fps: int, qscale: int = 4) -> Non
         for frame in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(stream.encode())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def generate(
@@ -483,9 +480,9 @@ def generate(
                         "distractor_class": distractor if kind == "distractor" else -1,
                     }
                 )
-    _atomic_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
-    _atomic_text(lists / "trainlist01.txt", "".join(f"{line}\n" for line in train_lines))
-    _atomic_text(lists / "testlist01.txt", "".join(f"{line}\n" for line in test_lines))
+    write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
+    write_text(lists / "trainlist01.txt", "".join(f"{line}\n" for line in train_lines))
+    write_text(lists / "testlist01.txt", "".join(f"{line}\n" for line in test_lines))
 
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     manifest = manifest.sort_values(["video", "clip_index"], kind="stable").reset_index(drop=True)
@@ -493,9 +490,8 @@ def generate(
         {"label": "int64", "clip_index": "int64", "num_clips": "int64", "distractor_class": "int64"}
     )
     manifest_path = out / "manifest.parquet"
-    tmp = manifest_path.with_name(".manifest.parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(manifest, preserve_index=False), tmp)
-    os.replace(tmp, manifest_path)
+    with atomic_path(manifest_path) as tmp:
+        pq.write_table(pa.Table.from_pandas(manifest, preserve_index=False), tmp)
 
     summary = {
         "generator_version": GENERATOR_VERSION,
@@ -509,7 +505,7 @@ def generate(
         "ambiguous_share": float(manifest["ambiguous"].mean()),
         "kind_counts": {k: int((manifest["kind"] == k).sum()) for k in KINDS},
     }
-    _atomic_text(out / "synth_config.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text(out / "synth_config.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info(
         "synth: %d videos, %d clips (%.0f%% ambiguous) in %s",
         summary["num_videos"],
