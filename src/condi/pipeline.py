@@ -214,8 +214,23 @@ def _fill(template: str, **ns: Any) -> str:
     )
 
 
+def teacher_checkpoint(config: dict[str, Any], teacher: str) -> list[str]:
+    """``[teachers.<t>.checkpoint]`` when that teacher is adopted rather than trained, else []:
+    the checkpoint file is then an input of train_teacher."""
+    ckpt = config["teachers"][teacher].get("checkpoint")
+    return [str(ckpt)] if ckpt else []
+
+
+def _job_values(config: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
+    """Values of a job that come from ``datasets.<d>`` and ``teachers.<t>`` (not expressible by
+    the wildcards)."""
+    out = _dataset_values(config, w["dataset"]) if "dataset" in w else {}
+    if "teacher" in w:
+        out["teacher_checkpoint"] = " ".join(teacher_checkpoint(config, w["teacher"]))
+    return out
+
+
 def _dataset_values(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """Command values that come from ``datasets.<d>`` (not expressible by the wildcards)."""
     ds = config["datasets"][dataset]
     sy = ds.get("synth")
     return {
@@ -292,7 +307,9 @@ def _render(name: str, config: dict[str, Any], w: dict[str, Any], v: dict[str, A
         teacher, tscores = TEACHER.format(**w), TEACHER_SCORES.format(**w)
         io = {"index": idx, "cache": cache}
         if name == "train_teacher":
-            return stage({"input": io, "output": {"model": teacher}}, [idx, cache], [teacher])
+            ckpt = [v["teacher_checkpoint"]] if v.get("teacher_checkpoint") else []
+            ns = {"input": io, "output": {"model": teacher}}
+            return stage(ns, [idx, cache, *ckpt], [teacher])
         if name == "pseudo_labels":
             labels = LABELS.format(**w)
             ns = {"input": {**io, "teacher": teacher}, "output": {"labels": labels}}
@@ -356,8 +373,7 @@ def jobs(config: dict[str, Any]) -> list[Stage]:
     out = []
     for name in COMMANDS:
         for w in _wildcard_sets(config, name):
-            v = _dataset_values(config, w["dataset"]) if "dataset" in w else {}
-            st = _render(name, config, w, v)
+            st = _render(name, config, w, _job_values(config, w))
             st.name = job_name(name, w)
             out.append(st)
     return out
@@ -406,7 +422,7 @@ def dvc_yaml(config: dict[str, Any]) -> dict[str, Any]:
             continue
         if not ws:
             continue
-        vals = [_dataset_values(config, w["dataset"]) for w in ws]
+        vals = [_job_values(config, w) for w in ws]
         item_w = {k: f"${{item.{k}}}" for k in keys}
         # dataset values the stage uses and that differ between jobs become item fields; the
         # rest stay literal
@@ -415,7 +431,7 @@ def dvc_yaml(config: dict[str, Any]) -> dict[str, Any]:
         varying = [k for k in probe if probe[k] in used and len({str(v[k]) for v in vals}) > 1]
         templates = []
         for v in vals:
-            tv = {**v, **{k: f"${{item.{k}}}" for k in varying}}
+            tv = {**v, **{k: f"${{item.{k}}}" for k in varying if v[k]}}
             templates.append(_dvc_entry(_render(name, config, item_w, tv)))
         if any(t != templates[0] for t in templates):
             # the jobs differ in shape (e.g. a synthetic and a real dataset): one stage per job

@@ -69,7 +69,9 @@ def check_same_dag(workdir):
     dvc = dvc_stages(workdir)
     assert sorted(smk) == sorted(dvc)
     outs = {o for _, o, _ in dvc.values() for o in o}
-    roots = {d["root"] for d in load_yaml(workdir / "params.yaml")["datasets"].values()}
+    params = load_yaml(workdir / "params.yaml")
+    roots = {d["root"] for d in params["datasets"].values()}
+    roots |= {m["checkpoint"] for m in params["teachers"].values() if m.get("checkpoint")}
     for cmd, (rule, smk_outs) in smk.items():
         name, dvc_outs, deps = dvc[cmd]
         assert name.split("@")[0].split("--")[0] == rule
@@ -109,6 +111,18 @@ def test_several_datasets_folds_and_models(tmp_path):
     assert "matrix" in stages["train_student"] or "foreach" in stages["train_student"]
     n_train = sum(1 for name, _, _ in dvc.values() if name.startswith("train_student@"))
     assert n_train == 4 * 2 * 2 * 2  # (dataset, fold) pairs x teachers x students x methods
+
+
+def test_an_adopted_teacher_checkpoint_is_an_input(tmp_path):
+    p = load_yaml(REPO / "params.yaml")
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "mine.pt").write_bytes(b"")
+    p["teachers"]["mine"] = {"arch": "resnext101", "kwargs": {}, "checkpoint": "ckpt/mine.pt"}
+    workdir = workflow_copy(tmp_path, p)
+    dvc = check_same_dag(workdir)
+    deps = {name: d for name, _, d in dvc.values()}
+    assert "ckpt/mine.pt" in deps["train_teacher--synthetic-1-mine"]
+    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext"]
 
 
 def test_committed_dvc_yaml_is_up_to_date():

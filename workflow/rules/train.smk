@@ -10,6 +10,7 @@ rule train_teacher:
                 "train_teacher",
                 index=INDEX,
                 cache=CACHE,
+                checkpoint=lambda w: pl.teacher_checkpoint(config, w.teacher),
             )
         ),
     output:
