@@ -66,13 +66,16 @@ def test_the_unedited_params_are_valid(tmp_path):
 
 def names_key(text: str, dotted: str) -> bool:
     """``text`` names ``dotted`` as ``a.b.c``, as ``['a']['b']['c']``, or, for an unknown key,
-    as ``'c' was unexpected`` under ``['a']['b']``."""
+    as ``'c' was unexpected`` under ``['a']['b']`` or ``a.b:``."""
     parts = dotted.split(".")
     bracket = "".join(f"['{p}']" for p in parts)
     if re.search(rf"(?<![\w.]){re.escape(dotted)}(?![\w])", text) or bracket in text:
         return True
     parent = "".join(f"['{p}']" for p in parts[:-1])
-    return f"'{parts[-1]}' was unexpected" in text and (not parent or parent in text)
+    dotted_parent = ".".join(parts[:-1])
+    return f"'{parts[-1]}' was unexpected" in text and (
+        not parent or parent in text or f"{dotted_parent}:" in text
+    )
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

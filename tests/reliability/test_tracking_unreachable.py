@@ -192,8 +192,9 @@ def test_locked_sqlite_store_stage_goes_on_and_keeps_the_record(reference_run, t
     reason="with MLflow's own HTTP defaults (7 retries, back-off factor 2, 120 s timeout) a "
     "stage waits ~12 min on a refused connection before going on. Fix (orchestration, "
     "src/condi/tracking.py): before creating the client, os.environ.setdefault "
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES=2, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=0.5, "
-    "MLFLOW_HTTP_REQUEST_TIMEOUT=10 (a user's own setting still wins).",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES=1, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=1 (an integer), "
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER=0, MLFLOW_HTTP_REQUEST_TIMEOUT=10 (a user's own "
+    "setting still wins): ~9 s to go on, imports included.",
 )
 def test_default_http_retries_are_brief(tmp_path):
     """A tracked run against a closed port, with no MLFLOW_HTTP_* settings, goes on within
