@@ -50,10 +50,19 @@ def random_frames(n: int, height: int = 32, width: int = 40, seed: int = 0) -> n
     return np.random.default_rng(seed).integers(0, 255, (n, height, width, 3), dtype=np.uint8)
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
-    """MPEG-4 part 2 in MP4 (the moov atom is written last, so truncation loses it)."""
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    codec: str = "mpeg4",
+    fmt: str = "mp4",
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Encode RGB frames; by default MPEG-4 part 2 in MP4 (the moov atom is written last, so
+    truncation loses it)."""
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         for frame in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -72,6 +81,12 @@ def write_empty_avi(path: Path) -> Path:
 
 
 @pytest.fixture
+def video_file():
+    """Writer of one encoded video: ``video_file(path, frames, codec=, fmt=, options=, ...)``."""
+    return write_video
+
+
+@pytest.fixture
 def bad_videos():
     """Write one file of each bad kind into a folder; returns {file name: expected reason start}."""
 
@@ -84,7 +99,7 @@ def bad_videos():
         (folder / "truncated.avi").write_bytes(data[: len(data) // 2])
         (folder / "codec.avi").write_bytes(data.replace(b"FMP4", b"ZZZZ"))
         (folder / "full.avi").unlink()
-        write_mp4(folder / "full.mp4", frames)
+        write_video(folder / "full.mp4", frames)
         data = (folder / "full.mp4").read_bytes()
         (folder / "nomoov.mp4").write_bytes(data[: len(data) // 2])
         (folder / "full.mp4").unlink()

@@ -164,6 +164,32 @@ def test_probe_video_reasons(tmp_path, bad_videos):
         assert info.value.reason.startswith(reason) and str(tmp_path / name) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "fmt", "options", "container_options"),
+    [
+        ("mpeg4.avi", "mpeg4", "avi", None, None),
+        ("mpeg4.mp4", "mpeg4", "mp4", None, None),
+        ("bframes.mp4", "libx264", "mp4", {"preset": "veryfast", "bf": "3"}, None),
+        ("faststart.mp4", "mpeg4", "mp4", None, {"movflags": "faststart"}),
+        ("vp9.webm", "libvpx-vp9", "webm", {"deadline": "realtime", "cpu-used": "8"}, None),
+    ],
+)
+def test_probe_counts_agree_with_decoding(
+    tmp_path, video_file, decoded_frame_count, name, codec, fmt, options, container_options
+):
+    frames = np.random.default_rng(0).integers(0, 255, (37, 32, 48, 3), dtype=np.uint8)
+    path = video_file(tmp_path / name, frames, 25, codec, fmt, options, container_options)
+    auto, full = probe_video(path), probe_video(path, count="decode")
+    assert auto == full
+    assert auto.num_frames == decoded_frame_count(path) == 37
+    assert (auto.width, auto.height, auto.fps) == (48, 32, 25.0)
+    # cut in half, a file whose index sits in front still opens but is truncated
+    data = path.read_bytes()
+    (tmp_path / f"half_{name}").write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="truncated|cannot open|no decodable"):
+        probe_video(tmp_path / f"half_{name}")
+
+
 def test_write_read_roundtrip(tiny_index, tmp_path):
     df, skipped = tiny_index
     path = tmp_path / "i" / "index.parquet"

@@ -4,13 +4,15 @@ Decisions (SPEC sections 1 and 7):
 
 * A video's frame count ``T`` is the number of frames *our* decoder yields
   (:func:`iter_frames`), because the clip cache splits exactly those frames. The container's
-  own count (``stream.frames``, the AVI header or the MP4 sample table) is used only after a
-  cheap check: seek near its end, decode the tail and confirm that the last frame's timestamp
-  is frame ``stream.frames - 1``. Otherwise (count missing, variable frame rate, truncated
-  file) every frame is decoded and counted.
+  promise (``stream.frames``: the AVI header, the MP4 sample table; without it the duration
+  times the frame rate, e.g. WebM) is used only after a cheap check: seek near its end,
+  decode the tail and confirm that the last frame's timestamp is frame ``promised - 1``.
+  Otherwise (no promise, variable frame rate, truncated file) every frame is decoded and
+  counted.
 * A file is *truncated* when its container promises more frames than decode: more than
   ``TRUNCATION_TOLERANCE`` of them, and at least 3. Smaller shortfalls (a dropped frame in an
-  AVI) keep the video with the decoded count.
+  AVI) keep the video with the decoded count. A container that promises nothing (no count,
+  no duration) cannot be recognised as truncated.
 * Frames are resized so that the short side is ``short_side`` (aspect kept, swscale bilinear,
   which averages over the source footprint when shrinking, applied in the decoder's YUV
   format), converted to RGB and center-cropped to ``short_side x short_side``.
@@ -98,6 +100,23 @@ def iter_frames(
             log.debug("%s: skipping a corrupt packet: %s", container.name, exc)
 
 
+def _promised_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fps: float
+) -> int:
+    """Frames the container promises: its frame count, else the video stream's duration times
+    the rate, else (single-stream files, e.g. WebM) the file's duration times the rate; 0 if
+    unknown."""
+    if stream.frames:
+        return int(stream.frames)
+    if fps <= 0:
+        return 0
+    if stream.duration and stream.time_base:
+        return round(float(stream.duration * stream.time_base) * fps)
+    if len(container.streams) == 1 and container.duration:
+        return round(container.duration / av.time_base * fps)
+    return 0
+
+
 def _tail_agrees(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream, n: int, fps: float
 ) -> bool:
@@ -140,14 +159,15 @@ def probe_video(path: str | os.PathLike, count: str = "auto") -> VideoInfo:
     with _open(path) as container:
         stream = _video_stream(container, path)
         cc = stream.codec_context
-        fps, promised = _fps(stream), int(stream.frames or 0)
+        fps = _fps(stream)
+        promised = _promised_frames(container, stream, fps)
         width, height, codec = int(cc.width), int(cc.height), cc.name
         trusted = count == "auto" and _tail_agrees(container, stream, promised, fps)
     n = promised if trusted else _count_decoded(path)
     if n == 0:
         raise VideoError(path, "no decodable frames")
     if promised - n >= max(3, math.ceil(TRUNCATION_TOLERANCE * promised)):
-        raise VideoError(path, f"truncated: the container lists {promised} frames, {n} decode")
+        raise VideoError(path, f"truncated: the container promises {promised} frames, {n} decode")
     if width <= 0 or height <= 0:
         raise VideoError(path, f"invalid frame size {width}x{height}")
     if fps <= 0:
