@@ -177,5 +177,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     )
     p.set_defaults(func=cmd_cache)
 
-    # Subcommands from other modules register here, e.g. condi.cli.data_download.register(sub).
+    # download, ssv2 and table1 (real datasets and Table I)
+    from condi.cli.data_sources import register_data_commands
+
+    register_data_commands(sub)
     return sub
