@@ -424,8 +424,8 @@ def dvc_yaml(config: dict[str, Any]) -> dict[str, Any]:
             continue
         vals = [_job_values(config, w) for w in ws]
         item_w = {k: f"${{item.{k}}}" for k in keys}
-        # dataset values the stage uses and that differ between jobs become item fields; the
-        # rest stay literal
+        # dataset and teacher values the stage uses and that differ between jobs become item
+        # fields (an empty one changes the stage's shape); the rest stay literal
         probe = {k: f"${{item.{k}}}" for k in vals[0] if k != "synthetic"}
         used = str(_dvc_entry(_render(name, config, item_w, {**vals[0], **probe})))
         varying = [k for k in probe if probe[k] in used and len({str(v[k]) for v in vals}) > 1]
