@@ -8,6 +8,7 @@ import re
 import pytest
 import yaml
 
+from tests.conftest import workflow_copy
 from tests.reliability.conftest import condi as run_condi
 from tests.reliability.conftest import files_under, pipeline_params, snakemake
 
@@ -80,8 +81,6 @@ def names_key(text: str, dotted: str) -> bool:
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_snakemake_dry_run_stops_naming_the_key(fault, tmp_path):
-    from tests.conftest import workflow_copy
-
     edit, key, value = FAULTS[fault]
     wd = workflow_copy(tmp_path / "wd", edit(valid_params()))
     before = files_under(wd)
