@@ -11,6 +11,7 @@ import textwrap
 import pytest
 import yaml
 
+from condi.tracking import file_md5
 from tests.orchestration.conftest import git, run
 
 TRACKED = {"train_teacher", "pseudo_labels", "train_student", "evaluate", "tables", "metrics"}
@@ -62,8 +63,11 @@ def test_runs_on_an_mlflow_server(pipelines):
         metrics = {m["key"] for m in r["data"]["metrics"]}
         assert any(k.startswith("top1_") for k in metrics), metrics
         assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
-    # the md5s are DVC's: the DVC run (same deterministic commands) recorded the same ones
-    # (HEAD's dvc.lock: the workspace one may already hold an experiment with another K list)
+    # the md5s are the ones DVC computes: of the files as they are in the Snakemake workspace,
+    # and, for everything but the checkpoints, as DVC recorded them in its own run (HEAD's
+    # dvc.lock: the workspace one may already hold an experiment with another K list). The
+    # checkpoints hold per-epoch timings (history.clips_per_s), so their bytes differ between
+    # two runs whose weights are equal.
     lock = yaml.safe_load(git(pipelines.dvc, "show", "HEAD:dvc.lock").stdout)["stages"]
     recorded = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
     md5_tags = {
@@ -71,8 +75,10 @@ def test_runs_on_an_mlflow_server(pipelines):
     }
     assert len(md5_tags) >= 10
     for path, md5 in md5_tags.items():
-        assert recorded[path] == md5, path
-    assert recorded[teacher["model_path"]] == teacher["model_dvc_md5"]
+        assert file_md5(pipelines.smk / path) == md5, path
+        if not path.endswith(".pt"):
+            assert recorded[path] == md5, path
+    assert file_md5(pipelines.smk / teacher["model_path"]) == teacher["model_dvc_md5"]
     # tables and figures as artifacts
     for rule, names in (
         ("table3", {"table3.csv", "table3.md"}),
