@@ -2,6 +2,8 @@
 # with dvc.yaml), wildcard constraints, the conda env and per-rule config subsets.
 import re
 
+from snakemake.logging import logger
+
 import condi.config
 import condi.pipeline as pl
 from condi.pipeline import (
@@ -83,9 +85,7 @@ def section(rule):
 # outputs and params, the inputs are marked ancient(): their mtimes carry no information.
 # Snakemake's own records, when present, are trusted as usual. See docs/cluster.md.
 DVC = pl.DvcRecords()
-
-
-from snakemake.logging import logger
+_WARNED = set()  # reasons already reported
 
 
 def _has_snakemake_record(path):
@@ -114,9 +114,6 @@ def _restored_by_dvc(rule, wildcards, inputs):
             "RULE`) is sure to update them."
         )
     return why is None
-
-
-_WARNED = set()
 
 
 def dvc_inputs(rule, **inputs):
