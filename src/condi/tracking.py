@@ -266,10 +266,29 @@ def job_tags(argv: Sequence[str], tags: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _retry(fn: Callable[[], Any], tries: int = 6, delay: float = 0.2) -> Any:
+# MLflow's HTTP client retries a refused connection 7 times with exponential back-off (minutes
+# per request); a job must go on within seconds when the server is down. A user's own settings
+# win.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def _client():
+    import mlflow
+
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return mlflow.MlflowClient(tracking_uri())
+
+
+def _retry(fn: Callable[[], Any], tries: int = 4, delay: float = 0.2) -> Any:
     """Call ``fn`` until it succeeds, ``tries`` times at most, with jittered exponential
-    back-off (0.2 s, 0.4 s, ... about 6 s in all): parallel jobs writing to one SQLite store
-    meet 'database is locked'."""
+    back-off (0.2 s, 0.4 s, 0.8 s): parallel jobs writing to one SQLite store meet 'database
+    is locked' (each try also waits out SQLite's own 5 s busy timeout)."""
     for attempt in range(tries):
         try:
             return fn()
@@ -282,11 +301,8 @@ def _retry(fn: Callable[[], Any], tries: int = 6, delay: float = 0.2) -> Any:
 
 def init_store() -> str:
     """Create the database (and its schema) once, before parallel jobs start."""
-    import mlflow
-
-    uri = tracking_uri()
-    _retry(lambda: mlflow.MlflowClient(uri).search_experiments(max_results=1))
-    return uri
+    _retry(lambda: _client().search_experiments(max_results=1))
+    return tracking_uri()
 
 
 class Run:
@@ -336,16 +352,15 @@ class Run:
                 self.metrics.append((k, float(v), ts, int(step)))
 
     def log_artifact(self, path: str | Path) -> None:
-        self.artifacts.append(str(path))
+        # absolute: a kept record may be imported from another directory
+        self.artifacts.append(str(Path(path).resolve()))
 
     # -- context manager ---------------------------------------------------
     def __enter__(self) -> Run:
         if not self.enabled:
             return self
         try:
-            import mlflow
-
-            self.client = mlflow.MlflowClient(tracking_uri())
+            self.client = _client()
 
             def start():
                 exp = self.client.get_experiment_by_name(self.dataset)
@@ -422,6 +437,8 @@ class Run:
         for path in self.artifacts:
             if Path(path).exists():
                 self.client.log_artifact(self.run_id, path)
+            else:
+                log.warning("artifact %s no longer exists; not logged", path)
         self.artifacts = []
 
     def _write_pending(self, status: str) -> None:
