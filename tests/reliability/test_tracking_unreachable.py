@@ -3,10 +3,11 @@ exclusive transaction) a stage retries briefly, then goes on with a warning: its
 written and the run's record is kept under ``.mlflow_pending/`` for ``condi tracking import``.
 
 MLflow's HTTP client retries a refused connection 7 times with exponential back-off by default
-(about 4 minutes per request, and condi's own 3 tries on top: ~12 minutes before the stage goes
-on). The tests below set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT=2``
-as a user would have to today; ``test_default_http_retries_are_brief`` records that
-``condi.tracking`` should set such defaults itself.
+(about 4 minutes per request, and condi's own tries on top: ~12 minutes before the stage went
+on). ``condi.tracking`` now sets brief ``MLFLOW_HTTP_*`` defaults (a user's own settings win);
+``test_default_http_retries_are_brief`` checks them. The stage tests set
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` / ``MLFLOW_HTTP_REQUEST_TIMEOUT=2`` themselves, so that
+they stay bounded whatever those defaults are.
 """
 
 from __future__ import annotations
@@ -143,13 +144,6 @@ def test_kept_record_is_imported_later(unreachable, tmp_path, store):
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["eval.csv"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tracking.Run.log_artifact keeps the path as given (relative to the stage's cwd): "
-    "`condi tracking import` run from another directory silently drops the artifacts. "
-    "Fix (orchestration, src/condi/tracking.py): store str(Path(path).resolve()) in "
-    "log_artifact, and warn in _flush_to_store when a kept artifact no longer exists.",
-)
 def test_kept_record_keeps_its_artifacts_when_imported_from_elsewhere(unreachable, tmp_path, store):
     src, _, _ = unreachable
     root = tmp_path / "root"
@@ -187,15 +181,6 @@ def test_locked_sqlite_store_stage_goes_on_and_keeps_the_record(reference_run, t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="with MLflow's own HTTP defaults (7 retries, back-off factor 2, 120 s timeout) a "
-    "stage waits ~12 min on a refused connection before going on. Fix (orchestration, "
-    "src/condi/tracking.py): before creating the client, os.environ.setdefault "
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES=1, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=1 (an integer), "
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER=0, MLFLOW_HTTP_REQUEST_TIMEOUT=10 (a user's own "
-    "setting still wins): ~9 s to go on, imports included.",
-)
 def test_default_http_retries_are_brief(tmp_path):
     """A tracked run against a closed port, with no MLFLOW_HTTP_* settings, goes on within
     20 s (with the settings in the reason: ~9 s on a busy 2-core machine)."""
