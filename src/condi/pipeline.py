@@ -364,7 +364,7 @@ def _render(name: str, config: dict[str, Any], w: dict[str, Any], v: dict[str, A
 
 
 def job_name(stage: str, w: dict[str, Any]) -> str:
-    """``train_student@synthetic-1-resnext-shufflenet-condi_sr``: DVC's name for the job."""
+    """``train_student@synthetic-1-resnext-resnext8-condi_sr``: DVC's name for the job."""
     return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
 
 

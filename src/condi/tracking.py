@@ -12,7 +12,7 @@ Every run is tagged so that it can be traced to the pipeline and to DVC:
 
 * ``stage``, ``dataset`` and, where the command has them, ``fold``, ``teacher``, ``student``,
   ``method``; ``rule`` (the Snakemake rule / DVC stage group) and ``dvc_stage`` (the DVC stage,
-  e.g. ``train_student@synthetic-1-resnext-shufflenet-condi_sr``);
+  e.g. ``train_student@synthetic-1-resnext-resnext8-condi_sr``);
 * ``git_commit`` (also as MLflow's ``mlflow.source.git.commit``) and ``git_dirty``;
 * ``params_hash``: sha256 (16 hex digits) of the params.yaml values the stage depends on
   (``condi.pipeline.PARAM_KEYS``, DVC's ``params:`` of the stage), and ``params_md5`` of the

@@ -50,9 +50,9 @@ def test_runs_on_an_mlflow_server(pipelines):
     for r, t in by_rule["train_student"]:
         assert {"fold", "teacher", "student", "method"} <= set(t)
         assert (
-            t["model_path"] == f"models/synthetic/fold1/student_resnext_shufflenet_{t['method']}.pt"
+            t["model_path"] == f"models/synthetic/fold1/student_resnext_resnext8_{t['method']}.pt"
         )
-        assert t["dvc_stage"] == f"train_student@synthetic-1-resnext-shufflenet-{t['method']}"
+        assert t["dvc_stage"] == f"train_student@synthetic-1-resnext-resnext8-{t['method']}"
         assert "dvc_md5/data/pseudo_labels/synthetic/fold1/resnext.npz" in t
         # nested under the run that trained the teacher
         assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]

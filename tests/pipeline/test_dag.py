@@ -86,7 +86,7 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     workdir = workflow_copy(tmp_path)
     dvc = check_same_dag(workdir)
     names = {name for name, _, _ in dvc.values()}
-    assert "train_student@synthetic-1-resnext-shufflenet-condi_sr" in names
+    assert "train_student@synthetic-1-resnext-resnext8-condi_sr" in names
     assert {"table3", "metrics"} <= names
     # every stage group of the repository's config is a matrix stage
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]

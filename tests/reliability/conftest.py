@@ -25,7 +25,7 @@ from tests.conftest import REPO, load_yaml, workflow_copy
 SNAKEMAKE = ["snakemake"]
 TABLE = "results/table3.csv"
 TEACHER_OUT = "models/synthetic/fold1/teacher_resnext.pt"
-STUDENT_OUT = "models/synthetic/fold1/student_resnext_shufflenet_condi_sr.pt"
+STUDENT_OUT = "models/synthetic/fold1/student_resnext_resnext8_condi_sr.pt"
 INDEX = "data/index/synthetic_fold1.parquet"
 CACHE = "data/cache/synthetic_fold1.npy"
 TEACHER_SCORES = "results/scores/synthetic/fold1/teacher_resnext.npz"

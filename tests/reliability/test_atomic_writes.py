@@ -317,13 +317,6 @@ def test_predict_with_a_truncated_teacher(reference_run, tmp_path):
     assert_clear_error(out, ckpt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training.common.load_data calls np.load(cache, mmap_mode='r') bare: a truncated "
-    "cache gives 'mmap length is greater than file size' without the file's name. Fix "
-    "(src/condi/training/common.py, load_data): arr = condi.io.load_npy(cache_path, "
-    "mmap_mode='r'), which names the file.",
-)
 def test_truncated_cache_is_named(reference_run, tmp_path):
     """A clip cache cut short (a copy interrupted outside condi) is named in the error."""
     cache = tmp_path / "clips.npy"

@@ -101,8 +101,8 @@ def test_every_objective_trains_and_is_deterministic(method, data, params_pl, tm
     pl, _ = params_pl
     params = tiny_params()
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    summary = train_student(params, "shufflenet", method, data, pl, a)
-    train_student(params, "shufflenet", method, data, pl, b)
+    summary = train_student(params, "resnext8", method, data, pl, a)
+    train_student(params, "resnext8", method, data, pl, b)
     assert_same_weights(weights(a), weights(b))
     model, ckpt = load_model(a, role="student")
     assert ckpt["method"] == method

@@ -54,8 +54,11 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
     params = params_of(args)
     data = load_data(args.index, args.cache)
-    scores = clip_scores(params, args.checkpoint, data)
-    save_scores(args.out, scores)
+    name = f"scores {args.checkpoint.stem}"
+    with Run("scores", args.dataset, {"data": params["data"]}, tags(args, run_name=name)) as run:
+        scores = clip_scores(params, args.checkpoint, data)
+        save_scores(args.out, scores)
+        run.log_metrics({"test_clips": len(scores["rows"])})
     log.info("scores for %d test clips -> %s", len(scores["rows"]), args.out)
     return 0
 

@@ -19,10 +19,13 @@ from tqdm.auto import tqdm
 
 from condi.data.dataset import ClipDataset
 from condi.data.index import read_index
-from condi.io import load_torch, save_torch
+from condi.io import load_npy, load_torch, save_torch
 from condi.training.distributed import DistInfo, GlobalBatchSampler
 
 log = logging.getLogger(__name__)
+
+
+TIMING_KEYS = ("clips_per_s", "epoch_time_s")
 
 
 @dataclass
@@ -52,7 +55,7 @@ def load_data(index_path: str | Path, cache_path: str | Path) -> IndexedData:
     cache_path = Path(cache_path)
     if not cache_path.is_file():
         raise FileNotFoundError(f"{cache_path}: clip cache not found (run `condi data cache`)")
-    arr = np.load(cache_path, mmap_mode="r")
+    arr = load_npy(cache_path, mmap_mode="r")
     if arr.shape[0] != len(df):
         raise ValueError(
             f"{cache_path}: clip cache has {arr.shape[0]} clips but {index_path} lists {len(df)}"
@@ -147,6 +150,10 @@ def save_model(
 ) -> None:
     """A condi checkpoint: ``{'model': state_dict, 'role', 'arch', 'kwargs', 'num_classes', ...}``."""
     state = model if isinstance(model, dict) else model.state_dict()
+    if "history" in info:  # timings vary run to run: keep them in MLflow, not in the weights file
+        info["history"] = [
+            {k: v for k, v in h.items() if k not in TIMING_KEYS} for h in info["history"]
+        ]
     save_torch(
         {
             "model": state,
