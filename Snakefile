@@ -2,6 +2,7 @@
 #   snakemake --cores all                 (the default profile, workflow/profiles/default, applies)
 #   snakemake --workflow-profile workflow/profiles/slurm     (a SLURM cluster: docs/cluster.md)
 #   snakemake --report report.html        (tables and figures of the last run)
+#   snakemake --cores all ablation        (the ablation, results/ablation.csv: not in the default)
 # Every rule calls a `condi` command; the command templates live in src/condi/pipeline.py and
 # are shared with the generated dvc.yaml (condi pipeline dvc), so the two DAGs cannot drift.
 from snakemake.utils import min_version, validate
@@ -23,8 +24,12 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/ablation.smk"
 
 
+# Tables I-V, the ambiguity table and the figures. The ablation is a target of its own (it
+# trains 21 more students with the default params `ablation`): snakemake --cores all ablation
 rule all:
     input:
         TABLE3_CSV,
@@ -33,6 +38,7 @@ rule all:
         METRICS_JSON,
         PLOT_CSV,
         PLOT_PNG,
+        pl.report_outputs(config),
     default_target: True
 
 

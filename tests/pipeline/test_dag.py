@@ -13,7 +13,7 @@ import yaml
 
 from condi.cli.pipeline import render
 from condi.config import validate
-from condi.pipeline import jobs
+from condi.pipeline import ABLATION_DVC, WILDCARDS, jobs
 from tests.conftest import REPO, load_yaml, workflow_copy
 
 
@@ -44,16 +44,25 @@ def snakemake_jobs(workdir, target="results/table3.csv"):
 
 
 def dvc_stages(workdir):
-    """{normalised command: (stage name, outs, deps)} of dvc.yaml as DVC itself expands it."""
+    """{normalised command: (stage name, outs, deps, upstream commands, dvc file)} of dvc.yaml
+    and ablation/dvc.yaml as DVC itself expands them."""
+    import networkx as nx
     from dvc.repo import Repo
 
     subprocess.run(["dvc", "init", "--no-scm", "-q", "-f"], cwd=workdir, check=True, timeout=120)
+
+    def norm(cmd):
+        return " ".join(cmd.split())
+
     with Repo(str(workdir)) as repo:
+        graph = repo.index.graph  # edges from a stage to the stages it depends on
         return {
-            " ".join(st.cmd.split()): (
+            norm(st.cmd): (
                 st.name,
                 sorted(str(o.def_path) for o in st.outs),
                 [str(d.def_path) for d in st.deps if str(d.def_path) != "params.yaml"],
+                {norm(up.cmd) for up in nx.descendants(graph, st)},
+                st.path_in_repo,
             )
             for st in repo.index.stages
         }
@@ -61,19 +70,29 @@ def dvc_stages(workdir):
 
 def write_dvc_yaml(workdir):
     (workdir / "dvc.yaml").write_text(render(workdir / "params.yaml"))
+    (workdir / ABLATION_DVC).parent.mkdir(exist_ok=True)
+    (workdir / ABLATION_DVC).write_text(render(workdir / "params.yaml", "ablation"))
 
 
 def check_same_dag(workdir):
+    """Snakemake's `all` is dvc.yaml; its `ablation` target is ablation/dvc.yaml with what that
+    needs of dvc.yaml: the same commands, outputs and inputs."""
     write_dvc_yaml(workdir)
     smk = snakemake_jobs(workdir, target="all")
+    ablation = snakemake_jobs(workdir, target="ablation")
     dvc = dvc_stages(workdir)
-    assert sorted(smk) == sorted(dvc)
-    outs = {o for _, o, _ in dvc.values() for o in o}
+    main = {c for c, v in dvc.items() if v[4] == "dvc.yaml"}
+    abl = {c for c, v in dvc.items() if v[4] == ABLATION_DVC}
+    assert abl and len(main) + len(abl) == len(dvc)
+    assert sorted(smk) == sorted(main)
+    assert sorted(ablation) == sorted(abl | {up for c in abl for up in dvc[c][3]})
+    assert not abl & set(smk)  # the default run leaves the ablation out
+    outs = {o for v in dvc.values() for o in v[1]}
     params = load_yaml(workdir / "params.yaml")
     roots = {d["root"] for d in params["datasets"].values()}
     roots |= {m["checkpoint"] for m in params["teachers"].values() if m.get("checkpoint")}
-    for cmd, (rule, smk_outs) in smk.items():
-        name, dvc_outs, deps = dvc[cmd]
+    for cmd, (rule, smk_outs) in {**smk, **ablation}.items():
+        name, dvc_outs, deps, _, _ = dvc[cmd]
         assert name.split("@")[0].split("--")[0] == rule
         # Snakemake's synth output is the manifest inside the root DVC tracks as a directory
         assert dvc_outs == smk_outs or (rule == "synth" and smk_outs[0].startswith(dvc_outs[0]))
@@ -85,13 +104,53 @@ def check_same_dag(workdir):
 def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     workdir = workflow_copy(tmp_path)
     dvc = check_same_dag(workdir)
-    names = {name for name, _, _ in dvc.values()}
-    assert "train_student@synthetic-1-resnext-resnext8-condi_sr" in names
-    assert {"table3", "metrics"} <= names
-    # every stage group of the repository's config is a matrix stage
+    names = {v[0] for v in dvc.values()}
+    student = next(iter(load_yaml(workdir / "params.yaml")["students"]))
+    assert f"train_student@synthetic-1-resnext-{student}-condi_sr" in names
+    finals = {"table1", "table2", "table3", "table4", "table5", "ambiguity_table", "figures"}
+    assert finals | {"metrics", "ablation_table"} <= names
+    for stage in ("timing", "ambiguity", "timeline"):
+        assert f"{stage}@synthetic-1-resnext-{student}" in names
+    for variant in ("condi_sr-crossfit-true-2", "maxprob-train-false-0"):
+        assert f"ablation_train_student@synthetic-1-resnext-{student}-{variant}" in names
+    n_variants = sum(1 for n in names if n.startswith("ablation_train_student@"))
+    assert n_variants == 2 * 2 * 3 + 3 * 3  # condi_sr x sources x detach, 3 methods; 3 seeds
+    # every stage group of the main pipeline is a matrix stage
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
     grouped = {k for k, v in stages.items() if "matrix" in v}
-    assert grouped == {k for k in stages if k not in ("table3", "metrics")}
+    assert grouped == {k for k in stages if WILDCARDS[k]}
+    # the ablation's variants are not a product: foreach stages; paths from the root
+    abl = yaml.safe_load(render(workdir / "params.yaml", "ablation"))["stages"]
+    assert "matrix" in abl["ablation_pseudo_labels"]
+    for name in ("ablation_train_student", "ablation_student_scores", "ablation_evaluate"):
+        assert "foreach" in abl[name] and abl[name]["do"]["wdir"] == ".."
+    assert abl["ablation_table"]["wdir"] == ".."
+
+
+def test_the_ablation_variants_carry_their_switches():
+    """Each ablation student and its evaluation get the variant's overrides, the pseudo-labels
+    their source; the paper's methods train on the train source without detaching."""
+    p = load_yaml(REPO / "params.yaml")
+    p["ablation"] = {"sources": ["crossfit"], "detach": [True], "methods": ["st_ent"], "seeds": [4]}
+    js = {j.name: j for j in jobs(validate(p))}
+    s = next(iter(p["students"]))
+    condi = js[f"ablation_train_student@synthetic-1-resnext-{s}-condi_sr-crossfit-true-4"]
+    assert "--set pseudo_labels.source=crossfit" in condi.cmd
+    assert "--set condi.detach_confidence_in_target=true --set seed=4" in condi.cmd
+    assert "data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz" in condi.deps
+    faithful = js[f"ablation_evaluate@synthetic-1-resnext-{s}-st_ent-train-false-4"]
+    assert "--set pseudo_labels.source=train" in faithful.cmd
+    assert "--set condi.detach_confidence_in_target=false" in faithful.cmd
+    assert "--student-scores st_ent=results/scores/synthetic/fold1/ablation/" in faithful.cmd
+    labels = {n for n in js if n.startswith("ablation_pseudo_labels@")}
+    assert labels == {
+        "ablation_pseudo_labels@synthetic-1-resnext-crossfit",
+        "ablation_pseudo_labels@synthetic-1-resnext-train",
+    }
+    assert len([n for n in js if n.startswith("ablation_train_student@")]) == 2
+    assert js["ablation_table"].cmd.endswith(
+        "--K 1 3 5 --out-csv results/ablation.csv --out-md results/ablation.md"
+    )
 
 
 def test_several_datasets_folds_and_models(tmp_path):
@@ -109,8 +168,29 @@ def test_several_datasets_folds_and_models(tmp_path):
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
     assert "foreach" in stages["index"] or "index--ucf-1" in stages  # roots differ per dataset
     assert "matrix" in stages["train_student"] or "foreach" in stages["train_student"]
-    n_train = sum(1 for name, _, _ in dvc.values() if name.startswith("train_student@"))
+    n_train = sum(1 for v in dvc.values() if v[0].startswith("train_student@"))
     assert n_train == 4 * 2 * 2 * 2  # (dataset, fold) pairs x teachers x students x methods
+    assert sum(1 for v in dvc.values() if v[0].startswith("timing@")) == 4 * 2 * 2
+    table1 = next(c for c in dvc if c.startswith("condi data table1"))
+    assert "--index synthetic=data/index/synthetic_fold1.parquet" in table1
+    assert "--index ucf_fold3=data/index/ucf_fold3.parquet" in table1
+    table2 = next(c for c in dvc if c.startswith("condi models table2"))
+    assert table2.count("--index") == 2 and "ucf=data/index/ucf_fold1.parquet" in table2
+    # the Table IV students among the trained ones: condi_sr and st_ent here
+    timing = next(c for c in dvc if c.startswith("condi report timing"))
+    assert re.search(r"--student-ckpt condi_sr=\S+ st_ent=\S+ --student-scores", timing)
+
+
+def test_without_condi_sr_there_is_no_table5_nor_timeline(tmp_path):
+    p = load_yaml(REPO / "params.yaml")
+    p["methods"] = ["maxprob"]
+    workdir = workflow_copy(tmp_path, p)
+    dvc = check_same_dag(workdir)
+    names = {v[0].split("@")[0] for v in dvc.values()}
+    assert {"table4", "timing", "figures"} <= names
+    assert not {"table5", "timeline"} & names
+    timing = next(c for c in dvc if c.startswith("condi report timing"))
+    assert "--student-ckpt" not in timing
 
 
 def test_an_adopted_teacher_checkpoint_is_an_input(tmp_path):
@@ -120,7 +200,7 @@ def test_an_adopted_teacher_checkpoint_is_an_input(tmp_path):
     p["teachers"]["mine"] = {"arch": "resnext101", "kwargs": {}, "checkpoint": "ckpt/mine.pt"}
     workdir = workflow_copy(tmp_path, p)
     dvc = check_same_dag(workdir)
-    deps = {name: d for name, _, d in dvc.values()}
+    deps = {v[0]: v[2] for v in dvc.values()}
     assert "ckpt/mine.pt" in deps["train_teacher--synthetic-1-mine"]
     assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext"]
 
@@ -129,20 +209,30 @@ def test_committed_dvc_yaml_is_up_to_date():
     assert (REPO / "dvc.yaml").read_text() == render(REPO / "params.yaml"), (
         "run `condi pipeline dvc`"
     )
+    assert (REPO / ABLATION_DVC).read_text() == render(REPO / "params.yaml", "ablation"), (
+        "run `condi pipeline dvc`"
+    )
 
 
 def test_params_are_narrowed_per_stage():
-    """Editing the K list touches only evaluation (and what follows: table3, metrics)."""
+    """Editing the K list touches only evaluation and timing (and what follows: table3,
+    metrics, Tables IV/V, figures); the ambiguity table has its own K."""
     stages = yaml.safe_load(render(REPO / "params.yaml"))["stages"]
     readers = {
         name
         for name, s in stages.items()
-        if any(p == "evaluation" or p.startswith("evaluation.K") for p in s.get("params", []))
+        if any(p in ("evaluation", "evaluation.K") for p in s.get("params", []))
     }
-    assert readers == {"evaluate_baselines", "evaluate_students"}
+    assert readers == {"evaluate_baselines", "evaluate_students", "timing"}
+    abl = yaml.safe_load(render(REPO / "params.yaml", "ablation"))["stages"]
+    assert "evaluation" in abl["ablation_evaluate"]["do"]["params"]
+    assert "ablation.K" in abl["ablation_table"]["params"]
+    # a variant's switches are in its command, not read from params.yaml
+    assert "seed" not in abl["ablation_train_student"]["do"]["params"]
     assert "teachers.${item.teacher}" in stages["train_teacher"]["params"]
     assert "students.${item.student}" in stages["train_student"]["params"]
-    assert not any("threads" in s.get("params", []) for s in stages.values())
+    # threads is a scheduling choice, except for the time per video
+    assert {k for k, s in stages.items() if "threads" in s.get("params", [])} == {"timing"}
 
 
 def test_metrics_and_plots_are_declared_uncached():

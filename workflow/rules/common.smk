@@ -1,15 +1,27 @@
 # Shared helpers: paths, command templates and params from condi.pipeline (one source of truth
 # with dvc.yaml), wildcard constraints, the conda env and per-rule config subsets.
+import os
 import re
 
+from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 import condi.config
 import condi.pipeline as pl
 from condi.pipeline import (
+    ABL_EVAL,
+    ABL_LABELS,
+    ABL_SCORES,
+    ABL_STUDENT,
+    ABLATION_CSV,
+    ABLATION_MD,
+    AMBIGUITY,
+    AMBIGUITY_CSV,
+    AMBIGUITY_MD,
     CACHE,
     EVAL_BASELINES,
     EVAL_STUDENTS,
+    FIGURES,
     INDEX,
     LABELS,
     METRICS_JSON,
@@ -17,10 +29,20 @@ from condi.pipeline import (
     PLOT_PNG,
     STUDENT,
     STUDENT_SCORES,
+    TABLE1_CSV,
+    TABLE1_MD,
+    TABLE2_CSV,
+    TABLE2_MD,
     TABLE3_CSV,
     TABLE3_MD,
+    TABLE4_CSV,
+    TABLE4_MD,
+    TABLE5_CSV,
+    TABLE5_MD,
     TEACHER,
     TEACHER_SCORES,
+    TIMELINE,
+    TIMING,
 )
 
 condi.config.validate(config, source="params.yaml")
@@ -32,6 +54,8 @@ ENV = "../envs/condi.yaml"
 # Training and scoring rules ask the scheduler for a GPU when params.yaml says device: cuda.
 GPU = 1 if config["device"] == "cuda" else 0
 SYNTH_ROOTS = [d["root"] for d in config["datasets"].values() if "synth" in d]
+# the methods of params `methods` and those the ablation trains
+METHODS = list(dict.fromkeys([*config["methods"], *(v["method"] for v in pl.ablation_variants(config))]))
 
 
 wildcard_constraints:
@@ -39,8 +63,12 @@ wildcard_constraints:
     fold="[0-9]+",
     teacher="|".join(re.escape(t) for t in config["teachers"]),
     student="|".join(re.escape(s) for s in config["students"]),
-    method="|".join(re.escape(m) for m in config["methods"]),
+    method="|".join(re.escape(m) for m in METHODS),
     root="|".join(re.escape(r) for r in SYNTH_ROOTS) or "(?!)",
+    # the ablation's
+    source="|".join(pl.ABLATION_SOURCES),
+    detach="false|true",
+    seed="[0-9]+",
 
 
 def ds(wildcards):
@@ -60,6 +88,16 @@ def synth_input(wildcards):
     """A synthetic dataset is generated first; a real one must already exist at its root."""
     d = ds(wildcards)
     return [pl.synth_marker(d["root"])] if "synth" in d else []
+
+
+def all_cores(wildcards):
+    """Every core of a local run, so that nothing else runs while a timing job measures (torch
+    still uses params `threads`); params `threads` where Snakemake has no core count (a
+    cluster executor: the job then has its node's share to itself)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return config["threads"]
 
 
 def section(rule):
