@@ -24,8 +24,11 @@ def test_ranks_split_each_global_batch():
     r1 = list(GlobalBatchSampler(23, 8, seed=3, rank=1, world=2))
     assert [a + b for a, b in zip(r0, r1, strict=True)] == full
     assert sorted(i for b in full for i in b) == list(range(23))
-    # a final batch smaller than the number of parts is dropped for every rank alike
-    assert len(list(GlobalBatchSampler(17, 8, seed=0, world=2, parts=2))) == 2
+    # a final batch with fewer than 2 clips per part is dropped for every rank alike
+    assert len(list(GlobalBatchSampler(19, 8, seed=0, world=2, parts=2))) == 2
+    assert len(list(GlobalBatchSampler(20, 8, seed=0, world=2, parts=2))) == 3
+    # one process: a lone last clip would break BatchNorm in training mode
+    assert [len(b) for b in GlobalBatchSampler(33, 32, seed=0)] == [32]
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")

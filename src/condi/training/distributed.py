@@ -75,8 +75,9 @@ class GlobalBatchSampler(Sampler[list[int]]):
     rank ``r`` of ``world`` gets the r-th of ``world`` equal slices of each global batch.
 
     The permutation depends only on ``seed``. A final partial batch is kept unless it has fewer
-    than ``parts`` clips (``world`` x gradient-accumulation steps), so that every rank and
-    micro-batch gets at least one clip and all ranks take the same number of steps."""
+    than 2 clips per part (``parts`` = ``world`` x gradient-accumulation steps): BatchNorm in
+    training mode needs two or more values per channel, and all ranks must take the same
+    number of steps."""
 
     def __init__(
         self,
@@ -101,7 +102,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
         out = []
         for start in range(0, self.n, self.batch_size):
             batch = perm[start : start + self.batch_size]
-            if len(batch) < self.parts:
+            if len(batch) < 2 * self.parts:  # BatchNorm needs 2+ clips per rank and micro-batch
                 continue
             share = -(-len(batch) // self.world)
             out.append(batch[self.rank * share : (self.rank + 1) * share])
