@@ -2,14 +2,18 @@
 
 ``pipelines`` builds, side by side in one temporary directory:
 
-* ``smk/``: a copy of the workflow run by Snakemake (``--cores 2``, the default profile),
-  logging to an ``mlflow server`` started for the session (SQLite backend, a free port);
-* ``dvc/``: a git repository with the same workflow, the generated ``dvc.yaml`` and the DVC
-  config of this repository, run by ``dvc repro`` at the same time (tracking off), then
-  committed and pushed to its default local remote ``condi-dvc-remote/`` beside it.
+* ``smk/``: a copy of the workflow run by Snakemake (``--cores 2``, the default profile, the
+  targets ``all`` and ``ablation``), logging to an ``mlflow server`` started for the session
+  (SQLite backend, a free port);
+* ``dvc/``: a git repository with the same workflow, the generated ``dvc.yaml`` and
+  ``ablation/dvc.yaml`` and the DVC config of this repository, run by ``dvc repro dvc.yaml
+  ablation/dvc.yaml`` at the same time (tracking off), then committed and pushed to its default
+  local remote ``condi-dvc-remote/`` beside it.
 
-Both use the tiny synthetic preset and one epoch per model, so the two runs take about
-two to three minutes on two cores. Every wait is bounded; the server is stopped at the end.
+Both use the tiny synthetic preset, one epoch per model and a one-seed ablation (condi_sr on
+crossfit pseudo-labels with z~ detached, st_ent on the train ones: two students, two crossfit
+teachers), so the two runs take about three to four minutes on two cores. Every wait is
+bounded; the server is stopped at the end.
 """
 
 from __future__ import annotations
@@ -34,8 +38,19 @@ PIPELINE_TIMEOUT = 900  # s, per pipeline run
 SERVER_START_TIMEOUT = 180  # s
 
 
+# The ablation's variants in one seed: both switches beyond the paper and one paper method.
+TINY_ABLATION = {
+    "sources": ["crossfit"],
+    "detach": [True],
+    "methods": ["st_ent"],
+    "seeds": [1],
+    "K": [1, 3, 5],
+}
+
+
 def tiny_params() -> dict:
-    """The repository's params.yaml on the tiny preset: a few videos, one epoch per model."""
+    """The repository's params.yaml on the tiny preset: a few videos, one epoch per model, a
+    one-seed ablation of two students."""
     p = load_yaml(REPO / "params.yaml")
     for ds in p["datasets"].values():
         if "synth" in ds:
@@ -44,6 +59,8 @@ def tiny_params() -> dict:
     p["training"]["student"].update(epochs=1)
     p["device"] = "cpu"
     p["threads"] = 1
+    p["timing"] = {"max_videos": None, "warmup": 1, "repeats": 1}
+    p["ablation"] = dict(TINY_ABLATION)
     return p
 
 
@@ -188,7 +205,7 @@ def pipelines(tmp_path_factory):
         dvc_env = {**base_env, "CONDI_TRACKING": "0"}
         dvc_log = open(root / "dvc-repro.log", "w")  # noqa: SIM115
         dvc_proc = subprocess.Popen(
-            ["dvc", "repro"],
+            ["dvc", "repro", "dvc.yaml", "ablation/dvc.yaml"],
             cwd=dvc,
             env=dvc_env,
             stdout=dvc_log,
@@ -199,7 +216,12 @@ def pipelines(tmp_path_factory):
             wait_for_server(server)
             smk_env = {**base_env, "MLFLOW_TRACKING_URI": server.uri}
             t1 = time.monotonic()
-            out = run(["snakemake", "--cores", "2"], smk, env=smk_env, timeout=PIPELINE_TIMEOUT)
+            out = run(
+                ["snakemake", "--cores", "2", "all", "ablation"],
+                smk,
+                env=smk_env,
+                timeout=PIPELINE_TIMEOUT,
+            )
             smk_time = time.monotonic() - t1
             dvc_proc.wait(timeout=PIPELINE_TIMEOUT)
         finally:

@@ -1,6 +1,7 @@
-"""End to end on the tiny preset: Snakemake's table3, the Snakemake report, a no-op re-run, and
-DVC: same numbers as Snakemake, metrics and plots, push/pull into a fresh clone that Snakemake
-finds up to date, and a K edit that re-runs only evaluation and tables (issues 2 and 7)."""
+"""End to end on the tiny preset: Snakemake's table3, Tables I, II, IV, V, the ambiguity table,
+the figures and a one-seed ablation, the Snakemake report, a no-op re-run, and DVC: same numbers
+as Snakemake, metrics and plots, push/pull into a fresh clone that Snakemake finds up to date,
+and a K edit that re-runs only evaluation, timing and what follows them (issues 2, 7, 9)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from tests.orchestration.conftest import git, read_table3, run
+from tests.orchestration.conftest import TINY_ABLATION, git, read_table3, run
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +53,117 @@ def test_table3_rows_columns_and_ranges(pipelines):
         assert (pipelines.smk / "results" / name).stat().st_size > 0, name
 
 
+def read_csv(path):
+    import pandas as pd
+
+    return pd.read_csv(path, dtype={"K": str})
+
+
+def test_table1_and_table2(pipelines):
+    t1 = read_csv(pipelines.smk / "results" / "table1.csv")
+    assert list(t1["dataset"]) == ["synthetic"]
+    r = t1.iloc[0]
+    # the tiny preset: 4 classes, 4 training and 3 test videos per class, 2 to 6 clips each
+    assert r["classes"] == 4 and r["instances_test"] == 12
+    assert r["instances_train"] + r["instances_val"] == 16
+    assert r["instances"] == 28
+    assert (
+        2 <= r["clips_per_video_min"] <= r["clips_per_video_mean"] <= r["clips_per_video_max"] <= 6
+    )
+    assert r["mean_length_s"] > 0
+    t2 = read_csv(pipelines.smk / "results" / "table2.csv")
+    p = pipelines.params
+    for role in ("teacher", "student"):
+        for name in p[f"{role}s"]:
+            rows = t2[t2["model"] == f"{role} {name} (synthetic)"]
+            assert len(rows) >= 1, (role, name, list(t2["model"]))
+            assert (rows["num_classes"] == 4).all()
+            assert (rows["params_M"] > 0).all() and (rows["gmacs"] > 0).all()
+            assert (rows["depth"] > 0).all()
+    for name in ("table1.md", "table2.md"):
+        assert "synthetic" in (pipelines.smk / "results" / name).read_text()
+
+
+def test_timing_tables_iv_and_v(pipelines):
+    """One timing job per (dataset, fold, teacher, student): every Table IV student among the
+    trained methods, dense and equidistant, every K, the Ks split; its accuracy on decoded clips
+    is the grid's on the stored scores."""
+    p = pipelines.params
+    timing = read_csv(pipelines.smk / "results/timing/synthetic_fold1_resnext_resnext8.csv")
+    students = {"condi_sr", "bce_conf", "st_ent"} & set(p["methods"])
+    assert students | {"dense", "equidistant", "condi_sr_split"} == set(timing["method"])
+    ks = {str(k) for k in p["evaluation"]["K"]}
+    for method in students | {"equidistant"}:
+        assert set(timing.loc[timing["method"] == method, "K"]) == ks, method
+    split = timing[timing["method"] == "condi_sr_split"]
+    assert set(split["Ks"].astype(int)) == set(p["evaluation"]["Ks"])
+    assert (timing["time_s"] > 0).all() and (timing["gmacs_per_video"] > 0).all()
+    assert timing["top1"].between(0, 100).all()
+    assert (timing["top1"] - timing["top1_grid"]).abs().max() < 1e-6
+    assert (timing["n_videos"] == 12).all() and (timing["channels_last"]).all()
+    # the teacher over fewer clips costs fewer multiply-adds than dense
+    eq = timing[timing["method"] == "equidistant"].set_index("K")["gmacs_per_video"]
+    dense = timing.loc[timing["method"] == "dense", "gmacs_per_video"].iloc[0]
+    assert eq["1"] < dense
+    # the long CSVs: every timing row (folds averaged); the Markdown are their pivots
+    t4 = read_csv(pipelines.smk / "results" / "table4.csv")
+    assert set(t4["method"]) == set(timing["method"]) and len(t4) == len(timing)
+    t5 = read_csv(pipelines.smk / "results" / "table5.csv")
+    assert "condi_sr_split" in set(t5["method"])
+    for name in ("table4.md", "table5.md"):
+        text = (pipelines.smk / "results" / name).read_text()
+        assert "| synthetic | resnext+resnext8 |" in text, text[:500]
+
+
+def test_ambiguity_table(pipelines):
+    amb = read_csv(pipelines.smk / "results" / "ambiguity.csv")
+    auroc = amb[amb["metric"] == "auroc"]
+    assert {"teacher", *pipelines.params["methods"]} <= set(auroc["method"])
+    assert auroc["value"].dropna().between(0, 1).all()
+    primary = auroc[(auroc["target"] == "teacher_correct") & auroc["primary"]]
+    assert set(primary["method"]) == {"teacher", *pipelines.params["methods"]}
+    share = amb[amb["metric"] == "unambiguous_share"]
+    assert set(share["K"].astype(int)) == {1, 3, 5}
+    assert share["value"].between(0, 1).all()
+    assert "teacher_correct" in (pipelines.smk / "results" / "ambiguity.md").read_text()
+
+
+def test_figures(pipelines):
+    figures = pipelines.smk / "results" / "figures"
+    for stem in (
+        "accuracy_vs_k_synthetic_resnext_resnext8",
+        "accuracy_vs_cost_synthetic_resnext_resnext8",
+        "ztilde_timeline_synthetic_fold1_resnext_resnext8",
+    ):
+        png = (figures / f"{stem}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, stem
+        assert (figures / f"{stem}.svg").read_text().lstrip().startswith("<?xml"), stem
+
+
+def test_ablation_with_real_numbers(pipelines):
+    """The one-seed ablation: condi_sr on crossfit pseudo-labels (two crossfit teachers
+    trained) with z~ detached, st_ent on the train ones, beside the teacher-only samplers."""
+    smk = pipelines.smk
+    ab = read_csv(smk / "results" / "ablation.csv")
+    variants = set(ab["variant"])
+    assert {"condi_sr[crossfit, detach=True]", "st_ent"} <= variants
+    assert {"random", "equidistant", "oracle", "dense"} <= variants
+    students = ab[ab["student"] != "-"]
+    assert set(students["K"]) == {str(k) for k in TINY_ABLATION["K"]}
+    assert (students["n_seeds"] == 1).all()
+    assert students["top1"].between(0, 100).all()
+    assert students["auroc_teacher_correct"].between(0, 1).all()
+    ev = read_csv(
+        smk / "results/eval/synthetic/fold1/ablation/"
+        "students_resnext_resnext8_condi_sr_crossfit_detachtrue_seed1.csv"
+    )
+    assert set(ev["pseudo_labels"]) == {"crossfit"}
+    assert ev["detach_confidence"].astype(str).eq("True").all() and set(ev["seed"]) == {1}
+    work = smk / "data/pseudo_labels/synthetic/fold1/resnext_crossfit_crossfit"
+    assert len(list(work.glob("crossfit_*of2.pt"))) == 2
+    assert "condi_sr[crossfit, detach=True]" in (smk / "results" / "ablation.md").read_text()
+
+
 def test_noop_rerun_is_fast(pipelines):
     """A second `snakemake` finds nothing to do, in seconds (the time is printed)."""
     t0 = time.monotonic()
@@ -65,7 +177,14 @@ def test_noop_rerun_is_fast(pipelines):
 def test_snakemake_report_has_the_tables_and_figures(pipelines):
     out = run(["snakemake", "--report", "report.html"], pipelines.smk, timeout=300)
     html = (pipelines.smk / "report.html").read_text(errors="replace")
-    for name in ("table3.csv", "table3.md", "metrics.json", "accuracy_vs_k.png"):
+    names = ["table3.csv", "table3.md", "metrics.json", "accuracy_vs_k.png"]
+    names += [f"table{i}.{ext}" for i in (1, 2, 4, 5) for ext in ("csv", "md")]
+    names += ["ambiguity.csv", "ambiguity.md", "accuracy_vs_k_synthetic_resnext_resnext8.png"]
+    names += [
+        "accuracy_vs_cost_synthetic_resnext_resnext8.png",
+        "ztilde_timeline_synthetic_fold1_resnext_resnext8.png",
+    ]
+    for name in names:
         assert name in html, (name, out.stderr[-2000:])
 
 
@@ -81,6 +200,17 @@ def test_dvc_repro_gives_the_same_table3_as_snakemake(pipelines):
     assert (pipelines.smk / "results/metrics.json").read_text() == (
         pipelines.dvc / "results/metrics.json"
     ).read_text()
+
+
+@pytest.mark.parametrize("name", ["table1.csv", "table2.csv", "ambiguity.csv", "ablation.csv"])
+def test_dvc_gives_the_same_tables_as_snakemake(pipelines, name):
+    """Everything but the times: the same bytes whichever tool ran the commands (the ablation
+    too: crossfit teachers and seeded students are deterministic on CPU)."""
+    a = (pipelines.smk / "results" / name).read_text()
+    assert a == (pipelines.dvc / "results" / name).read_text()
+    timing = "results/timing/synthetic_fold1_resnext_resnext8.csv"
+    a, b = read_csv(pipelines.smk / timing), read_csv(pipelines.dvc / timing)
+    assert a["top1"].tolist() == b["top1"].tolist()
 
 
 def test_dvc_status_metrics_and_plots(pipelines):
@@ -108,8 +238,9 @@ def test_push_then_pull_in_a_fresh_clone_leaves_snakemake_nothing_to_do(pipeline
     for stage in ("train_teacher", "train_student"):
         assert stage in json.dumps(__import__("yaml").safe_load((clone / "dvc.lock").read_text()))
     assert "up to date" in run(["dvc", "status"], clone).stdout
-    out = run(["snakemake", "-n", "results/table3.csv"], clone, timeout=120)
-    assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-3000:]
+    for target in ("all", "ablation"):
+        out = run(["snakemake", "-n", target], clone, timeout=120)
+        assert "Nothing to be done" in out.stdout + out.stderr, (target, out.stdout[-3000:])
     # ... and Snakemake still sees a real change: a different teacher re-runs what follows it
     teacher = next((clone / "models").rglob("teacher_*.pt"))
     teacher.write_bytes(teacher.read_bytes() + b"\0")
@@ -120,7 +251,9 @@ def test_push_then_pull_in_a_fresh_clone_leaves_snakemake_nothing_to_do(pipeline
 
 
 def test_editing_k_reruns_only_evaluation_and_tables(pipelines):
-    """`dvc exp run -S evaluation.K=...` re-runs evaluate_*, table3 and metrics, nothing else."""
+    """`dvc exp run -S evaluation.K=...` re-runs evaluate_*, table3, metrics, the timing (its
+    K columns) and what follows it (Tables IV and V, the figures), nothing else: no model, and
+    neither the ambiguity table (its own K) nor the ablation (not in dvc.yaml)."""
     dvc = pipelines.dvc
     models = {p: p.stat().st_mtime_ns for p in (dvc / "models").rglob("*.pt")}
     new_k = [1, 2]
@@ -129,7 +262,9 @@ def test_editing_k_reruns_only_evaluation_and_tables(pipelines):
     out = run(["dvc", "exp", "run", "-S", f"evaluation.K={json.dumps(new_k)}"], dvc, timeout=600)
     text = out.stdout + out.stderr
     ran = sorted(set(re.findall(r"Running stage '([^'@]+)", text)))
-    assert ran == ["evaluate_baselines", "evaluate_students", "metrics", "table3"], text[-3000:]
+    expected = ["evaluate_baselines", "evaluate_students", "figures", "metrics", "table3"]
+    expected += ["table4", "table5", "timing"]
+    assert ran == sorted(expected), text[-3000:]
     assert {p: p.stat().st_mtime_ns for p in models} == models
     t3 = read_table3(dvc / "results" / "table3.csv")
     assert set(t3.loc[t3["method"] == "condi_sr", "K"]) == {"1", "2"}

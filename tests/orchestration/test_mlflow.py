@@ -14,7 +14,24 @@ import yaml
 from condi.tracking import file_md5
 from tests.orchestration.conftest import git, run
 
-TRACKED = {"train_teacher", "pseudo_labels", "train_student", "evaluate", "tables", "metrics"}
+TRACKED = {
+    "train_teacher",
+    "pseudo_labels",
+    "train_student",
+    "scores",
+    "evaluate",
+    "tables",
+    "metrics",
+    "report_timing",
+}
+
+
+def ablation_outputs(params):
+    """What the ablation's jobs write (their runs are checked apart from the main ones)."""
+    from condi.config import validate
+    from condi.pipeline import jobs
+
+    return {o for j in jobs(validate(params)) if j.name.startswith("ablation_") for o in j.outs}
 
 
 def search_runs(server, experiment_id):
@@ -26,8 +43,22 @@ def search_runs(server, experiment_id):
 def test_runs_on_an_mlflow_server(pipelines):
     server, p = pipelines.server, pipelines.params
     exp = server.api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=synthetic")
-    runs = search_runs(server, exp["experiment"]["experiment_id"])
-    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+    all_runs = search_runs(server, exp["experiment"]["experiment_id"])
+    all_tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in all_runs]
+    assert all(r["info"]["status"] == "FINISHED" for r in all_runs)
+    # the ablation's runs: two students, their scores and evaluations, the pseudo-labels of
+    # both sources (st_ent trains on the train ones), the table
+    abl_outs = ablation_outputs(p)
+
+    def is_ablation(t):
+        return bool(set(json.loads(t["outputs"])) & abl_outs)
+
+    ablation = [t for t in all_tags if is_ablation(t)]
+    assert sorted(t["stage"] for t in ablation) == sorted(
+        ["train_student", "scores", "evaluate", "pseudo_labels"] * 2 + ["tables"]
+    )
+    main = [(r, t) for r, t in zip(all_runs, all_tags, strict=True) if not is_ablation(t)]
+    runs, tags = [r for r, _ in main], [t for _, t in main]
     stages = [t["stage"] for t in tags]
     assert set(stages) == TRACKED, stages
     n_students = len(p["teachers"]) * len(p["students"]) * len(p["methods"])
@@ -36,7 +67,10 @@ def test_runs_on_an_mlflow_server(pipelines):
     assert all(r["info"]["status"] == "FINISHED" for r in runs)
     by_rule = {}
     for r, t in zip(runs, tags, strict=True):
-        for key in ("dataset", "git_commit", "params_hash", "rule", "dvc_stage", "inputs"):
+        # scores and timing runs lack a dvc_stage: test_every_run_names_its_own_dvc_stage
+        named = t["stage"] not in ("scores", "report_timing")
+        keys = ("dataset", "git_commit", "params_hash", "rule", "dvc_stage", "inputs")
+        for key in keys if named else ("dataset", "git_commit", "params_hash", "inputs"):
             assert key in t, (t["stage"], key)
         assert t["dataset"] == "synthetic"
         by_rule.setdefault(t["rule"], []).append((r, t))
@@ -69,9 +103,10 @@ def test_runs_on_an_mlflow_server(pipelines):
     # checkpoints hold per-epoch timings (history.clips_per_s), so their bytes differ between
     # two runs whose weights are equal.
     lock = yaml.safe_load(git(pipelines.dvc, "show", "HEAD:dvc.lock").stdout)["stages"]
+    lock |= yaml.safe_load(git(pipelines.dvc, "show", "HEAD:ablation/dvc.lock").stdout)["stages"]
     recorded = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
     md5_tags = {
-        k.split("/", 1)[1]: v for t in tags for k, v in t.items() if k.startswith("dvc_md5/")
+        k.split("/", 1)[1]: v for t in all_tags for k, v in t.items() if k.startswith("dvc_md5/")
     }
     assert len(md5_tags) >= 10
     for path, md5 in md5_tags.items():
@@ -87,6 +122,33 @@ def test_runs_on_an_mlflow_server(pipelines):
         ((r, _),) = by_rule[rule]
         listed = server.api(f"/api/2.0/mlflow/artifacts/list?run_id={r['info']['run_id']}")
         assert names <= {f["path"] for f in listed.get("files", [])}, listed
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="condi.tracking (not the pipeline's): rule_of knows neither `condi report timing` "
+    "nor `condi tables ablation`, nor the ablation's --set overrides (its runs carry the main "
+    "students' dvc_stage), and scores runs have no teacher/student/method tags for theirs",
+)
+def test_every_run_names_its_own_dvc_stage(pipelines):
+    """Each run's dvc_stage is the DVC stage (= Snakemake job) that writes its first output."""
+    from condi.config import validate
+    from condi.pipeline import jobs
+
+    by_output = {}
+    for job in jobs(validate(pipelines.params)):
+        for out in [*job.outs, *job.metrics, *job.plots]:
+            by_output[out] = job.name
+    server = pipelines.server
+    exp = server.api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=synthetic")
+    wrong = []
+    for r in search_runs(server, exp["experiment"]["experiment_id"]):
+        t = {x["key"]: x["value"] for x in r["data"].get("tags", [])}
+        expected = by_output.get(json.loads(t["outputs"])[0])
+        if t.get("dvc_stage") != expected:
+            wrong.append((t["stage"], t.get("dvc_stage"), expected))
+    assert not wrong, wrong
 
 
 def test_parallel_jobs_share_one_sqlite_store(tmp_path):
