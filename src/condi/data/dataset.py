@@ -90,7 +90,9 @@ class ClipDataset(Dataset):
         if not self.train:
             return (s - c) // 2, (s - c) // 2, False
         if self.aug_seed is not None:
-            top, left, flip = np.random.default_rng([self.aug_seed, row]).integers(0, [s - c + 1, s - c + 1, 2])
+            top, left, flip = np.random.default_rng([self.aug_seed, row]).integers(
+                0, [s - c + 1, s - c + 1, 2]
+            )
             return int(top), int(left), bool(flip)
         top, left = (int(v) for v in torch.randint(0, s - c + 1, (2,)))
         return top, left, bool(torch.rand(()) < 0.5)
