@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from condi.evaluation.metrics import softmax_np
-from condi.evaluation.samplers import split_prediction
+from condi.evaluation.samplers import split_choice, split_prediction
 from condi.evaluation.scores import entropy_np, sigmoid
 
 
@@ -81,17 +81,11 @@ def predict_clips(
     z_tilde = sigmoid(conf)
     s_probs = softmax_np(s_logits.astype(np.float64))
     h = entropy_np(s_probs)
-    n = len(clips)
-    if k >= n:
-        chosen_s, chosen_t = np.zeros(0, np.int64), np.arange(n)
-    else:
-        ks_ = min(ks, k)
-        chosen_s = np.argsort(h, kind="stable")[:ks_]
-        rest = np.setdiff1d(np.arange(n), chosen_s)
-        chosen_t = rest[np.argsort(-z_tilde[rest], kind="stable")[: k - ks_]]
-    t_logits, _ = _batched(teacher, clips[torch.from_numpy(np.sort(chosen_t))], batch_size, device)
-    t_probs = np.zeros((n, s_probs.shape[1]))
-    t_probs[np.sort(chosen_t)] = softmax_np(t_logits.astype(np.float64))
+    # the teacher runs only on the clips it will classify; the others' rows stay unused zeros
+    chosen_t = np.sort(split_choice(z_tilde, h, k, ks)[1])
+    t_logits, _ = _batched(teacher, clips[torch.from_numpy(chosen_t)], batch_size, device)
+    t_probs = np.zeros((len(clips), s_probs.shape[1]))
+    t_probs[chosen_t] = softmax_np(t_logits.astype(np.float64))
     probs, s_used, t_used = split_prediction(t_probs, s_probs, z_tilde, h, k, ks)
     return probs, s_used, t_used, z_tilde
 

@@ -33,6 +33,21 @@ def prefix_means(probs: np.ndarray, order: np.ndarray) -> np.ndarray:
     return csum / np.arange(1, len(order) + 1)[:, None]
 
 
+def split_choice(
+    z_tilde: np.ndarray, entropy: np.ndarray, k: int, ks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which clips the student and the teacher classify (SPEC section 4): the Ks lowest-entropy
+    clips go to the student, the K - Ks highest-z~ of the rest to the teacher; with K >= N the
+    teacher takes every clip. Returns ``(student clips, teacher clips)``."""
+    n = len(z_tilde)
+    if k >= n:
+        return np.zeros(0, np.int64), np.arange(n)
+    ks = min(ks, k)
+    student_clips = np.argsort(entropy, kind="stable")[:ks]
+    rest = np.setdiff1d(np.arange(n), student_clips, assume_unique=True)
+    return student_clips, rest[ranked(z_tilde[rest])][: k - ks]
+
+
 def split_prediction(
     teacher_probs: np.ndarray,
     student_probs: np.ndarray,
@@ -50,13 +65,9 @@ def split_prediction(
     With K >= N the video is classified densely by the teacher.
     """
     n, c = teacher_probs.shape
+    student_clips, teacher_clips = split_choice(z_tilde, entropy, k, ks)
     if k >= n:
-        return teacher_probs.mean(axis=0), np.zeros(0, np.int64), np.arange(n)
-    ks = min(ks, k)
-    by_entropy = np.argsort(entropy, kind="stable")
-    student_clips = by_entropy[:ks]
-    rest = np.setdiff1d(np.arange(n), student_clips, assume_unique=True)
-    teacher_clips = rest[ranked(z_tilde[rest])][: k - ks]
+        return teacher_probs.mean(axis=0), student_clips, teacher_clips
     w_t = z_tilde[teacher_clips]
     w_s = 1.0 - entropy[student_clips] / np.log(c)
     total = (w_t[:, None] * teacher_probs[teacher_clips]).sum(0) + (
