@@ -167,6 +167,27 @@ def save_model(
     )
 
 
+def save_trained(
+    out_path: str | Path, result: Any, spec: dict, data: IndexedData, role: str, **info: Any
+) -> None:
+    """Write the trained weights (``result.best_model``) as a condi checkpoint and drop the
+    resume state beside it (training finished)."""
+    from condi.training.loop import state_path_for
+
+    save_model(
+        out_path,
+        result.best_model,
+        role=role,
+        arch=spec["arch"],
+        kwargs=spec.get("kwargs", {}),
+        num_classes=data.num_classes,
+        class_names=list(data.meta.get("class_names", [])),
+        history=result.history,
+        **info,
+    )
+    state_path_for(out_path).unlink(missing_ok=True)
+
+
 def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a condi checkpoint written by :func:`save_model`."""
     from condi.models import build_model, build_student

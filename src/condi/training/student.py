@@ -20,7 +20,7 @@ from condi import losses
 from condi.evaluation.metrics import auroc, softmax_np, video_accuracy
 from condi.evaluation.scores import ranking_score
 from condi.models import build_student, load_pretrained
-from condi.training.common import IndexedData, run_epoch, save_model, train_loader
+from condi.training.common import IndexedData, run_epoch, save_trained, train_loader
 from condi.training.distributed import device_for, init_distributed, wrap
 from condi.training.inference import forward_rows
 from condi.training.loop import config_hash, fit, state_path_for
@@ -189,18 +189,7 @@ def train_student(
     )
     if not dist.is_main:
         return {"rank": dist.rank}
-    save_model(
-        out_path,
-        result.best_model,
-        role="student",
-        arch=spec["arch"],
-        kwargs=spec.get("kwargs", {}),
-        num_classes=data.num_classes,
-        class_names=list(data.meta.get("class_names", [])),
-        method=method,
-        history=result.history,
-    )
-    state_path_for(out_path).unlink(missing_ok=True)
+    save_trained(out_path, result, spec, data, "student", method=method)
     last = result.history[-1] if result.history else {}
     return {
         "resumed_from": result.resumed_from,

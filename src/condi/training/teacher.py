@@ -12,7 +12,14 @@ import torch.nn.functional as F
 
 from condi.evaluation.metrics import softmax_np, video_accuracy
 from condi.models import build_model, load_pretrained
-from condi.training.common import IndexedData, load_model, run_epoch, save_model, train_loader
+from condi.training.common import (
+    IndexedData,
+    load_model,
+    run_epoch,
+    save_model,
+    save_trained,
+    train_loader,
+)
 from condi.training.distributed import device_for, init_distributed, wrap
 from condi.training.inference import forward_rows
 from condi.training.loop import config_hash, fit, state_path_for
@@ -129,18 +136,7 @@ def train_teacher(
     )
     if not dist.is_main:
         return {"rank": dist.rank}
-    save_model(
-        out_path,
-        result.best_model,
-        role="teacher",
-        arch=spec["arch"],
-        kwargs=spec.get("kwargs", {}),
-        num_classes=data.num_classes,
-        class_names=list(data.meta.get("class_names", [])),
-        best_epoch=result.best_epoch,
-        history=result.history,
-    )
-    state_path_for(out_path).unlink(missing_ok=True)
+    save_trained(out_path, result, spec, data, "teacher", best_epoch=result.best_epoch)
     return {
         "best_epoch": result.best_epoch,
         "best_val_video_acc": result.best_metric,
