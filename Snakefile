@@ -3,8 +3,8 @@
 #   snakemake --workflow-profile workflow/profiles/slurm     (a SLURM cluster: docs/cluster.md)
 #   snakemake --report report.html        (tables and figures of the last run)
 #   snakemake --cores all ablation        (the ablation, results/ablation.csv: not in the default)
-# Every rule calls a `condi` command; the command templates live in src/condi/pipeline.py and
-# are shared with the generated dvc.yaml (condi pipeline dvc), so the two DAGs cannot drift.
+# Every rule is a stage of the table in src/condi/pipeline.py, which also writes dvc.yaml
+# (condi pipeline dvc), so the two DAGs cannot drift.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -20,26 +20,20 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/tables.smk"
-include: "workflow/rules/report.smk"
-include: "workflow/rules/ablation.smk"
+include: "workflow/rules/stages.smk"
 
 
 # Tables I-V, the ambiguity table and the figures. The ablation is a target of its own (it
 # trains 21 more students with the default params `ablation`): snakemake --cores all ablation
 rule all:
     input:
-        TABLE3_CSV,
-        TABLE3_MD,
-        pl.TABLE3_PAPER_CSV,
-        METRICS_JSON,
-        PLOT_CSV,
-        PLOT_PNG,
-        pl.report_outputs(config),
+        pl.targets(config),
     default_target: True
+
+
+rule ablation:
+    input:
+        pl.targets(config, ablation=True),
 
 
 onstart:
@@ -49,3 +43,8 @@ onstart:
         "condi tracking init > /dev/null || echo 'condi: going on without MLflow; "
         "`condi tracking import` sends the kept records later' >&2"
     )
+
+
+onsuccess:
+    # What this run made becomes DVC's too: `dvc status` clean, `dvc push` complete.
+    condi.adoption.commit(config, since=STARTED)

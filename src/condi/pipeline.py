@@ -1,236 +1,41 @@
-"""The pipeline's stages as data: one command template per stage, shared by the Snakemake rules
-(``workflow/rules/*.smk``) and the generated ``dvc.yaml`` so the two DAGs cannot drift apart.
+"""The pipeline as one table of stages (docs/method.md, "The pipeline").
 
-Templates use Snakemake's placeholders (``{input.x}``, ``{output.x}``, ``{params.x}``,
-``{wildcards.x}``). :func:`jobs` fills them per job (what Snakemake runs); :func:`dvc_yaml`
-fills them with DVC's ``${item.x}`` and groups the jobs of a stage into one ``matrix:`` stage
-(when they are the full product of their wildcards and need nothing but the wildcards),
-else one ``foreach:`` stage, else one stage per job.
+:data:`STAGES` is the only description of the pipeline. Each :class:`Stage` names the
+``condi`` command that runs it, its wildcards, its inputs and outputs (path patterns, lists
+gathered from another stage's jobs, or paths that are params values) and the params.yaml keys
+its results depend on. Everything else reads it:
 
-The stages of Snakemake's rule ``all`` go to ``dvc.yaml``; the ablation's (``ablation_*``, the
-target ``ablation`` in Snakemake) to ``ablation/dvc.yaml``, so that a plain ``dvc repro`` leaves
-them out as ``snakemake`` does.
+* the Snakemake rules (``workflow/rules/stages.smk`` defines one rule per stage from it);
+* ``dvc.yaml`` and ``ablation/dvc.yaml`` (:func:`dvc_yaml`, written by ``condi pipeline dvc``);
+* every stage command (:func:`stage_params`: the values it may read) and MLflow tracking
+  (``--stage`` names the stage, whose params are logged and hashed).
+
+Commands carry only paths, wildcards, ``--params`` and ``--stage``: every value comes from
+params.yaml, so an edit there reaches the next run of the affected stages in both runners, and
+``dvc.yaml`` changes only when the shape of the DAG does (datasets, folds, models, methods,
+the ablation's variants). Paths that are params values (a dataset root, an adopted teacher
+checkpoint) are dependencies but never on a command line; DVC reads them from params.yaml
+(``${datasets.<d>.root}``), so a root such as ``data/my videos`` needs no quoting anywhere.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import product
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-P = "--params params.yaml"
-# An ablation variant's switches (wildcards source, detach, seed) as params overrides.
-ABLATION_SET = (
-    "--set pseudo_labels.source={wildcards.source} "
-    "--set condi.detach_confidence_in_target={wildcards.detach} --set seed={wildcards.seed}"
-)
+PARAMS_FILE = "params.yaml"
+# params keys that are runtime settings, never results: every stage may read them, and they are
+# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``)
+RUNTIME_KEYS = ("threads",)
 
-COMMANDS: dict[str, str] = {
-    "synth": (
-        "condi data synth --out {params.root} --preset {params.preset} --seed {params.seed}"
-        "{params.overrides}"
-    ),
-    "index": (
-        "condi data index --kind {params.kind} --root {params.root} --fold {wildcards.fold} "
-        "--clip-len {params.clip_len} --val-fraction {params.val_fraction} --seed {params.seed} "
-        "--out {output.index}"
-    ),
-    "cache": (
-        "condi data cache --index {input.index} --root {params.root} --short-side {params.short_side} "
-        "--out {output.cache}"
-    ),
-    "train_teacher": (
-        f"condi train teacher {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--teacher {wildcards.teacher} --index {input.index} --cache {input.cache} --out {output.model}"
-    ),
-    "pseudo_labels": (
-        f"condi train pseudo-labels {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--teacher {wildcards.teacher} --index {input.index} --cache {input.cache} "
-        "--checkpoint {input.teacher} --out {output.labels}"
-    ),
-    "train_student": (
-        f"condi train student {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--teacher {wildcards.teacher} --student {wildcards.student} --method {wildcards.method} "
-        "--index {input.index} --cache {input.cache} --pseudo-labels {input.labels} --out {output.model}"
-    ),
-    "teacher_scores": (
-        f"condi evaluate scores {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--index {input.index} --cache {input.cache} --checkpoint {input.model} --out {output.scores}"
-    ),
-    "student_scores": (
-        f"condi evaluate scores {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--index {input.index} --cache {input.cache} --checkpoint {input.model} --out {output.scores}"
-    ),
-    "evaluate_baselines": (
-        f"condi evaluate grid {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--teacher {wildcards.teacher} --index {input.index} --root {params.root} "
-        "--teacher-scores {input.teacher} --out {output.table}"
-    ),
-    "evaluate_students": (
-        f"condi evaluate grid {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--teacher {wildcards.teacher} --student {wildcards.student} --index {input.index} "
-        "--root {params.root} --teacher-scores {input.teacher} --student-scores {params.students} "
-        "--out {output.table}"
-    ),
-    "table3": f"condi tables table3 {P} --eval {{input}} --out-csv {{output.csv}} --out-md {{output.md}}",
-    "metrics": (
-        "condi pipeline metrics --table3 {input.table3} --out {output.metrics} "
-        "--plots {output.plots} --figure {output.figure}"
-    ),
-    "table1": "condi data table1 {params.indexes} --out-csv {output.csv} --out-md {output.md}",
-    "table2": (
-        f"condi models table2 {P} {{params.indexes}} --out-csv {{output.csv}} --out-md {{output.md}}"
-    ),
-    # Tables IV/V: one job at a time (the rule takes every core), torch threads from params
-    "timing": (
-        f"condi report timing {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--index {input.index} --cache {input.cache} --teacher {wildcards.teacher} "
-        "--student {wildcards.student} --teacher-ckpt {input.teacher} "
-        "--teacher-scores {input.teacher_scores}{params.students}{params.options} "
-        "--channels-last --out {output.timing}"
-    ),
-    "table4": "condi report table4 --timing {input.timing} --out-csv {output.csv} --out-md {output.md}",
-    "table5": "condi report table5 --timing {input.timing} --out-csv {output.csv} --out-md {output.md}",
-    "ambiguity": (
-        f"condi report ambiguity {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--index {input.index} --teacher {wildcards.teacher} --student {wildcards.student} "
-        "--teacher-scores {input.teacher} --student-scores {params.students} "
-        "--root {params.root} --out {output.table}"
-    ),
-    "ambiguity_table": (
-        "condi report ambiguity-table --inputs {input.tables} --out-csv {output.csv} "
-        "--out-md {output.md}"
-    ),
-    # accuracy vs K (from table3) and vs cost (from the timing CSVs), per (dataset, teacher,
-    # student); the z~ timeline is drawn per (dataset, fold, teacher, student) by `timeline`
-    "figures": (
-        f"condi report figures {P} --out-dir {{params.out_dir}} --table3 {{input.table3}} "
-        "--timing {input.timing}"
-    ),
-    "timeline": (
-        f"condi report figures {P} --out-dir {{params.out_dir}} --dataset {{wildcards.dataset}} "
-        "--index {input.index} --root {params.root} --teacher-scores {input.teacher} "
-        "--student-scores {input.student} --timeline-stem {params.stem}"
-    ),
-    # The ablation (SPEC 9, issue 9.3): not in the default target (`snakemake ablation`; DVC:
-    # ablation/dvc.yaml). Students of each variant, with the variant's switches as overrides.
-    "ablation_pseudo_labels": (
-        f"condi train pseudo-labels {P} --set pseudo_labels.source={{wildcards.source}} "
-        "--dataset {wildcards.dataset} --fold {wildcards.fold} --teacher {wildcards.teacher} "
-        "--index {input.index} --cache {input.cache} --checkpoint {input.teacher} "
-        "--out {output.labels}"
-    ),
-    "ablation_train_student": (
-        f"condi train student {P} {ABLATION_SET} --dataset {{wildcards.dataset}} "
-        "--fold {wildcards.fold} --teacher {wildcards.teacher} --student {wildcards.student} "
-        "--method {wildcards.method} --index {input.index} --cache {input.cache} "
-        "--pseudo-labels {input.labels} --out {output.model}"
-    ),
-    "ablation_student_scores": (
-        f"condi evaluate scores {P} --dataset {{wildcards.dataset}} --fold {{wildcards.fold}} "
-        "--index {input.index} --cache {input.cache} --checkpoint {input.model} --out {output.scores}"
-    ),
-    "ablation_evaluate": (
-        f"condi evaluate grid {P} {ABLATION_SET} --dataset {{wildcards.dataset}} "
-        "--fold {wildcards.fold} --teacher {wildcards.teacher} --student {wildcards.student} "
-        "--index {input.index} --root {params.root} --teacher-scores {input.teacher} "
-        "--student-scores {wildcards.method}={input.student} --out {output.table}"
-    ),
-    "ablation_table": (
-        "condi tables ablation --students {input.students} --baselines {input.baselines} "
-        "--K {params.K} --out-csv {output.csv} --out-md {output.md}"
-    ),
-}
-
-# params.yaml keys each stage reads: DVC's ``params:`` and the Snakemake rules' ``params.config``
-# (so that both re-run a stage exactly when one of these values changes). ``threads`` is left
-# out on purpose: it is a scheduling choice (Snakemake's ``threads:``), not a result parameter.
-PARAM_KEYS: dict[str, list[str]] = {
-    "synth": ["datasets.{dataset}.synth"],
-    "index": [
-        "datasets.{dataset}.kind",
-        "datasets.{dataset}.root",
-        "data.clip_len",
-        "data.val_fraction",
-        "seed",
-    ],
-    "cache": ["data.short_side"],
-    "train_teacher": [
-        "teachers.{teacher}",
-        "training.teacher",
-        "data",
-        "evaluation.batch_size",
-        "seed",
-        "device",
-    ],
-    "pseudo_labels": [
-        "pseudo_labels",
-        "teachers.{teacher}",
-        "training.teacher",
-        "data",
-        "evaluation.batch_size",
-        "seed",
-        "device",
-    ],
-    "train_student": [
-        "students.{student}",
-        "training.student",
-        "condi",
-        "st_conf",
-        "data",
-        "evaluation.batch_size",
-        "seed",
-        "device",
-    ],
-    "teacher_scores": ["data", "evaluation.batch_size", "seed", "device"],
-    "student_scores": ["data", "evaluation.batch_size", "seed", "device"],
-    "evaluate_baselines": ["evaluation", "pseudo_labels", "condi.detach_confidence_in_target"],
-    "evaluate_students": ["evaluation", "pseudo_labels", "condi.detach_confidence_in_target"],
-    "table3": ["tables"],
-    "metrics": [],
-    "table1": [],
-    "table2": ["teachers", "students", "data.clip_len", "data.crop_size"],
-    # threads is a result parameter here: the time per video depends on it
-    "timing": ["timing", "evaluation", "data", "seed", "device", "threads"],
-    "table4": [],
-    "table5": [],
-    # the grid at K = 1, 3, 5 of its own (evaluation.K is not read)
-    "ambiguity": ["evaluation.Ks", "evaluation.Ks_K", "evaluation.random_seeds"],
-    "ambiguity_table": [],
-    "figures": [],
-    "timeline": [],
-    # the keys a variant overrides (pseudo_labels.source, condi.detach_confidence_in_target,
-    # seed) come from the wildcards, in the command
-    "ablation_pseudo_labels": [
-        "pseudo_labels.crossfit_folds",
-        "teachers.{teacher}",
-        "training.teacher",
-        "data",
-        "evaluation.batch_size",
-        "seed",
-        "device",
-    ],
-    "ablation_train_student": [
-        "students.{student}",
-        "training.student",
-        "condi",
-        "st_conf",
-        "data",
-        "evaluation.batch_size",
-        "device",
-    ],
-    "ablation_student_scores": ["data", "evaluation.batch_size", "seed", "device"],
-    "ablation_evaluate": ["evaluation"],
-    "ablation_table": ["ablation.K"],
-}
-
-
-# Paths (Snakemake patterns); wildcards: dataset, fold, teacher, student, method.
+# -- paths (Snakemake patterns; wildcards: dataset, fold, teacher, student, method and the
+# ablation's source, detach, seed) ----------------------------------------------------------
 INDEX = "data/index/{dataset}_fold{fold}.parquet"
 CACHE = "data/cache/{dataset}_fold{fold}.npy"
 TEACHER = "models/{dataset}/fold{fold}/teacher_{teacher}.pt"
@@ -243,44 +48,34 @@ EVAL_STUDENTS = "results/eval/{dataset}/fold{fold}/students_{teacher}_{student}.
 TABLE3_CSV = "results/table3.csv"
 TABLE3_MD = "results/table3.md"
 TABLE3_PAPER_CSV = "results/table3_paper.csv"  # written beside TABLE3_CSV by `condi tables table3`
-# Companions of table3 for DVC (`dvc metrics show`, `dvc plots show`) and the Snakemake report.
 METRICS_JSON = "results/metrics.json"
 PLOT_CSV = "results/plots/accuracy_vs_k.csv"
 PLOT_PNG = "results/plots/accuracy_vs_k.png"
-# The DVC plot template (in .dvc/plots/): one line per method, one panel per dataset.
-PLOT_TEMPLATE = "accuracy_vs_k"
-TABLE1_CSV = "results/table1.csv"
-TABLE1_MD = "results/table1.md"
-TABLE2_CSV = "results/table2.csv"
-TABLE2_MD = "results/table2.md"
+PLOT_TEMPLATE = "accuracy_vs_k"  # the DVC plot template (in .dvc/plots/)
+TABLE1_CSV, TABLE1_MD = "results/table1.csv", "results/table1.md"
+TABLE2_CSV, TABLE2_MD = "results/table2.csv", "results/table2.md"
 TIMING = "results/timing/{dataset}_fold{fold}_{teacher}_{student}.csv"
-TABLE4_CSV = "results/table4.csv"
-TABLE4_MD = "results/table4.md"
-TABLE5_CSV = "results/table5.csv"
-TABLE5_MD = "results/table5.md"
+TABLE4_CSV, TABLE4_MD = "results/table4.csv", "results/table4.md"
+TABLE5_CSV, TABLE5_MD = "results/table5.csv", "results/table5.md"
 AMBIGUITY = "results/ambiguity/{dataset}_fold{fold}_{teacher}_{student}.csv"
-AMBIGUITY_CSV = "results/ambiguity.csv"
-AMBIGUITY_MD = "results/ambiguity.md"
+AMBIGUITY_CSV, AMBIGUITY_MD = "results/ambiguity.csv", "results/ambiguity.md"
 FIGURES = "results/figures"
-# `condi report figures` names: <stem>.png and <stem>.svg
-ACCURACY_VS_K = "accuracy_vs_k_{dataset}_{teacher}_{student}"
-ACCURACY_VS_COST = "accuracy_vs_cost_{dataset}_{teacher}_{student}"
-TIMELINE = "ztilde_timeline_{dataset}_fold{fold}_{teacher}_{student}"
-FIGURE_FORMATS = ("png", "svg")
-# Students timed for Table IV (condi.evaluation.timing), those of them in params `methods`.
-TIMING_METHODS = ("condi_sr", "bce_conf", "st_ent")
-
-# The ablation (extra wildcards: source, detach, seed; a variant is (method, source, detach,
-# seed)). Its DVC stages live in their own dvc.yaml, so that `dvc repro` leaves them out.
+ACCURACY_VS_K = FIGURES + "/accuracy_vs_k_{dataset}_{teacher}_{student}"
+ACCURACY_VS_COST = FIGURES + "/accuracy_vs_cost_{dataset}_{teacher}_{student}"
+TIMELINE = FIGURES + "/ztilde_timeline_{dataset}_fold{fold}_{teacher}_{student}"
+# the ablation: a variant is (method, source, detach, seed); its DVC stages live apart
 ABLATION_DVC = "ablation/dvc.yaml"
 VARIANT = "{teacher}_{student}_{method}_{source}_detach{detach}_seed{seed}"
 ABL_LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}_{source}.npz"
 ABL_STUDENT = "models/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".pt"
 ABL_SCORES = "results/scores/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".npz"
 ABL_EVAL = "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".csv"
-ABLATION_CSV = "results/ablation.csv"
-ABLATION_MD = "results/ablation.md"
-ABLATION_SOURCES = ("train", "crossfit")
+ABLATION_CSV, ABLATION_MD = "results/ablation.csv", "results/ablation.md"
+LOGS = "logs"
+BENCHMARKS = "logs/benchmark"  # Snakemake's per-job time and memory (benchmark:)
+
+# Students timed for Table IV (those of them in params `methods`).
+TIMING_METHODS = ("condi_sr", "bce_conf", "st_ent")
 ABLATION_DEFAULTS: dict[str, Any] = {
     "sources": ["train", "crossfit"],
     "detach": [False, True],
@@ -288,157 +83,80 @@ ABLATION_DEFAULTS: dict[str, Any] = {
     "seeds": [0, 1, 2],
     "K": [1, 3, 5],
 }
-
-VARIANT_WILDCARDS = (
-    "dataset",
-    "fold",
-    "teacher",
-    "student",
-    "method",
-    "source",
-    "detach",
-    "seed",
-)
-# Wildcards of each stage, in the order that names its jobs (``train_student@synthetic-1-...``).
-WILDCARDS: dict[str, tuple[str, ...]] = {
-    "synth": ("dataset",),
-    "index": ("dataset", "fold"),
-    "cache": ("dataset", "fold"),
-    "train_teacher": ("dataset", "fold", "teacher"),
-    "pseudo_labels": ("dataset", "fold", "teacher"),
-    "teacher_scores": ("dataset", "fold", "teacher"),
-    "evaluate_baselines": ("dataset", "fold", "teacher"),
-    "train_student": ("dataset", "fold", "teacher", "student", "method"),
-    "student_scores": ("dataset", "fold", "teacher", "student", "method"),
-    "evaluate_students": ("dataset", "fold", "teacher", "student"),
-    "table3": (),
-    "metrics": (),
-    "table1": (),
-    "table2": (),
-    "timing": ("dataset", "fold", "teacher", "student"),
-    "table4": (),
-    "table5": (),
-    "ambiguity": ("dataset", "fold", "teacher", "student"),
-    "ambiguity_table": (),
-    "figures": (),
-    "timeline": ("dataset", "fold", "teacher", "student"),
-    "ablation_pseudo_labels": ("dataset", "fold", "teacher", "source"),
-    "ablation_train_student": VARIANT_WILDCARDS,
-    "ablation_student_scores": VARIANT_WILDCARDS,
-    "ablation_evaluate": VARIANT_WILDCARDS,
-    "ablation_table": (),
+VARIANT_WILDCARDS = ("dataset", "fold", "teacher", "student", "method", "source", "detach", "seed")
+# What a variant's wildcards set in params (the ablation's switches).
+VARIANT_OVERRIDES = {
+    "pseudo_labels.source": "{source}",
+    "condi.detach_confidence_in_target": "{detach}",
+    "seed": "{seed}",
 }
-ABLATION_STAGES = tuple(n for n in WILDCARDS if n.startswith("ablation_"))
 
 
-def synth_marker(root: str) -> str:
-    return f"{root}/manifest.parquet"
+# -- the table's vocabulary ------------------------------------------------------------------
 
 
-def synth_overrides(synth: dict[str, Any]) -> str:
-    """``condi data synth --set KEY=VALUE`` arguments for ``datasets.<d>.synth.overrides``."""
-    items = sorted((synth or {}).get("overrides", {}).items())
-    return "".join(f" --set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in items)
+@dataclass(frozen=True)
+class Gather:
+    """Input: the output ``output`` of every job of ``stage`` that agrees with this job on the
+    wildcards ``match`` (all jobs when empty), in the table's order; ``methods`` keeps only
+    those methods (Table IV's students)."""
+
+    stage: str
+    output: str
+    match: tuple[str, ...] = ()
+    methods: tuple[str, ...] | None = None
+    fixed: dict[str, str] = field(default_factory=dict)  # wildcards set to a value
 
 
-def student_scores_arg(
-    dataset: str, fold: Any, teacher: str, student: str, methods: list[str]
-) -> str:
-    return " ".join(
-        f"{m}={STUDENT_SCORES.format(dataset=dataset, fold=fold, teacher=teacher, student=student, method=m)}"
-        for m in methods
-    )
+@dataclass(frozen=True)
+class ParamPath:
+    """Input: a path that is a params value (``datasets.{dataset}.root``, an adopted teacher's
+    checkpoint). Never on the command line: the command reads it from params.yaml."""
+
+    key: str
+    optional: bool = False
 
 
-def eval_csvs(config: dict[str, Any]) -> list[str]:
-    """Every evaluation CSV table3 assembles, in a stable order."""
-    out = []
-    for d, ds in config["datasets"].items():
-        for f in ds.get("folds", [1]):
-            for t in config["teachers"]:
-                out.append(EVAL_BASELINES.format(dataset=d, fold=f, teacher=t))
-                out += [
-                    EVAL_STUDENTS.format(dataset=d, fold=f, teacher=t, student=s)
-                    for s in config["students"]
-                ]
-    return out
+@dataclass(frozen=True)
+class Out:
+    """An output. ``cmd=False``: written beside another output, not named on the command line.
+    ``kind``: ``out`` (DVC-cached), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
+    ``over``: one file per (dataset, teacher, student) (the figures). ``caption``: the
+    Snakemake report's caption (workflow/report/<caption>.rst) and ``category``."""
+
+    pattern: str
+    cmd: bool = True
+    kind: str = "out"
+    over: tuple[str, ...] = ()
+    caption: str | None = None
+    category: str = "Tables"
 
 
-def _folds(config: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    for d, ds in config["datasets"].items():
-        for f in ds.get("folds", [1]):
-            yield d, f
+Input = str | Gather | ParamPath | tuple[Gather, ...]
 
 
-def _pairs(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """``{dataset, fold, teacher, student}`` of every job that serves one model pair."""
-    for d, f in _folds(config):
-        for t in config["teachers"]:
-            for s in config["students"]:
-                yield {"dataset": d, "fold": f, "teacher": t, "student": s}
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline; a job is a stage with its wildcards filled in."""
+
+    name: str
+    command: str  # the condi subcommand, e.g. "train teacher"
+    wildcards: tuple[str, ...]
+    inputs: dict[str, Input]
+    outputs: dict[str, Out]
+    params: tuple[str, ...]  # params.yaml keys (may hold {wildcards})
+    overrides: dict[str, str] = field(default_factory=dict)  # params set from wildcards
+    ablation: bool = False  # in ablation/dvc.yaml and Snakemake's `ablation` target
+    when: Callable[[dict[str, Any]], bool] | None = None  # does the stage exist for config?
+    threads: str = "params"  # params | all (timing: every core, so nothing runs beside it)
+    gpu: bool = False  # asks for a GPU when params device is cuda
+    mem_mb: int = 2000
+    runtime: int = 10  # minutes (cluster executors)
+    local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
 
 
-def table1_indexes(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """Table I's ``(name, index)``: every dataset's fold (named ``<d>_fold<f>`` when the
-    dataset has several)."""
-    out = []
-    for d, ds in config["datasets"].items():
-        folds = ds.get("folds", [1])
-        for f in folds:
-            out.append((d if len(folds) == 1 else f"{d}_fold{f}", INDEX.format(dataset=d, fold=f)))
-    return out
-
-
-def table2_indexes(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """Table II's ``(dataset, index)`` (the class count): each dataset's first fold."""
-    return [
-        (d, INDEX.format(dataset=d, fold=ds.get("folds", [1])[0]))
-        for d, ds in config["datasets"].items()
-    ]
-
-
-def index_args(indexes: list[tuple[str, str]]) -> str:
-    return " ".join(f"--index {name}={path}" for name, path in indexes)
-
-
-def timing_methods(config: dict[str, Any]) -> list[str]:
-    return [m for m in TIMING_METHODS if m in config["methods"]]
-
-
-def timing_students(config: dict[str, Any], w: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The (checkpoints, scores) of the students a timing job times."""
-    ms = timing_methods(config)
-    return (
-        [STUDENT.format(**w, method=m) for m in ms],
-        [STUDENT_SCORES.format(**w, method=m) for m in ms],
-    )
-
-
-def timing_students_arg(config: dict[str, Any], w: dict[str, Any]) -> str:
-    """`` --student-ckpt M=PATH ... --student-scores M=PATH ...`` (empty without students)."""
-    ms = timing_methods(config)
-    if not ms:
-        return ""
-    ckpts, scores = timing_students(config, w)
-    pairs = lambda paths: " ".join(f"{m}={p}" for m, p in zip(ms, paths, strict=True))  # noqa: E731
-    return f" --student-ckpt {pairs(ckpts)} --student-scores {pairs(scores)}"
-
-
-def timing_options(config: dict[str, Any]) -> str:
-    """The timing command's options from params ``timing``."""
-    t = config.get("timing") or {}
-    out = f" --warmup {t.get('warmup', 2)} --repeats {t.get('repeats', 1)}"
-    if t.get("max_videos"):
-        out += f" --max-videos {t['max_videos']}"
-    return out
-
-
-def timing_csvs(config: dict[str, Any]) -> list[str]:
-    return [TIMING.format(**w) for w in _pairs(config)]
-
-
-def ambiguity_csvs(config: dict[str, Any]) -> list[str]:
-    return [AMBIGUITY.format(**w) for w in _pairs(config)]
+def _o(pattern: str, **kw: Any) -> Out:
+    return Out(pattern, **kw)
 
 
 def has_split(config: dict[str, Any]) -> bool:
@@ -446,35 +164,466 @@ def has_split(config: dict[str, Any]) -> bool:
     return "condi_sr" in config["methods"]
 
 
-def _figure_files(stem: str) -> list[str]:
-    return [f"{FIGURES}/{stem}.{fmt}" for fmt in FIGURE_FORMATS]
+ROOT = ParamPath("datasets.{dataset}.root")
+TRAIN_KEYS = ("data", "evaluation.batch_size", "seed", "device")
+SCORE_KEYS = ("data", "evaluation.batch_size", "seed", "device")
+EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
+DSFT = ("dataset", "fold", "teacher")
+PAIR = ("dataset", "fold", "teacher", "student")
+FIG = dict(caption="figures", category="Figures")
+
+_STAGE_LIST = [
+    Stage(
+        "synth",
+        "data synth",
+        ("dataset",),
+        {},
+        {"root": _o(ROOT.key, cmd=False, kind="root")},
+        ("datasets.{dataset}.synth", "datasets.{dataset}.root"),
+        mem_mb=2000,
+        runtime=30,
+    ),
+    Stage(
+        "index",
+        "data index",
+        ("dataset", "fold"),
+        {"root": ROOT},
+        {"out": _o(INDEX)},
+        (
+            "datasets.{dataset}.kind",
+            "datasets.{dataset}.root",
+            "data.clip_len",
+            "data.val_fraction",
+            "seed",
+        ),
+        mem_mb=4000,
+        runtime=120,
+    ),
+    Stage(
+        "cache",
+        "data cache",
+        ("dataset", "fold"),
+        {"root": ROOT, "index": INDEX},
+        {"out": _o(CACHE)},
+        ("datasets.{dataset}.root", "data.short_side"),
+        mem_mb=8000,
+        runtime=600,
+    ),
+    Stage(
+        "train_teacher",
+        "train teacher",
+        DSFT,
+        {
+            "index": INDEX,
+            "cache": CACHE,
+            "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
+        },
+        {"out": _o(TEACHER)},
+        ("teachers.{teacher}", "training.teacher", *TRAIN_KEYS),
+        gpu=True,
+        mem_mb=16000,
+        runtime=24 * 60,
+    ),
+    Stage(
+        "pseudo_labels",
+        "train pseudo-labels",
+        DSFT,
+        {"index": INDEX, "cache": CACHE, "checkpoint": TEACHER},
+        {"out": _o(LABELS)},
+        ("pseudo_labels", "teachers.{teacher}", "training.teacher", *TRAIN_KEYS),
+        gpu=True,
+        mem_mb=8000,
+        runtime=120,
+    ),
+    Stage(
+        "train_student",
+        "train student",
+        (*PAIR, "method"),
+        {"index": INDEX, "cache": CACHE, "pseudo_labels": LABELS},
+        {"out": _o(STUDENT)},
+        ("students.{student}", "training.student", "condi", "st_conf", *TRAIN_KEYS),
+        gpu=True,
+        mem_mb=16000,
+        runtime=24 * 60,
+    ),
+    Stage(
+        "teacher_scores",
+        "evaluate scores",
+        DSFT,
+        {"index": INDEX, "cache": CACHE, "checkpoint": TEACHER},
+        {"out": _o(TEACHER_SCORES)},
+        SCORE_KEYS,
+        gpu=True,
+        mem_mb=8000,
+        runtime=120,
+    ),
+    Stage(
+        "student_scores",
+        "evaluate scores",
+        (*PAIR, "method"),
+        {"index": INDEX, "cache": CACHE, "checkpoint": STUDENT},
+        {"out": _o(STUDENT_SCORES)},
+        SCORE_KEYS,
+        gpu=True,
+        mem_mb=8000,
+        runtime=120,
+    ),
+    Stage(
+        "evaluate_baselines",
+        "evaluate grid",
+        DSFT,
+        {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES},
+        {"out": _o(EVAL_BASELINES)},
+        EVAL_KEYS,
+        mem_mb=4000,
+        runtime=30,
+    ),
+    Stage(
+        "evaluate_students",
+        "evaluate grid",
+        PAIR,
+        {
+            "root": ROOT,
+            "index": INDEX,
+            "teacher_scores": TEACHER_SCORES,
+            "student_scores": Gather("student_scores", "out", PAIR),
+        },
+        {"out": _o(EVAL_STUDENTS)},
+        EVAL_KEYS,
+        mem_mb=4000,
+        runtime=30,
+    ),
+    Stage(
+        "table3",
+        "tables table3",
+        (),
+        {
+            "eval": (
+                Gather("evaluate_baselines", "out"),
+                Gather("evaluate_students", "out"),
+            )
+        },
+        {
+            "out_csv": _o(TABLE3_CSV, caption="table3_csv"),
+            "out_md": _o(TABLE3_MD, caption="table3_md"),
+            "paper": _o(TABLE3_PAPER_CSV, cmd=False, caption="table3_md"),
+        },
+        ("tables",),
+        local=True,
+    ),
+    Stage(
+        "metrics",
+        "pipeline metrics",
+        (),
+        {"table3": TABLE3_CSV},
+        {
+            "out": _o(METRICS_JSON, kind="metric", caption="metrics", category="Metrics"),
+            "plots": _o(PLOT_CSV, kind="plot", caption="accuracy_vs_k_csv", category="Figures"),
+            "figure": _o(PLOT_PNG, kind="plot", caption="accuracy_vs_k", category="Figures"),
+        },
+        (),
+        local=True,
+    ),
+    Stage(
+        "table1",
+        "data table1",
+        (),
+        {"index": Gather("index", "out")},
+        {"out_csv": _o(TABLE1_CSV, caption="table1"), "out_md": _o(TABLE1_MD, caption="table1")},
+        (),
+        local=True,
+    ),
+    Stage(
+        "table2",
+        "models table2",
+        (),
+        {"index": Gather("index", "out")},
+        {"out_csv": _o(TABLE2_CSV, caption="table2"), "out_md": _o(TABLE2_MD, caption="table2")},
+        ("teachers", "students", "data.clip_len", "data.crop_size"),
+        mem_mb=4000,
+        local=True,
+    ),
+    Stage(
+        "timing",
+        "report timing",
+        PAIR,
+        {
+            "index": INDEX,
+            "cache": CACHE,
+            "teacher_ckpt": TEACHER,
+            "teacher_scores": TEACHER_SCORES,
+            "student_ckpt": Gather("train_student", "out", PAIR, TIMING_METHODS),
+            "student_scores": Gather("student_scores", "out", PAIR, TIMING_METHODS),
+        },
+        {"out": _o(TIMING)},
+        # threads is a result here: the time per video depends on it
+        ("timing", "evaluation", "data", "seed", "device", "threads"),
+        threads="all",
+        gpu=True,
+        mem_mb=8000,
+        runtime=120,
+    ),
+    Stage(
+        "table4",
+        "report table4",
+        (),
+        {"timing": Gather("timing", "out")},
+        {"out_csv": _o(TABLE4_CSV, caption="table4"), "out_md": _o(TABLE4_MD, caption="table4")},
+        (),
+        local=True,
+    ),
+    Stage(
+        "table5",
+        "report table5",
+        (),
+        {"timing": Gather("timing", "out")},
+        {"out_csv": _o(TABLE5_CSV, caption="table5"), "out_md": _o(TABLE5_MD, caption="table5")},
+        (),
+        when=has_split,
+        local=True,
+    ),
+    Stage(
+        "ambiguity",
+        "report ambiguity",
+        PAIR,
+        {
+            "root": ROOT,
+            "index": INDEX,
+            "teacher_scores": TEACHER_SCORES,
+            "student_scores": Gather("student_scores", "out", PAIR),
+        },
+        {"out": _o(AMBIGUITY)},
+        # the grid at K = 1, 3, 5 of its own (evaluation.K is not read)
+        ("evaluation.Ks", "evaluation.Ks_K", "evaluation.random_seeds", "seed"),
+        mem_mb=4000,
+        runtime=30,
+    ),
+    Stage(
+        "ambiguity_table",
+        "report ambiguity-table",
+        (),
+        {"inputs": Gather("ambiguity", "out")},
+        {
+            "out_csv": _o(AMBIGUITY_CSV, caption="ambiguity"),
+            "out_md": _o(AMBIGUITY_MD, caption="ambiguity"),
+        },
+        (),
+        local=True,
+    ),
+    Stage(
+        "figures",
+        "report figures",
+        (),
+        {"table3": TABLE3_CSV, "timing": Gather("timing", "out")},
+        {
+            "out_dir": _o(FIGURES, cmd=True, kind="dir"),
+            **{
+                f"{name}_{fmt}": _o(
+                    f"{stem}.{fmt}", cmd=False, over=PAIR, **(FIG if fmt == "png" else {})
+                )
+                for name, stem in (("k", ACCURACY_VS_K), ("cost", ACCURACY_VS_COST))
+                for fmt in ("png", "svg")
+            },
+        },
+        (),
+        local=True,
+    ),
+    Stage(
+        "timeline",
+        "report timeline",
+        PAIR,
+        {
+            "root": ROOT,
+            "index": INDEX,
+            "teacher_scores": TEACHER_SCORES,
+            "student_scores": Gather("student_scores", "out", PAIR, fixed={"method": "condi_sr"}),
+        },
+        {
+            "out": _o(TIMELINE + ".png", caption="ztilde_timeline", category="Figures"),
+            "svg": _o(TIMELINE + ".svg", cmd=False),
+        },
+        (),
+        when=has_split,
+        local=True,
+    ),
+    # The ablation (docs/method.md, "Beyond the paper"): not in the default target. Its jobs
+    # set the variant's switches from their wildcards (VARIANT_OVERRIDES).
+    Stage(
+        "ablation_pseudo_labels",
+        "train pseudo-labels",
+        (*DSFT, "source"),
+        {"index": INDEX, "cache": CACHE, "checkpoint": TEACHER},
+        {"out": _o(ABL_LABELS)},
+        ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *TRAIN_KEYS),
+        overrides={"pseudo_labels.source": "{source}"},
+        ablation=True,
+        gpu=True,
+        mem_mb=16000,
+        runtime=24 * 60,
+    ),
+    Stage(
+        "ablation_train_student",
+        "train student",
+        VARIANT_WILDCARDS,
+        {"index": INDEX, "cache": CACHE, "pseudo_labels": ABL_LABELS},
+        {"out": _o(ABL_STUDENT)},
+        ("students.{student}", "training.student", "condi", "st_conf", *TRAIN_KEYS[:-2], "device"),
+        overrides=VARIANT_OVERRIDES,
+        ablation=True,
+        gpu=True,
+        mem_mb=16000,
+        runtime=24 * 60,
+    ),
+    Stage(
+        "ablation_student_scores",
+        "evaluate scores",
+        VARIANT_WILDCARDS,
+        {"index": INDEX, "cache": CACHE, "checkpoint": ABL_STUDENT},
+        {"out": _o(ABL_SCORES)},
+        SCORE_KEYS,
+        ablation=True,
+        gpu=True,
+        mem_mb=8000,
+        runtime=120,
+    ),
+    Stage(
+        "ablation_evaluate",
+        "evaluate grid",
+        VARIANT_WILDCARDS,
+        {
+            "root": ROOT,
+            "index": INDEX,
+            "teacher_scores": TEACHER_SCORES,
+            "student_scores": ABL_SCORES,
+        },
+        {"out": _o(ABL_EVAL)},
+        ("evaluation",),
+        overrides=VARIANT_OVERRIDES,
+        ablation=True,
+        mem_mb=4000,
+        runtime=30,
+    ),
+    Stage(
+        "ablation_table",
+        "tables ablation",
+        (),
+        {
+            "students": Gather("ablation_evaluate", "out"),
+            "baselines": Gather("evaluate_baselines", "out"),
+        },
+        {
+            "out_csv": _o(ABLATION_CSV, caption="ablation"),
+            "out_md": _o(ABLATION_MD, caption="ablation"),
+        },
+        ("ablation.K",),
+        ablation=True,
+        local=True,
+    ),
+]
+STAGES: dict[str, Stage] = {s.name: s for s in _STAGE_LIST}
+# the canonical stage of each command (what a command run by hand, without --stage, is)
+DEFAULT_STAGE = {
+    "data synth": "synth",
+    "data index": "index",
+    "data cache": "cache",
+    "train teacher": "train_teacher",
+    "train pseudo-labels": "pseudo_labels",
+    "train student": "train_student",
+    "evaluate scores": "student_scores",
+    "evaluate grid": "evaluate_students",
+    "tables table3": "table3",
+    "tables ablation": "ablation_table",
+    "pipeline metrics": "metrics",
+    "data table1": "table1",
+    "models table2": "table2",
+    "report timing": "timing",
+    "report table4": "table4",
+    "report table5": "table5",
+    "report ambiguity": "ambiguity",
+    "report ambiguity-table": "ambiguity_table",
+    "report figures": "figures",
+    "report timeline": "timeline",
+}
 
 
-def figure_outputs(config: dict[str, Any]) -> list[str]:
-    """What the figures job draws: accuracy vs K and vs cost per (dataset, teacher, student)."""
-    out = []
-    for stem in (ACCURACY_VS_K, ACCURACY_VS_COST):
-        for d in config["datasets"]:
-            for t in config["teachers"]:
-                for s in config["students"]:
-                    out += _figure_files(stem.format(dataset=d, teacher=t, student=s))
+def option(name: str) -> str:
+    """The command-line option of an input, output or wildcard: ``--teacher-scores``."""
+    return "--" + name.replace("_", "-")
+
+
+# -- params of a stage -----------------------------------------------------------------------
+
+
+def _get(tree: dict[str, Any], key: str) -> tuple[bool, Any]:
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _put(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[last] = value
+
+
+def param_keys(stage: Stage, wildcards: dict[str, Any]) -> list[str]:
+    """The stage's params keys for a job (DVC's ``params:``, Snakemake's rerun trigger)."""
+    return [k.format(**wildcards) for k in stage.params]
+
+
+def narrow(params: dict[str, Any], stage: Stage, wildcards: dict[str, Any]) -> dict[str, Any]:
+    """The part of (validated) ``params`` the stage may read: its keys, its wildcards'
+    overrides, its params paths (a dataset root: a dependency, watched as a path) and the
+    runtime settings. Reading anything else is a KeyError, so a stage cannot
+    depend on a value that DVC and Snakemake do not watch for it."""
+    out: dict[str, Any] = {}
+    paths = [i.key.format(**wildcards) for i in stage.inputs.values() if isinstance(i, ParamPath)]
+    keys = [*param_keys(stage, wildcards), *stage.overrides, *paths, *RUNTIME_KEYS]
+    for key in keys:
+        found, value = _get(params, key)
+        if found:
+            _put(out, key, copy.deepcopy(value))
     return out
 
 
-def timeline_outputs(config: dict[str, Any], w: dict[str, Any]) -> list[str]:
-    return _figure_files(TIMELINE.format(**w))
+def apply_variant(params: dict[str, Any], stage: Stage, wildcards: dict[str, Any]) -> None:
+    """Set the params a job's wildcards choose (the ablation's switches), in place."""
+    import yaml
+
+    for key, template in stage.overrides.items():
+        _put(params, key, yaml.safe_load(template.format(**wildcards)))
 
 
-def report_outputs(config: dict[str, Any]) -> list[str]:
-    """The final results beyond Table III (rule ``all``): Tables I, II, IV, V, ambiguity and
-    figures."""
-    out = [TABLE1_CSV, TABLE1_MD, TABLE2_CSV, TABLE2_MD, TABLE4_CSV, TABLE4_MD]
-    if has_split(config):
-        out += [TABLE5_CSV, TABLE5_MD]
-    out += [AMBIGUITY_CSV, AMBIGUITY_MD, *figure_outputs(config)]
-    if has_split(config):
-        out += [f for w in _pairs(config) for f in timeline_outputs(config, w)]
-    return out
+def values(params: dict[str, Any], stage: Stage, wildcards: dict[str, Any]) -> dict[str, Any]:
+    """``{key: value}`` of the stage's params keys for a job (logged to MLflow, hashed)."""
+    return {k: _get(params, k)[1] for k in [*param_keys(stage, wildcards), *stage.overrides]}
+
+
+def params_hash(vals: dict[str, Any]) -> str:
+    """sha256 (16 hex digits) of a job's params values: the resume state's and MLflow's key."""
+    text = json.dumps(vals, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stage_params(
+    params: dict[str, Any], stage: Stage, wildcards: dict[str, Any], source: str = PARAMS_FILE
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(narrowed params, values)`` of a job from the validated ``params``: the job's variant
+    applied (and validated), then narrowed to the stage's keys (:func:`narrow`)."""
+    if stage.overrides:
+        from condi.config import validate
+
+        params = copy.deepcopy(params)
+        apply_variant(params, stage, wildcards)
+        params = validate(params, source=f"{source} ({job_name(stage.name, wildcards)})")
+    return narrow(params, stage, wildcards), values(params, stage, wildcards)
+
+
+# -- jobs ------------------------------------------------------------------------------------
 
 
 def ablation_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -487,293 +636,45 @@ def ablation_variants(config: dict[str, Any]) -> list[dict[str, Any]]:
     paper's switches (train, no detach), each for every seed. ``detach`` is "false" | "true"."""
     ab = ablation_params(config)
     out = [
-        {"method": "condi_sr", "source": src, "detach": json.dumps(bool(det)), "seed": seed}
-        for src in ab["sources"]
-        for det in ab["detach"]
+        {"method": "condi_sr", "source": s, "detach": json.dumps(bool(d)), "seed": str(seed)}
+        for s in ab["sources"]
+        for d in ab["detach"]
         for seed in ab["seeds"]
     ]
     out += [
-        {"method": m, "source": "train", "detach": "false", "seed": seed}
+        {"method": m, "source": "train", "detach": "false", "seed": str(seed)}
         for m in ab["methods"]
         for seed in ab["seeds"]
     ]
     return out
 
 
-def ablation_ks(config: dict[str, Any]) -> str:
-    """The ablation table's K values (``--K``)."""
-    return " ".join(str(k) for k in ablation_params(config)["K"])
+def _choices(config: dict[str, Any], stage: Stage, name: str, w: dict[str, Any]) -> list[str]:
+    """The values of wildcard ``name`` for a job of ``stage`` whose earlier wildcards are ``w``."""
+    if name == "dataset":
+        ds = config["datasets"]
+        return [d for d in ds if stage.name != "synth" or "synth" in ds[d]]
+    if name == "fold":
+        return [str(f) for f in config["datasets"][w["dataset"]].get("folds", [1])]
+    if name in ("teacher", "student"):
+        return list(config[name + "s"])
+    if stage.ablation and name in ("method", "source", "detach", "seed"):
+        fixed = {k: v for k, v in w.items() if k in ("method", "source", "detach")}
+        variants = [v for v in ablation_variants(config) if fixed.items() <= v.items()]
+        return list(dict.fromkeys(v[name] for v in variants))
+    if name == "method":
+        return list(config["methods"])
+    raise KeyError(f"{stage.name}: unknown wildcard {name}")
 
 
-def ablation_sources(config: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(v["source"] for v in ablation_variants(config)))
-
-
-def ablation_evals(config: dict[str, Any]) -> list[str]:
-    return [ABL_EVAL.format(**w, **v) for w in _pairs(config) for v in ablation_variants(config)]
-
-
-def baseline_csvs(config: dict[str, Any]) -> list[str]:
-    return [
-        EVAL_BASELINES.format(dataset=d, fold=f, teacher=t)
-        for d, f in _folds(config)
-        for t in config["teachers"]
-    ]
-
-
-@dataclass
-class Stage:
-    """One job: the command Snakemake runs for it and DVC's view of it (deps, outs, params)."""
-
-    name: str
-    cmd: str
-    deps: list[str]
-    outs: list[str]
-    params: list[str] = field(default_factory=list)
-    wildcards: dict[str, Any] = field(default_factory=dict)
-    metrics: list[str] = field(default_factory=list)  # outs that are DVC metrics (not cached)
-    plots: list[str] = field(default_factory=list)  # outs that are DVC plots (not cached)
-
-
-def _fill(template: str, **ns: Any) -> str:
-    return template.format(
-        **{k: SimpleNamespace(**v) if isinstance(v, dict) else v for k, v in ns.items()}
-    )
-
-
-def teacher_checkpoint(config: dict[str, Any], teacher: str) -> list[str]:
-    """``[teachers.<t>.checkpoint]`` when that teacher is adopted rather than trained, else []:
-    the checkpoint file is then an input of train_teacher."""
-    ckpt = config["teachers"][teacher].get("checkpoint")
-    return [str(ckpt)] if ckpt else []
-
-
-def _job_values(config: dict[str, Any], w: dict[str, Any]) -> dict[str, Any]:
-    """Values of a job that come from ``datasets.<d>`` and ``teachers.<t>`` (not expressible by
-    the wildcards)."""
-    out = _dataset_values(config, w["dataset"]) if "dataset" in w else {}
-    if "teacher" in w:
-        out["teacher_checkpoint"] = " ".join(teacher_checkpoint(config, w["teacher"]))
+def job_wildcards(config: dict[str, Any], stage: Stage) -> list[dict[str, str]]:
+    """The wildcards of every job of ``stage`` for ``config``, in the table's order."""
+    if stage.when is not None and not stage.when(config):
+        return []
+    out: list[dict[str, str]] = [{}]
+    for name in stage.wildcards:
+        out = [{**w, name: v} for w in out for v in _choices(config, stage, name, w)]
     return out
-
-
-def _dataset_values(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    ds = config["datasets"][dataset]
-    sy = ds.get("synth")
-    return {
-        "root": ds["root"],
-        "kind": ds["kind"],
-        "preset": (sy or {}).get("preset", "default"),
-        "synth_seed": (sy or {}).get("seed", 0),
-        "overrides": synth_overrides(sy or {}),
-        "synthetic": sy is not None,
-    }
-
-
-def _wildcard_sets(config: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
-    if name == "synth":
-        yield from ({"dataset": d} for d, ds in config["datasets"].items() if "synth" in ds)
-        return
-    if name in ("table5", "timeline") and not has_split(config):
-        return
-    keys = WILDCARDS[name]
-    if not keys:
-        yield {}
-        return
-    for d, f in _folds(config):
-        yield from _expand(config, keys[2:], {"dataset": d, "fold": f})
-
-
-def _expand(config: dict[str, Any], keys: tuple[str, ...], w: dict[str, Any]) -> Iterator[dict]:
-    if not keys:
-        yield w
-        return
-    if keys == VARIANT_WILDCARDS[4:]:
-        for v in ablation_variants(config):
-            yield {**w, **v}
-        return
-    values = {
-        "teacher": config["teachers"],
-        "student": config["students"],
-        "method": config["methods"],
-        "source": ablation_sources(config),
-    }[keys[0]]
-    for x in values:
-        yield from _expand(config, keys[1:], {**w, keys[0]: x})
-
-
-def _render(name: str, config: dict[str, Any], w: dict[str, Any], v: dict[str, Any]) -> Stage:
-    """The job of stage ``name`` for wildcards ``w`` and dataset values ``v``. Both may hold
-    placeholders (DVC's ``${item.x}``) instead of values; the result is then a template."""
-    data = config["data"]
-    root = v.get("root")
-    wn = SimpleNamespace(**w)
-    idx = INDEX.format(**w) if "fold" in w else None
-    cache = CACHE.format(**w) if "fold" in w else None
-    manifest = [synth_marker(root)] if v.get("synthetic") else []
-    keys = [k.format(**w) for k in PARAM_KEYS[name]]
-
-    def stage(cmd_ns: dict[str, Any], deps: list[str], outs: list[str], **kw: Any) -> Stage:
-        return Stage(name, _fill(COMMANDS[name], wildcards=w, **cmd_ns), deps, outs, keys, w, **kw)
-
-    if name == "synth":
-        p = {
-            "root": root,
-            "preset": v["preset"],
-            "seed": v["synth_seed"],
-            "overrides": v["overrides"],
-        }
-        return stage({"params": p}, [], [root])
-    if name == "index":
-        p = {
-            "kind": v["kind"],
-            "root": root,
-            "clip_len": data["clip_len"],
-            "val_fraction": data.get("val_fraction", 0.1),
-            "seed": config.get("seed", 0),
-        }
-        return stage({"params": p, "output": {"index": idx}}, [root], [idx])
-    if name == "cache":
-        p = {"root": root, "short_side": data["short_side"]}
-        io = {"params": p, "input": {"index": idx}, "output": {"cache": cache}}
-        return stage(io, [idx, root], [cache])
-    if name in ("train_teacher", "pseudo_labels", "teacher_scores", "evaluate_baselines"):
-        teacher, tscores = TEACHER.format(**w), TEACHER_SCORES.format(**w)
-        io = {"index": idx, "cache": cache}
-        if name == "train_teacher":
-            ckpt = [v["teacher_checkpoint"]] if v.get("teacher_checkpoint") else []
-            ns = {"input": io, "output": {"model": teacher}}
-            return stage(ns, [idx, cache, *ckpt], [teacher])
-        if name == "pseudo_labels":
-            labels = LABELS.format(**w)
-            ns = {"input": {**io, "teacher": teacher}, "output": {"labels": labels}}
-            return stage(ns, [idx, cache, teacher], [labels])
-        if name == "teacher_scores":
-            ns = {"input": {**io, "model": teacher}, "output": {"scores": tscores}}
-            return stage(ns, [idx, cache, teacher], [tscores])
-        base = EVAL_BASELINES.format(**w)
-        ns = {
-            "params": {"root": root},
-            "input": {"index": idx, "teacher": tscores},
-            "output": {"table": base},
-        }
-        return stage(ns, [idx, tscores, *manifest], [base])
-    if name in ("train_student", "student_scores"):
-        model = STUDENT.format(**w)
-        io = {"index": idx, "cache": cache}
-        if name == "train_student":
-            labels = LABELS.format(**w)
-            ns = {"input": {**io, "labels": labels}, "output": {"model": model}}
-            return stage(ns, [idx, cache, labels], [model])
-        sc = STUDENT_SCORES.format(**w)
-        ns = {"input": {**io, "model": model}, "output": {"scores": sc}}
-        return stage(ns, [idx, cache, model], [sc])
-    if name == "evaluate_students":
-        tscores, ev = TEACHER_SCORES.format(**w), EVAL_STUDENTS.format(**w)
-        methods = config["methods"]
-        sscores = [STUDENT_SCORES.format(**w, method=m) for m in methods]
-        p = {
-            "root": root,
-            "students": student_scores_arg(wn.dataset, wn.fold, wn.teacher, wn.student, methods),
-        }
-        ns = {"params": p, "input": {"index": idx, "teacher": tscores}, "output": {"table": ev}}
-        return stage(ns, [idx, tscores, *sscores, *manifest], [ev])
-    if name == "table3":
-        evals = eval_csvs(config)
-        ns = {"input": " ".join(evals), "output": {"csv": TABLE3_CSV, "md": TABLE3_MD}}
-        return stage(ns, evals, [TABLE3_CSV, TABLE3_MD, TABLE3_PAPER_CSV])
-    if name == "metrics":
-        ns = {
-            "input": {"table3": TABLE3_CSV},
-            "output": {"metrics": METRICS_JSON, "plots": PLOT_CSV, "figure": PLOT_PNG},
-        }
-        return stage(
-            ns,
-            [TABLE3_CSV],
-            [],
-            metrics=[METRICS_JSON],
-            plots=[PLOT_CSV, PLOT_PNG],
-        )
-    if name in ("table1", "table2"):
-        indexes = table1_indexes(config) if name == "table1" else table2_indexes(config)
-        csv, md = (TABLE1_CSV, TABLE1_MD) if name == "table1" else (TABLE2_CSV, TABLE2_MD)
-        ns = {"params": {"indexes": index_args(indexes)}, "output": {"csv": csv, "md": md}}
-        return stage(ns, [p for _, p in indexes], [csv, md])
-    if name == "timing":
-        teacher, tscores, out = TEACHER.format(**w), TEACHER_SCORES.format(**w), TIMING.format(**w)
-        ckpts, sscores = timing_students(config, w)
-        p = {"students": timing_students_arg(config, w), "options": timing_options(config)}
-        io = {"index": idx, "cache": cache, "teacher": teacher, "teacher_scores": tscores}
-        ns = {"params": p, "input": io, "output": {"timing": out}}
-        return stage(ns, [idx, cache, teacher, tscores, *ckpts, *sscores], [out])
-    if name in ("table4", "table5"):
-        csvs = timing_csvs(config)
-        csv, md = (TABLE4_CSV, TABLE4_MD) if name == "table4" else (TABLE5_CSV, TABLE5_MD)
-        ns = {"input": {"timing": " ".join(csvs)}, "output": {"csv": csv, "md": md}}
-        return stage(ns, csvs, [csv, md])
-    if name == "ambiguity":
-        tscores, out = TEACHER_SCORES.format(**w), AMBIGUITY.format(**w)
-        methods = config["methods"]
-        sscores = [STUDENT_SCORES.format(**w, method=m) for m in methods]
-        p = {
-            "root": root,
-            "students": student_scores_arg(wn.dataset, wn.fold, wn.teacher, wn.student, methods),
-        }
-        ns = {"params": p, "input": {"index": idx, "teacher": tscores}, "output": {"table": out}}
-        return stage(ns, [idx, tscores, *sscores, *manifest], [out])
-    if name == "ambiguity_table":
-        csvs = ambiguity_csvs(config)
-        ns = {
-            "input": {"tables": " ".join(csvs)},
-            "output": {"csv": AMBIGUITY_CSV, "md": AMBIGUITY_MD},
-        }
-        return stage(ns, csvs, [AMBIGUITY_CSV, AMBIGUITY_MD])
-    if name == "figures":
-        csvs = timing_csvs(config)
-        ns = {
-            "params": {"out_dir": FIGURES},
-            "input": {"table3": TABLE3_CSV, "timing": " ".join(csvs)},
-        }
-        return stage(ns, [TABLE3_CSV, *csvs], figure_outputs(config))
-    if name == "timeline":
-        tscores = TEACHER_SCORES.format(**w)
-        sscores = STUDENT_SCORES.format(**w, method="condi_sr")
-        p = {"out_dir": FIGURES, "root": root, "stem": TIMELINE.format(**w)}
-        ns = {"params": p, "input": {"index": idx, "teacher": tscores, "student": sscores}}
-        return stage(ns, [idx, tscores, sscores, *manifest], timeline_outputs(config, w))
-    if name == "ablation_pseudo_labels":
-        teacher, labels = TEACHER.format(**w), ABL_LABELS.format(**w)
-        ns = {"input": {"index": idx, "cache": cache, "teacher": teacher}}
-        return stage({**ns, "output": {"labels": labels}}, [idx, cache, teacher], [labels])
-    if name == "ablation_train_student":
-        labels, model = ABL_LABELS.format(**w), ABL_STUDENT.format(**w)
-        ns = {"input": {"index": idx, "cache": cache, "labels": labels}}
-        return stage({**ns, "output": {"model": model}}, [idx, cache, labels], [model])
-    if name == "ablation_student_scores":
-        model, sc = ABL_STUDENT.format(**w), ABL_SCORES.format(**w)
-        ns = {"input": {"index": idx, "cache": cache, "model": model}}
-        return stage({**ns, "output": {"scores": sc}}, [idx, cache, model], [sc])
-    if name == "ablation_evaluate":
-        tscores, sscores, ev = (
-            TEACHER_SCORES.format(**w),
-            ABL_SCORES.format(**w),
-            ABL_EVAL.format(**w),
-        )
-        ns = {
-            "params": {"root": root},
-            "input": {"index": idx, "teacher": tscores, "student": sscores},
-            "output": {"table": ev},
-        }
-        return stage(ns, [idx, tscores, sscores, *manifest], [ev])
-    if name == "ablation_table":
-        students, baselines = ablation_evals(config), baseline_csvs(config)
-        ns = {
-            "params": {"K": ablation_ks(config)},
-            "input": {"students": " ".join(students), "baselines": " ".join(baselines)},
-            "output": {"csv": ABLATION_CSV, "md": ABLATION_MD},
-        }
-        return stage(ns, [*students, *baselines], [ABLATION_CSV, ABLATION_MD])
-    raise KeyError(name)
 
 
 def job_name(stage: str, w: dict[str, Any]) -> str:
@@ -781,255 +682,287 @@ def job_name(stage: str, w: dict[str, Any]) -> str:
     return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
 
 
-def jobs(config: dict[str, Any]) -> list[Stage]:
-    """Every job of the pipeline for ``config``, in topological order (as Snakemake runs them)."""
+def dvc_target(stage: Stage, w: dict[str, Any]) -> str:
+    """The job as a ``dvc`` target (the ablation's live in their own dvc.yaml)."""
+    name = job_name(stage.name, w)
+    return f"{ABLATION_DVC}:{name}" if stage.ablation else name
+
+
+def param_path(config: dict[str, Any], pp: ParamPath, w: dict[str, Any]) -> str | None:
+    found, value = _get(config, pp.key.format(**w))
+    if not found or value in (None, ""):
+        if pp.optional:
+            return None
+        raise KeyError(f"params: {pp.key.format(**w)} is not set")
+    return str(value)
+
+
+def gathered(
+    config: dict[str, Any], g: Gather, w: dict[str, Any], show: dict[str, str] | None = None
+) -> list[str]:
+    """The paths a :class:`Gather` input names for the job with wildcards ``w`` (the matched
+    wildcards written as ``show`` gives them: DVC's placeholders)."""
+    src = STAGES[g.stage]
     out = []
-    for name in COMMANDS:
-        for w in _wildcard_sets(config, name):
-            st = _render(name, config, w, _job_values(config, w))
-            st.name = job_name(name, w)
-            out.append(st)
+    for sw in job_wildcards(config, src):
+        if any(str(sw[k]) != str(w[k]) for k in g.match):
+            continue
+        if any(sw.get(k) != v for k, v in g.fixed.items()):
+            continue
+        if g.methods is not None and sw.get("method") not in g.methods:
+            continue
+        shown = {**sw, **{k: (show or w)[k] for k in g.match}}
+        out.append(src.outputs[g.output].pattern.format(**shown))
     return out
 
 
-def _dvc_entry(st: Stage, wdir: str | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"wdir": wdir} if wdir else {}
-    entry["cmd"] = st.cmd
-    if st.deps:
-        entry["deps"] = list(dict.fromkeys(st.deps))
-    if st.params:
-        entry["params"] = list(st.params)
-    if st.outs:
-        entry["outs"] = list(st.outs)
-    if st.metrics:
-        entry["metrics"] = [{m: {"cache": False}} for m in st.metrics]
-    if st.plots:
-        plots = []
-        for p in st.plots:
-            if p.endswith(".csv"):
-                opts = {"cache": False, "template": PLOT_TEMPLATE, "x": "K", "y": "top1"}
-                plots.append({p: opts})
-            else:
-                plots.append({p: {"cache": False}})
-        entry["plots"] = plots
+def _expand_over(config: dict[str, Any], out: Out, w: dict[str, Any]) -> list[str]:
+    if out.kind == "root":
+        return [param_path(config, ROOT, w)]
+    if not out.over:
+        return [out.pattern.format(**w)]
+    rows: list[dict[str, Any]] = [{}]
+    for name in out.over:
+        if name != "fold":
+            st = STAGES["timing"]
+            rows = [{**r, name: v} for r in rows for v in _choices(config, st, name, r)]
+    return [out.pattern.format(**r) for r in rows]
+
+
+@dataclass
+class Job:
+    """One job: the paths on its command line and every file it reads and writes."""
+
+    stage: Stage
+    wildcards: dict[str, str]
+    inputs: dict[str, list[str]]  # on the command line: input name -> paths
+    params_paths: dict[str, str]  # params key -> path (a dataset root, a checkpoint)
+    outputs: dict[str, list[str]]  # output name -> files
+
+    @property
+    def name(self) -> str:
+        return job_name(self.stage.name, self.wildcards)
+
+    @property
+    def deps(self) -> list[str]:
+        paths = [p for ps in self.inputs.values() for p in ps] + list(self.params_paths.values())
+        return list(dict.fromkeys(paths))
+
+
+def job(
+    config: dict[str, Any], stage: Stage, w: dict[str, Any], show: dict[str, str] | None = None
+) -> Job:
+    """The job of ``stage`` with wildcards ``w``; with ``show``, its paths hold those
+    representations of the wildcards (DVC's ``${item.x}``) instead of their values."""
+    fmt = show or w
+    inputs: dict[str, list[str]] = {}
+    params_paths: dict[str, str] = {}
+    for name, spec in stage.inputs.items():
+        if isinstance(spec, ParamPath):
+            path = param_path(config, spec, w)
+            if path is not None:
+                params_paths[spec.key.format(**w)] = path
+        elif isinstance(spec, str):
+            inputs[name] = [spec.format(**fmt)]
+        else:
+            parts = spec if isinstance(spec, tuple) else (spec,)
+            inputs[name] = [p for g in parts for p in gathered(config, g, w, show)]
+    outputs = {
+        name: _expand_over(config, o, w)
+        if o.kind == "root" or o.over
+        else [o.pattern.format(**fmt)]
+        for name, o in stage.outputs.items()
+    }
+    return Job(stage, dict(w), inputs, params_paths, outputs)
+
+
+def jobs(config: dict[str, Any], ablation: bool | None = None) -> list[Job]:
+    """Every job for ``config`` in topological order (the table's), optionally only the
+    ablation's (True) or the main pipeline's (False)."""
+    return [
+        job(config, st, w)
+        for st in STAGES.values()
+        if ablation is None or st.ablation == ablation
+        for w in job_wildcards(config, st)
+    ]
+
+
+def targets(config: dict[str, Any], ablation: bool = False) -> list[str]:
+    """The final outputs: Snakemake's ``all`` (``ablation=False``) or ``ablation`` target."""
+    final = (
+        ["ablation_table"]
+        if ablation
+        else ["table3", "metrics", "table1", "table2", "table4", "table5"]
+        + ["ambiguity_table", "figures", "timeline"]
+    )
+    out = []
+    for name in final:
+        st = STAGES[name]
+        for w in job_wildcards(config, st):
+            j = job(config, st, w)
+            out += [f for n, o in st.outputs.items() if o.kind != "dir" for f in j.outputs[n]]
+    return out
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def command(
+    stage: Stage,
+    wildcard: Callable[[str], str],
+    inp: Callable[[str], str],
+    out: Callable[[str], str],
+    params_file: str = PARAMS_FILE,
+) -> str:
+    """``condi <command> --params P --stage S --<wildcard> W ... --<input> PATH ... --<output>
+    PATH ...``, with each piece filled by the runner's own references (Snakemake's
+    ``{wildcards.x:q}``, DVC's ``${item.x}`` or quoted paths)."""
+    parts = ["condi", stage.command, "--params", shlex.quote(params_file), "--stage", stage.name]
+    parts += [f"{option(w)} {wildcard(w)}" for w in stage.wildcards]
+    parts += [
+        f"{option(n)} {inp(n)}"
+        for n, spec in stage.inputs.items()
+        if not isinstance(spec, ParamPath)
+    ]
+    parts += [f"{option(n)} {out(n)}" for n, o in stage.outputs.items() if o.cmd]
+    return " ".join(parts)
+
+
+def shell_command(stage: Stage, wildcards: dict[str, Any], inputs: Any, outputs: Any) -> str:
+    """A job's command line with every value shell-quoted (what Snakemake runs): ``inputs``
+    and ``outputs`` are Snakemake's named files (attributes by name)."""
+
+    def paths(value: Any) -> str:
+        items = [value] if isinstance(value, str) else list(value)
+        return " ".join(shlex.quote(str(p)) for p in items)
+
+    return command(
+        stage,
+        lambda w: shlex.quote(str(wildcards[w])),
+        lambda n: paths(getattr(inputs, n)),
+        lambda n: paths(
+            stage.outputs[n].pattern if stage.outputs[n].kind == "dir" else getattr(outputs, n)
+        ),
+    )
+
+
+def log_pattern(stage: Stage, folder: str = LOGS, suffix: str = ".log") -> str:
+    """``logs/<stage>/{dataset}_fold{fold}_....log`` (``logs/<stage>.log`` without wildcards)."""
+    names = ["{root}"] if stage.name == "synth" else [f"{{{w}}}" for w in stage.wildcards]
+    names = [n if n != "{fold}" else "fold{fold}" for n in names]
+    return (
+        f"{folder}/{stage.name}/{'_'.join(names)}{suffix}"
+        if names
+        else f"{folder}/{stage.name}{suffix}"
+    )
+
+
+# -- dvc.yaml --------------------------------------------------------------------------------
+
+_ITEM = re.compile(r"\$\{item\.(\w+)\}")
+
+
+def _quote(path: str) -> str:
+    """A path for a DVC command: shell-quoted around its ``${item.x}`` placeholders (wildcard
+    values are plain names: the schema allows no shell characters in them)."""
+    pieces = _ITEM.split(path)
+    out = []
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out.append(f"${{item.{piece}}}")
+        elif piece:
+            out.append(shlex.quote(piece) if re.search(r"[^\w@%+=:,./-]", piece) else piece)
+    return "".join(out)
+
+
+def _dvc_entry(
+    config: dict[str, Any], st: Stage, w: dict[str, Any], show: dict[str, str] | None
+) -> dict[str, Any]:
+    """The DVC stage of the job ``w``; with ``show`` (``${item.x}`` placeholders) a foreach
+    template, whose params paths are then item fields. Params paths are DVC references to
+    params.yaml (``${datasets.synthetic.root}``): an edit there changes no dvc.yaml."""
+    j = job(config, st, w, show)
+
+    def ref(key: str) -> str:
+        return f"${{item.{key.split('.')[-1]}}}" if show else "${" + key + "}"
+
+    cmd = command(
+        st,
+        lambda name: (show or w)[name],
+        lambda name: " ".join(_quote(p) for p in j.inputs[name]),
+        lambda name: _quote(j.outputs[name][0]),
+    )
+    entry: dict[str, Any] = {"cmd": cmd}
+    deps = [p for ps in j.inputs.values() for p in ps] + [ref(k) for k in j.params_paths]
+    if deps:
+        entry["deps"] = list(dict.fromkeys(deps))
+    keys = param_keys(st, show or w)
+    if keys:
+        entry["params"] = keys
+    for kind, key in (("out", "outs"), ("root", "outs"), ("metric", "metrics"), ("plot", "plots")):
+        files: list[Any] = []
+        for name, o in st.outputs.items():
+            if o.kind != kind:
+                continue
+            for f in j.outputs[name]:
+                if kind == "root":
+                    files.append(ref(ROOT.key.format(**w)))
+                elif kind == "out":
+                    files.append(f)
+                elif f.endswith(".csv"):
+                    files.append(
+                        {f: {"cache": False, "template": PLOT_TEMPLATE, "x": "K", "y": "top1"}}
+                    )
+                else:
+                    files.append({f: {"cache": False}})
+        if files:
+            entry.setdefault(key, []).extend(files)
     return entry
 
 
-def _is_product(items: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list] | None:
-    """The matrix whose product is ``items`` (same order), or None."""
-    axes = {k: list(dict.fromkeys(it[k] for it in items)) for k in keys}
-    expanded = [dict(zip(keys, combo, strict=True)) for combo in product(*axes.values())]
-    return axes if expanded == [{k: it[k] for k in keys} for it in items] else None
-
-
 def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
-    """``dvc.yaml`` for ``config``: every Snakemake job as a DVC stage with the same command,
-    inputs, outputs and (narrowed) params, grouped per rule into ``matrix:`` or ``foreach:``
-    stages where DVC can express the group. Written by ``condi pipeline dvc``.
-
-    ``part="main"``: the stages of Snakemake's rule ``all`` (``dvc.yaml``, what ``dvc repro``
-    runs); ``part="ablation"``: the ablation's stages (:data:`ABLATION_DVC`, run by ``dvc repro
-    ablation/dvc.yaml``, which reproduces what they need of the main pipeline too), with the
-    repository root as their ``wdir``."""
+    """``dvc.yaml`` (``part="main"``: the stages of Snakemake's ``all``) or
+    ``ablation/dvc.yaml`` (``"ablation"``: its paths relative to the repository root, its
+    ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
+    wildcards (and references to their params paths), so its jobs are named as in MLflow
+    (``train_teacher@synthetic-1-resnext``); jobs that differ in shape get a stage each."""
     if part not in ("main", "ablation"):
         raise ValueError(f"part: main | ablation, not {part!r}")
     ablation = part == "ablation"
-    wdir = "/".join([".."] * (len(Path(ABLATION_DVC).parts) - 1)) if ablation else None
-
-    def entry(st: Stage) -> dict[str, Any]:
-        return _dvc_entry(st, wdir)
-
+    wdir = {"wdir": ".."} if ablation else {}
     out: dict[str, Any] = {}
-    for name in COMMANDS:
-        if (name in ABLATION_STAGES) != ablation:
+    for st in STAGES.values():
+        if st.ablation != ablation:
             continue
-        ws = list(_wildcard_sets(config, name))
-        keys = WILDCARDS[name]
-        if not keys:
+        ws = job_wildcards(config, st)
+        if not st.wildcards:
             if ws:
-                out[name] = entry(_render(name, config, {}, {}))
+                out[st.name] = {**wdir, **_dvc_entry(config, st, {}, None)}
             continue
-        if not ws:
+        show = {k: f"${{item.{k}}}" for k in st.wildcards}
+        templates = [_dvc_entry(config, st, w, show) for w in ws]
+        if ws and all(t == templates[0] for t in templates):
+            items = {}
+            for w in ws:
+                j = job(config, st, w)
+                refs = {k.split(".")[-1]: "${" + k + "}" for k in j.params_paths}
+                if any(o.kind == "root" for o in st.outputs.values()):
+                    refs["root"] = "${" + ROOT.key.format(**w) + "}"
+                items[job_name(st.name, w).split("@", 1)[1]] = {**w, **refs}
+            out[st.name] = {"foreach": items, "do": {**wdir, **templates[0]}}
             continue
-        vals = [_job_values(config, w) for w in ws]
-        item_w = {k: f"${{item.{k}}}" for k in keys}
-        # dataset and teacher values the stage uses and that differ between jobs become item
-        # fields (an empty one changes the stage's shape); the rest stay literal
-        probe = {k: f"${{item.{k}}}" for k in vals[0] if k != "synthetic"}
-        used = str(entry(_render(name, config, item_w, {**vals[0], **probe})))
-        varying = [k for k in probe if probe[k] in used and len({str(v[k]) for v in vals}) > 1]
-        templates = []
-        for v in vals:
-            tv = {**v, **{k: f"${{item.{k}}}" for k in varying if v[k]}}
-            templates.append(entry(_render(name, config, item_w, tv)))
-        if any(t != templates[0] for t in templates):
-            # the jobs differ in shape (e.g. a synthetic and a real dataset): one stage per job
-            for w, v in zip(ws, vals, strict=True):
-                out[job_name(name, w).replace("@", "--")] = entry(_render(name, config, w, v))
-            continue
-        axes = None if varying else _is_product(ws, keys)
-        if axes is not None:
-            out[name] = {"matrix": axes, **templates[0]}
-        else:
-            items = {
-                job_name(name, w).split("@", 1)[1]: {**w, **{k: v[k] for k in varying}}
-                for w, v in zip(ws, vals, strict=True)
+        for w in ws:  # the jobs differ in shape (e.g. one teacher is adopted): one stage each
+            out[job_name(st.name, w).replace("@", "--")] = {
+                **wdir,
+                **_dvc_entry(config, st, w, None),
             }
-            out[name] = {"foreach": items, "do": templates[0]}
     return {"stages": out}
 
 
-# -- Snakemake after `dvc pull` ------------------------------------------------------------------
-
-
-class DvcRecords:
-    """``dvc.lock`` as Snakemake needs it after ``dvc pull`` / ``dvc checkout``.
-
-    DVC restores files without their modification times, and Snakemake (9.27) re-runs a job
-    whose input is newer than its output unless the input's checksum equals the one recorded
-    in ``.snakemake/metadata`` when the job ran, which a fresh clone does not have. So for a job
-    whose outputs Snakemake has no record of, the rules ask :meth:`up_to_date`: when
-    ``dvc.lock`` records the job's stage with exactly the current outputs, inputs and params
-    (what ``dvc status`` checks), the inputs' mtimes carry no information and the rules mark
-    them ``ancient()``. md5s come from DVC's state database (filled by ``dvc pull``), else are
-    computed.
-    """
-
-    def __init__(self, root: str | Path = ".", params_file: str = "params.yaml") -> None:
-        import yaml
-
-        self.root = Path(root)
-        self.params_file = params_file
-        self.stages: dict[str, Any] = {}
-        # the main pipeline's and the ablation's (paths relative to the root: its wdir)
-        for lock in (self.root / "dvc.lock", (self.root / ABLATION_DVC).with_suffix(".lock")):
-            if lock.is_file():
-                with open(lock) as f:
-                    self.stages.update((yaml.safe_load(f) or {}).get("stages") or {})
-        self._outs = {
-            o["path"]: name for name, st in self.stages.items() for o in st.get("outs") or []
-        }
-        self._memo: dict[tuple, str | None] = {}
-        self._repo: Any = None
-        self._md5: dict[str, str | None] = {}
-        self._params: dict[str, Any] | None = None
-        self._dirs: dict[str, dict[str, str]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self.stages)
-
-    def _dvc(self) -> Any:
-        if self._repo is None:
-            from dvc.repo import Repo
-
-            self._repo = Repo(str(self.root))
-        return self._repo
-
-    def md5(self, path: str) -> str | None:
-        """DVC's md5 of the file ``path`` (None if missing)."""
-        if path not in self._md5:
-            p = self.root / path
-            value = None
-            if p.is_file():
-                try:
-                    repo = self._dvc()
-                    _, info = repo.state.get(str(p.resolve()), repo.fs)
-                    value = info.value if info is not None else None
-                except Exception:
-                    value = None
-                if value is None:
-                    import hashlib
-
-                    h = hashlib.md5()
-                    with open(p, "rb") as f:
-                        while block := f.read(1 << 22):
-                            h.update(block)
-                    value = h.hexdigest()
-            self._md5[path] = value
-        return self._md5[path]
-
-    def _dir_listing(self, md5: str) -> dict[str, str]:
-        """``{relpath: md5}`` of a directory DVC recorded as ``md5`` (from its cache)."""
-        if md5 not in self._dirs:
-            import json
-
-            listing: dict[str, str] = {}
-            try:
-                path = self._dvc().cache.local.oid_to_path(md5)
-                with open(path) as f:
-                    listing = {e["relpath"]: e["md5"] for e in json.load(f)}
-            except Exception:
-                pass
-            self._dirs[md5] = listing
-        return self._dirs[md5]
-
-    def _recorded(self, entries: list[dict[str, Any]], path: str) -> str | None:
-        for e in entries:
-            if e.get("path") == path:
-                return e.get("md5")
-            prefix = e.get("path", "").rstrip("/") + "/"
-            if path.startswith(prefix) and str(e.get("md5", "")).endswith(".dir"):
-                return self._dir_listing(e["md5"]).get(path[len(prefix) :])
-        return None
-
-    def _current_params(self) -> dict[str, Any]:
-        if self._params is None:
-            import yaml
-
-            try:
-                with open(self.root / self.params_file) as f:
-                    self._params = yaml.safe_load(f) or {}
-            except OSError:
-                self._params = {}
-        return self._params
-
-    def _producer(self, path: str) -> str | None:
-        """The stage whose output is ``path`` (or a directory holding it)."""
-        if path in self._outs:
-            return self._outs[path]
-        return next(
-            (s for o, s in self._outs.items() if path.startswith(o.rstrip("/") + "/")), None
-        )
-
-    def stale_reason(self, stage: str, inputs: list[str] | None = None) -> str | None:
-        """Why ``dvc.lock`` does not describe ``stage`` as it is now (None: it does): an output,
-        a dep (or one of ``inputs``, files inside a directory dep), a param, or, transitively,
-        a stage upstream differs. Directory deps and outputs (datasets) are not hashed."""
-        key = (stage, tuple(inputs or ()))
-        if key in self._memo:
-            return self._memo[key]
-        self._memo[key] = reason = self._stale_reason(stage, inputs or [])
-        return reason
-
-    def _stale_reason(self, stage: str, inputs: list[str]) -> str | None:
-        entry = self.stages.get(stage)
-        if not entry:
-            return f"{stage}: not in dvc.lock"
-        for o in entry.get("outs") or []:
-            if str(o.get("md5", "")).endswith(".dir"):
-                continue
-            if o.get("md5") is None or self.md5(o["path"]) != o["md5"]:
-                return f"{stage}: output {o['path']} differs from dvc.lock"
-        deps = entry.get("deps") or []
-        files = [d["path"] for d in deps if not str(d.get("md5", "")).endswith(".dir")]
-        for p in dict.fromkeys([*files, *inputs]):
-            rec = self._recorded(deps, p)
-            if rec is None or self.md5(p) != rec:
-                return f"{stage}: input {p} differs from dvc.lock"
-        current = self._current_params()
-        for key, value in ((entry.get("params") or {}).get(self.params_file) or {}).items():
-            node: Any = current
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            if node != value:
-                return f"{stage}: {self.params_file} {key} differs from dvc.lock"
-        for d in deps:
-            up = self._producer(d["path"])
-            if up is not None and up != stage and (why := self.stale_reason(up)):
-                return why
-        return None
-
-    def up_to_date(self, stage: str, inputs: list[str]) -> bool:
-        """True when ``dvc.lock`` records ``stage`` and every stage upstream of it exactly as
-        the workspace is now (outputs, deps, ``inputs``, params): what ``dvc status`` checks."""
-        return self.stale_reason(stage, inputs) is None
+def iter_param_paths(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(key, path)`` of every params value that is a path the pipeline reads."""
+    for name, ds in config["datasets"].items():
+        yield f"datasets.{name}.root", ds["root"]
+    for name, t in config["teachers"].items():
+        if t.get("checkpoint"):
+            yield f"teachers.{name}.checkpoint", str(t["checkpoint"])

@@ -8,38 +8,33 @@ unreachable or locked the run's record is kept as JSON under ``.mlflow_pending/`
 ``condi tracking import`` and the stage goes on with a warning. Create the store once before
 parallel jobs start (``condi tracking init``; the Snakefile's ``onstart`` does).
 
-Every run is tagged so that it can be traced to the pipeline and to DVC:
+Every run is tagged so that it can be traced to the pipeline and to DVC (:func:`stage_tags`):
 
-* ``stage``, ``dataset`` and, where the command has them, ``fold``, ``teacher``, ``student``,
-  ``method``; ``rule`` (the Snakemake rule / DVC stage group) and ``dvc_stage`` (the DVC stage,
-  e.g. ``train_student@synthetic-1-resnext-resnext8-condi_sr``);
+* ``stage`` and ``rule`` (the stage of condi.pipeline's table: Snakemake rule and DVC stage,
+  given to every command by ``--stage``), ``dvc_stage`` (the job, e.g.
+  ``train_student@synthetic-1-resnext-resnext8-condi_sr``), ``dataset`` and the job's other
+  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``source``,
+  ``detach``, ``seed``);
 * ``git_commit`` (also as MLflow's ``mlflow.source.git.commit``) and ``git_dirty``;
-* ``params_hash``: sha256 (16 hex digits) of the params.yaml values the stage depends on
-  (``condi.pipeline.PARAM_KEYS``, DVC's ``params:`` of the stage), and ``params_md5`` of the
-  whole params file;
-* ``dvc_md5/<path>`` for every input file of the command, the md5 DVC computes for it (taken
-  from ``dvc.lock`` when its record matches the file, else computed), and ``inputs`` /
-  ``outputs`` (JSON lists of paths);
+* ``params_hash``: sha256 (16 hex digits) of the job's params values (the stage's keys in the
+  table: the params logged with the run, DVC's ``params:``, the resume hash);
+* ``dvc_md5/<path>`` for every input file of the job, the md5 DVC computes for it (taken from
+  ``dvc.lock`` when its record matches the file, else computed), and ``inputs`` / ``outputs``
+  (JSON lists of paths);
 * ``model_path`` (the DVC path of the model the job trained, or the checkpoint it used) and,
   at the end, ``model_dvc_md5`` of a trained model;
 * ``mlflow.parentRunId``: the jobs that depend on a teacher (pseudo-labels, students,
   evaluation) are nested under the run that trained that teacher (the latest finished one).
-
-The inputs and outputs are read from the command line (``sys.argv``): options whose value is
-an existing path are inputs, ``--out*``, ``--plots`` and ``--figure`` are outputs; a directory
-input (a dataset root) gets a ``dvc_md5`` tag only from ``dvc.lock``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -49,17 +44,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PENDING_DIR = ".mlflow_pending"
-OUTPUT_OPTIONS = ("--out", "--out-csv", "--out-md", "--plots", "--figure")
-# condi subcommand -> pipeline rule (``evaluate grid`` is evaluate_students with --student)
-RULES = {
-    ("train", "teacher"): "train_teacher",
-    ("train", "pseudo-labels"): "pseudo_labels",
-    ("train", "student"): "train_student",
-    ("evaluate", "grid"): "evaluate_baselines",
-    ("tables", "table3"): "table3",
-    ("pipeline", "metrics"): "metrics",
-}
 NESTED_UNDER_TEACHER = {"pseudo_labels", "train_student", "evaluate_baselines", "evaluate_students"}
+TRAINING_STAGES = ("train_teacher", "train_student", "ablation_train_student")
 
 
 def project_root() -> Path:
@@ -158,111 +144,36 @@ def _rel(p: Path) -> str:
         return p.as_posix()
 
 
-# -- the job's command line ------------------------------------------------------------------
+# -- the job's tags ---------------------------------------------------------------------------
 
 
-def command_io(argv: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """``({option: input paths}, {option: output paths})`` of a condi command line."""
-    inputs: dict[str, list[str]] = {}
-    outputs: dict[str, list[str]] = {}
-    opt = None
-    for tok in argv[1:]:
-        if tok.startswith("--"):
-            opt, _, val = tok.partition("=")
-            if not val:
-                continue
-        else:
-            val = tok
-        if opt is None or opt == "--params":
-            continue
-        if opt in OUTPUT_OPTIONS:
-            outputs.setdefault(opt, []).append(val)
-            continue
-        path = val.split("=", 1)[1] if "=" in val and not Path(val).exists() else val
-        if path and Path(path).exists():
-            inputs.setdefault(opt, []).append(path)
-    return inputs, outputs
+def stage_tags(
+    stage: str,
+    wildcards: dict[str, Any],
+    values: dict[str, Any],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+) -> dict[str, str]:
+    """The pipeline and DVC tags of a job (see the module docstring)."""
+    from condi.pipeline import job_name, params_hash
 
-
-def _option(argv: Sequence[str], name: str) -> str | None:
-    for i, tok in enumerate(argv):
-        if tok == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if tok.startswith(name + "="):
-            return tok.split("=", 1)[1]
-    return None
-
-
-def rule_of(argv: Sequence[str]) -> str | None:
-    rule = RULES.get(tuple(argv[1:3]))
-    if rule == "evaluate_baselines" and _option(argv, "--student"):
-        rule = "evaluate_students"
-    if tuple(argv[1:3]) == ("evaluate", "scores"):
-        ckpt = Path(_option(argv, "--checkpoint") or "").name
-        rule = "student_scores" if ckpt.startswith("student_") else "teacher_scores"
-    return rule
-
-
-def params_hash(rule: str | None, params_file: str | Path, wildcards: dict[str, Any]) -> str:
-    """sha256 (16 hex) of the params.yaml values ``rule`` depends on (DVC's params of its
-    stage), or of the whole file when the rule is unknown."""
-    import yaml
-
-    from condi.pipeline import PARAM_KEYS
-
-    try:
-        with open(params_file) as f:
-            params = yaml.safe_load(f) or {}
-    except OSError:
-        return "unknown"
-    keys = PARAM_KEYS.get(rule or "", None)
-    if keys is None:
-        subset: Any = params
-    else:
-        subset = {}
-        for key in keys:
-            with contextlib.suppress(KeyError):  # a wildcard the command does not have
-                key = key.format(**wildcards)
-            node: Any = params
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            subset[key] = node
-    text = json.dumps(subset, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def job_tags(argv: Sequence[str], tags: dict[str, str]) -> dict[str, str]:
-    """The pipeline and DVC tags of the job run by ``argv`` (see the module docstring)."""
-    from condi.pipeline import WILDCARDS, job_name
-
-    out: dict[str, str] = {}
-    rule = rule_of(argv)
-    wildcards = {
-        k: tags[k] for k in ("dataset", "fold", "teacher", "student", "method") if k in tags
-    }
-    if rule:
-        out["rule"] = rule
-        if all(k in wildcards for k in WILDCARDS[rule]):
-            out["dvc_stage"] = job_name(rule, {k: wildcards[k] for k in WILDCARDS[rule]})
-    params_file = _option(argv, "--params") or "params.yaml"
-    if Path(params_file).is_file():
-        out["params_hash"] = params_hash(rule, params_file, wildcards)
-        out["params_md5"] = file_md5(params_file)
-    inputs, outputs = command_io(argv)
+    out: dict[str, str] = {"rule": stage, "dvc_stage": job_name(stage, wildcards)}
+    out.update({k: str(v) for k, v in wildcards.items()})
+    out["params_hash"] = params_hash(values)
     lock = dvc_lock_md5s()
-    in_paths = [p for ps in inputs.values() for p in ps]
-    for p in in_paths:
-        md5 = dvc_md5(p, lock)
+    for p in inputs:
+        md5 = dvc_md5(p, lock) if Path(p).is_file() else None
         key = f"dvc_md5/{_rel(Path(p))}"
         if md5 and len(key) <= 250:
             out[key] = md5
-    out["inputs"] = json.dumps([_rel(Path(p)) for p in in_paths])[:8000]
-    out["outputs"] = json.dumps([_rel(Path(p)) for ps in outputs.values() for p in ps])[:8000]
-    if rule in ("train_teacher", "train_student") and "--out" in outputs:
-        out["model_path"] = _rel(Path(outputs["--out"][0]))
-    elif "--checkpoint" in inputs:
-        out["model_path"] = _rel(Path(inputs["--checkpoint"][0]))
-    out["mlflow.source.name"] = " ".join(["condi", *argv[1:3]])
+    out["inputs"] = json.dumps([_rel(Path(p)) for p in inputs])[:8000]
+    out["outputs"] = json.dumps([_rel(Path(p)) for p in outputs])[:8000]
+    if stage in TRAINING_STAGES and outputs:
+        out["model_path"] = _rel(Path(outputs[0]))
+    else:
+        ckpts = [p for p in inputs if str(p).endswith(".pt")]
+        if ckpts:
+            out["model_path"] = _rel(Path(ckpts[0]))
     return out
 
 
@@ -306,7 +217,8 @@ def init_store() -> str:
 
 
 class Run:
-    """A tracked job: ``with Run("train_teacher", dataset="synthetic", tags={...}) as run: ...``."""
+    """A tracked job: ``with Run("train_teacher", dataset="synthetic", tags={...}) as run: ...``
+    (stage commands make theirs with ``condi.cli.common.StageContext.run``)."""
 
     def __init__(
         self,
@@ -315,7 +227,6 @@ class Run:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         enabled: bool = True,
-        argv: Sequence[str] | None = None,
     ) -> None:
         self.stage, self.dataset = stage, dataset
         self.params = flatten(params or {})
@@ -334,11 +245,6 @@ class Run:
             and os.environ.get("CONDI_TRACKING", "1") != "0"
             and os.environ.get("RANK", "0") == "0"
         )
-        if self.enabled:
-            try:
-                self.tags.update(job_tags(list(sys.argv if argv is None else argv), self.tags))
-            except Exception as exc:  # tags are metadata: never fail the job for them
-                log.warning("could not derive the job's pipeline tags: %s", exc)
         self.metrics: list[tuple[str, float, int, int]] = []
         self.artifacts: list[str] = []
         self.client = None
@@ -408,7 +314,7 @@ class Run:
             return
         status = "FAILED" if exc_type else "FINISHED"
         model = self.tags.get("model_path")
-        trained = self.tags.get("rule") in ("train_teacher", "train_student")
+        trained = self.tags.get("rule") in TRAINING_STAGES
         if status == "FINISHED" and trained and model and Path(model).is_file():
             self.tags["model_dvc_md5"] = file_md5(model)
         if self.client is not None and self.run_id is not None:
@@ -464,7 +370,7 @@ def import_pending() -> int:
     n = 0
     for path in sorted((project_root() / PENDING_DIR).glob("*.json")):
         rec = json.loads(path.read_text())
-        run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"], argv=[])
+        run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"])
         run.tags = rec["tags"]
         run.params = rec["params"]
         run.metrics = [tuple(m) for m in rec["metrics"]]

@@ -1,50 +1,120 @@
-"""Arguments shared by the stage commands."""
+"""What every stage command shares: ``--params``, ``--stage``, the stage's wildcards, and the
+job's context (its narrowed params, its MLflow run) from condi.pipeline's stage table."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from condi.config import load_params
+from condi.config import ConfigError
+
+WILDCARD_HELP = {
+    "dataset": "dataset name (a key of params.yaml datasets)",
+    "fold": "official split / fold",
+    "teacher": "teacher name (a key of params.yaml teachers)",
+    "student": "student name (a key of params.yaml students)",
+    "method": "student objective (docs/method.md, section 3)",
+    "source": "ablation: Eq. 1 pseudo-label source (train | crossfit)",
+    "detach": "ablation: detach z~ in Eq. 5's target (false | true)",
+    "seed": "ablation: the student's seed",
+}
 
 
-def add_params(p: argparse.ArgumentParser) -> None:
+def add_stage(p: argparse.ArgumentParser, command: str) -> None:
+    """``--params``, ``--stage`` and the wildcards of the stages that ``command`` runs."""
+    from condi.pipeline import DEFAULT_STAGE, STAGES
+
+    stages = [s for s in STAGES.values() if s.command == command]
     p.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a params value (dotted key, YAML value), e.g. --set condi.lam=0.5",
+        "--stage",
+        default=DEFAULT_STAGE[command],
+        choices=[s.name for s in stages],
+        help="the pipeline stage this job is (its params keys, wildcards and MLflow tags; "
+        f"default {DEFAULT_STAGE[command]})",
     )
-
-
-def add_dataset(p: argparse.ArgumentParser, index: bool = True, cache: bool = True) -> None:
-    p.add_argument("--dataset", required=True, help="dataset name (a key of params.yaml datasets)")
-    p.add_argument("--fold", type=int, default=1, help="official split / fold (default 1)")
-    if index:
+    names = dict.fromkeys(w for s in stages for w in s.wildcards)
+    for name in names:
         p.add_argument(
-            "--index", required=True, type=Path, help="clip index parquet (condi data index)"
-        )
-    if cache:
-        p.add_argument(
-            "--cache", required=True, type=Path, help="clip cache .npy (condi data cache)"
+            f"--{name}",
+            type=int if name == "fold" else str,
+            default=1 if name == "fold" else None,
+            help=WILDCARD_HELP[name] + (" (default 1)" if name == "fold" else ""),
         )
 
 
-def params_of(args: argparse.Namespace) -> dict:
-    params = load_params(args.params, overrides=getattr(args, "overrides", None))
-    if getattr(args, "dataset", None) is not None and args.dataset not in params["datasets"]:
-        raise SystemExit(f"condi: error: {args.params}: datasets.{args.dataset}: no such dataset")
-    return params
+@dataclass
+class StageContext:
+    """One job of a stage: its wildcards, the params it may read (and their values) and its
+    inputs and outputs as given on the command line."""
+
+    stage: Any  # condi.pipeline.Stage
+    wildcards: dict[str, str]
+    params: dict[str, Any]
+    values: dict[str, Any]
+    inputs: list[str]
+    outputs: list[str]
+
+    def run(self, run_name: str, params: dict[str, Any] | None = None, dataset: str | None = None):
+        """The job's MLflow run (condi.tracking), tagged and with its params values logged."""
+        from condi.tracking import Run, stage_tags
+
+        tags = {"run_name": run_name}
+        try:
+            tags.update(
+                stage_tags(self.stage.name, self.wildcards, self.values, self.inputs, self.outputs)
+            )
+        except Exception as exc:  # tags are metadata: never fail the job for them
+            import logging
+
+            logging.getLogger(__name__).warning("could not derive the job's tags: %s", exc)
+        name = dataset or self.wildcards.get("dataset") or "pipeline"
+        return Run(self.stage.name, name, params if params is not None else self.values, tags)
 
 
-def tags(args: argparse.Namespace, **extra) -> dict:
-    out = {
-        k: getattr(args, k)
-        for k in ("fold", "teacher", "student", "method")
-        if getattr(args, k, None) is not None
-    }
-    out.update(extra)
-    return out
+def _paths(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def stage_context(args: argparse.Namespace) -> StageContext:
+    """Read params.yaml once for this job (condi.pipeline.stage_params) and check the job:
+    every wildcard of its stage given, names that exist in params."""
+    from condi.pipeline import STAGES, ParamPath, stage_params
+
+    stage = STAGES[args.stage]
+    missing = [w for w in stage.wildcards if getattr(args, w, None) is None]
+    if missing:
+        raise ConfigError(f"stage {stage.name}: give " + ", ".join(f"--{w}" for w in missing))
+    wildcards = {w: str(getattr(args, w)) for w in stage.wildcards}
+    from condi.config import load_params
+
+    full = load_params(args.params)
+    for w, section in (("dataset", "datasets"), ("teacher", "teachers"), ("student", "students")):
+        if w in wildcards and wildcards[w] not in full[section]:
+            raise ConfigError(f"{args.params}: {section}.{wildcards[w]}: no such entry")
+    params, values = stage_params(full, stage, wildcards, str(args.params))
+    inputs = [
+        p
+        for name, spec in stage.inputs.items()
+        if not isinstance(spec, ParamPath)
+        for p in _paths(getattr(args, name, None))
+    ]
+    outputs = [p for name in stage.outputs for p in _paths(getattr(args, name, None))]
+    return StageContext(stage, wildcards, params, values, inputs, outputs)
+
+
+def path_list(paths: list[Path]) -> list[Path]:
+    """Paths given to an option that takes several (``--student-scores A B``)."""
+    return [Path(p) for p in paths]
+
+
+def dataset_root(params: dict[str, Any], dataset: str, base: Path | None = None) -> Path:
+    """The dataset's root from params (relative to the working directory)."""
+    root = Path(params["datasets"][dataset]["root"])
+    return root if root.is_absolute() or base is None else base / root

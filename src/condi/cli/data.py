@@ -7,11 +7,9 @@ Further ``data`` subcommands (e.g. downloads) belong in their own modules: give 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import textwrap
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,61 +38,56 @@ SYNTH_HELP = textwrap.dedent(
 )
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value (value in JSON), got {item!r}")
-        out[key.strip()] = _parse_value(value)
-    return out
-
-
 def cmd_synth(args: argparse.Namespace) -> int:
+    from condi.cli.common import stage_context
     from condi.data.synthetic import generate
 
-    manifest = generate(args.out, preset=args.preset, seed=args.seed, **_parse_sets(args.set))
+    ctx = stage_context(args)
+    ds = ctx.params["datasets"][args.dataset]
+    synth = dict(ds["synth"])
+    overrides = synth.get("overrides") or {}
+    manifest = generate(
+        ds["root"], preset=synth.get("preset", "default"), seed=synth.get("seed", 0), **overrides
+    )
     print(manifest)
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from condi.cli.common import stage_context
     from condi.data.index import build_index, write_index
 
+    ctx = stage_context(args)
+    p, ds = ctx.params, ctx.params["datasets"][args.dataset]
     df, skipped = build_index(
-        args.kind,
-        args.root,
+        ds["kind"],
+        Path(ds["root"]),
         args.fold,
-        clip_len=args.clip_len,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
+        clip_len=p["data"]["clip_len"],
+        val_fraction=p["data"]["val_fraction"],
+        seed=p["seed"],
         workers=args.workers,
         count=args.count,
     )
-    write_index(df, args.out, df.attrs["condi"], skipped=skipped)
+    meta = {**df.attrs["condi"], "dataset": args.dataset}
+    write_index(df, args.out, meta, skipped=skipped)
     print(args.out)
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
+    from condi.cli.common import stage_context
     from condi.data.clips import build_clip_cache
     from condi.data.index import read_index
 
+    ctx = stage_context(args)
     df, meta = read_index(args.index)
-    root = args.root if args.root is not None else Path(meta["root"])
     build_clip_cache(
         df,
-        root,
+        Path(ctx.params["datasets"][args.dataset]["root"]),
         args.out,
         meta["clip_len"],
-        args.short_side,
+        ctx.params["data"]["short_side"],
         workers=args.workers,
         thread_type=args.thread_type,
     )
@@ -107,42 +100,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     data = subparsers.add_parser("data", help="datasets: synthesize, index, cache clips")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
+    from condi.cli.common import add_stage
+
     p = sub.add_parser(
         "synth",
-        help="generate the synthetic benchmark (UCF-101 layout)",
+        help="generate the synthetic benchmark (UCF-101 layout) of a params.yaml dataset",
         description=SYNTH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", type=Path, required=True, help="output directory (the dataset root)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", default="default", help="default | tiny")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a generator parameter, VALUE in JSON (e.g. num_classes=6, "
-        "ambiguous_share=[0.3,0.8], kind_probs='{\"distractor\":1}'); see condi.data.synthetic.SynthConfig",
-    )
+    add_stage(p, "data synth")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("index", help="probe a dataset's videos and write its clip index (parquet)")
-    p.add_argument(
-        "--kind", required=True, help="dataset reader: ucf101 | kinetics | ssv2 | folder"
+    p = sub.add_parser(
+        "index",
+        help="probe a dataset's videos and write its clip index (parquet)",
+        description="Reader (datasets.<d>.kind), root, data.clip_len, data.val_fraction and "
+        "seed come from the params file.",
     )
-    p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--fold", type=int, default=1)
+    add_stage(p, "data index")
     p.add_argument(
         "--out", type=Path, required=True, help="INDEX.parquet; skipped_videos.csv goes beside it"
     )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of training videos held out (per class)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation split")
-    p.add_argument("--clip-len", type=int, default=16, help="L: frames per clip")
     p.add_argument(
         "--workers", type=int, default=None, help="probing threads (default: CPUs, at most 8)"
     )
@@ -154,18 +132,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     )
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("cache", help="decode every indexed clip once into a uint8 .npy memmap")
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument(
-        "--root", type=Path, default=None, help="dataset root (default: the one in the index)"
+    p = sub.add_parser(
+        "cache",
+        help="decode every indexed clip once into a uint8 .npy memmap",
+        description="Root (datasets.<d>.root) and data.short_side come from the params file.",
     )
+    add_stage(p, "data cache")
+    p.add_argument("--index", type=Path, required=True, help="clip index (condi data index)")
     p.add_argument("--out", type=Path, required=True, help="CACHE.npy")
-    p.add_argument(
-        "--short-side",
-        type=int,
-        required=True,
-        help="S: frames become S x S (resize short side, center crop)",
-    )
     p.add_argument(
         "--workers", type=int, default=None, help="videos decoded concurrently (default 2)"
     )

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from condi.cli.common import add_stage
+
 DOWNLOADABLE = ("ucf101", "kinetics400", "kinetics600", "kinetics700")
 
 
@@ -64,12 +66,13 @@ def register_data_commands(data_subparsers) -> None:
         help="Table I (dataset overview) from clip indexes",
         description="Table I: videos per split, mean length, classes and clips per video.",
     )
+    add_stage(p, "data table1")
     p.add_argument(
         "--index",
-        action="append",
+        nargs="+",
         required=True,
-        metavar="NAME=PATH",
-        help="a dataset name and its index parquet; repeat for each dataset",
+        type=Path,
+        help="clip indexes (condi data index), named by the dataset each records",
     )
     p.add_argument("--out-csv", type=Path, default=Path("results/table1.csv"))
     p.add_argument("--out-md", type=Path, default=Path("results/table1.md"))
@@ -111,27 +114,14 @@ def cmd_ssv2(args: argparse.Namespace) -> int:
     return 1
 
 
-def parse_index_args(items: list[str]) -> dict[str, Path]:
-    """``["NAME=PATH", ...]`` -> ``{NAME: Path(PATH)}`` in order; names must be unique."""
-    indexes: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--index expects NAME=PATH, got {item!r}")
-        if name in indexes:
-            raise ValueError(f"--index: dataset {name!r} given twice")
-        indexes[name] = Path(path)
-    return indexes
-
-
 def cmd_table1(args: argparse.Namespace) -> int:
+    from condi.data.index import named_indexes
     from condi.data.table1 import table1_rows, write_table
 
-    indexes = parse_index_args(args.index)
-    for name, path in indexes.items():
+    for path in args.index:
         if not path.is_file():
-            raise FileNotFoundError(f"index for {name} not found: {path}")
-    df = table1_rows(indexes)
+            raise FileNotFoundError(f"{path}: index not found")
+    df = table1_rows(named_indexes(args.index))
     write_table(df, args.out_csv, args.out_md)
     print(f"wrote {args.out_csv} and {args.out_md} ({len(df)} datasets)")
     return 0

@@ -1,12 +1,12 @@
 """``condi models``: Table II (model complexity) and a one-model summary.
 
 ``condi models table2 --params params.yaml --out-csv results/table2.csv --out-md
-results/table2.md [--index NAME=PATH ...]`` writes one row per model: the paper's four
+results/table2.md [--index PATH ...]`` writes one row per model: the paper's four
 backbones at the class counts of its Table II (and the public reference code's MACs beside
 its figures), then every configured teacher and student of ``params.yaml`` with each dataset's
 class count, at the paper's 1x3x16x112x112 clip (SPEC section 6) and, when it differs, at the
 pipeline's own clip (``data.clip_len`` x ``data.crop_size``^2). A dataset's class count is the
-``num_classes`` of its clip index metadata (``--index NAME=PATH``), else the number of
+``num_classes`` of its clip index metadata (``--index PATH``, named by its dataset), else the number of
 distinct labels of that index, else 101 (UCF-101).
 
 ``condi models summary ARCH --num-classes N [--kwargs JSON] [--input 1,3,16,112,112]`` prints
@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from condi.cli.common import add_params
+from condi.cli.common import add_stage
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
 
     t2 = s.add_parser("table2", help="Table II: params, multiply-adds and depth per model")
-    add_params(t2)
+    add_stage(t2, "models table2")
     t2.add_argument("--out-csv", required=True, type=Path)
     t2.add_argument("--out-md", required=True, type=Path)
     t2.add_argument(
         "--index",
-        action="append",
+        nargs="*",
         default=[],
-        metavar="NAME=PATH",
-        help="a dataset's clip index parquet (its class count); repeatable",
+        type=Path,
+        help="clip indexes (condi data index): each dataset's class count",
     )
     t2.add_argument(
         "--no-paper", action="store_true", help="leave out the paper's four reference models"
@@ -68,16 +68,6 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     if len(shape) != 5:
         raise ValueError(f"--input: expected 5 dimensions B,C,T,H,W, got {text!r}")
     return shape
-
-
-def _parse_indexes(items: list[str]) -> dict[str, Path]:
-    out = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--index: expected NAME=PATH, got {item!r}")
-        out[name] = Path(path)
-    return out
 
 
 def num_classes_of_index(path: str | Path) -> int:
@@ -153,19 +143,18 @@ def table2_markdown(df) -> str:
 
 
 def cmd_table2(args: argparse.Namespace) -> int:
-    from condi.config import load_params
+    from condi.cli.common import stage_context
+    from condi.data.index import named_indexes
     from condi.io import write_csv, write_text
     from condi.models.complexity import PAPER_CONFIGS, table2_rows
 
-    params = load_params(args.params)
-    indexes = _parse_indexes(args.index)
-    unknown = sorted(set(indexes) - set(params["datasets"]))
-    if unknown:
-        raise ValueError(f"--index: no such dataset in {args.params}: {', '.join(unknown)}")
+    params = stage_context(args).params
+    # the configured models are listed per dataset whose index is given (its class count)
+    indexes = named_indexes(args.index, per_fold=False)
+    params = {**params, "datasets": dict.fromkeys(indexes)}
     num_classes = {name: num_classes_of_index(path) for name, path in indexes.items()}
-    for dataset in params["datasets"]:
-        if dataset not in num_classes:
-            log.info("%s: no --index given, assuming %d classes", dataset, DEFAULT_NUM_CLASSES)
+    if not indexes:
+        log.info("no --index: the configured models are left out (their class counts unknown)")
     configs = ([] if args.no_paper else list(PAPER_CONFIGS)) + configured_rows(params, num_classes)
     df = table2_rows(configs)
     write_csv(df, args.out_csv)

@@ -6,9 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from condi.cli.common import add_params
-from condi.config import load_params
-from condi.tracking import Run
+from condi.cli.common import add_stage, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t3 = s.add_parser(
         "table3", help="Table III: accuracy per method and K (long CSV + paper-shaped MD)"
     )
-    add_params(t3)
+    add_stage(t3, "tables table3")
     t3.add_argument(
         "--eval", nargs="+", required=True, type=Path, help="evaluation CSVs (condi evaluate grid)"
     )
@@ -28,8 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t3.set_defaults(func=cmd_table3)
 
     ab = s.add_parser(
-        "ablation", help="condi_sr under each switch vs baselines, mean/std over seeds"
+        "ablation",
+        help="condi_sr under each switch vs baselines, mean/std over seeds",
+        description="The K columns come from params ablation.K.",
     )
+    add_stage(ab, "tables ablation")
     ab.add_argument(
         "--students",
         nargs="+",
@@ -40,9 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--baselines", nargs="+", required=True, type=Path, help="teacher-only evaluation CSVs"
     )
-    ab.add_argument(
-        "--K", nargs="+", type=int, default=[1, 3, 5], help="K values to show (default 1 3 5)"
-    )
     ab.add_argument("--out-csv", required=True, type=Path)
     ab.add_argument("--out-md", required=True, type=Path)
     ab.set_defaults(func=cmd_ablation)
@@ -51,13 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_table3(args: argparse.Namespace) -> int:
     from condi.tables import table3
 
-    params = load_params(args.params)
+    ctx = stage_context(args)
+    params = ctx.params
     long = table3.assemble(args.eval)
     columns = params["tables"].get("table3_columns") or None
     if columns:
         columns = {d: ks for d, ks in columns.items() if d in set(long["dataset"])}
     for dataset in long["dataset"].unique():
-        with Run("tables", dataset, {}, {"run_name": "table3"}) as run:
+        with ctx.run("table3", dataset=dataset) as run:
             table3.write(long, args.out_csv, args.out_md, columns)
             run.log_artifact(args.out_csv)
             run.log_artifact(args.out_md)
@@ -66,11 +65,13 @@ def cmd_table3(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
+    from condi.pipeline import ablation_params
     from condi.tables import ablation
 
-    long = ablation.assemble(args.students, args.baselines, args.K)
+    ctx = stage_context(args)
+    long = ablation.assemble(args.students, args.baselines, ablation_params(ctx.params)["K"])
     for dataset in long["dataset"].unique():
-        with Run("tables", dataset, {}, {"run_name": "ablation"}) as run:
+        with ctx.run("ablation", dataset=dataset) as run:
             ablation.write(long, args.out_csv, args.out_md)
             run.log_artifact(args.out_csv)
             run.log_artifact(args.out_md)

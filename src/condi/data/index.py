@@ -264,3 +264,23 @@ def read_index(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
     df = table.to_pandas()
     df.attrs = {"condi": meta}
     return df, meta
+
+
+def named_indexes(paths: list[str | os.PathLike], per_fold: bool = True) -> dict[str, Path]:
+    """``{name: path}`` of clip indexes, named by the dataset their metadata records (and
+    ``<dataset>_fold<f>`` where ``per_fold`` and a dataset comes with several folds; without
+    ``per_fold``, a dataset's first index)."""
+    metas = []
+    for path in paths:
+        _, meta = read_index(path)
+        metas.append((meta.get("dataset") or Path(path).stem, meta.get("fold"), Path(path)))
+    counts: dict[str, int] = {}
+    for name, _, _ in metas:
+        counts[name] = counts.get(name, 0) + 1
+    out: dict[str, Path] = {}
+    for name, fold, path in metas:
+        key = f"{name}_fold{fold}" if per_fold and counts[name] > 1 else name
+        if key in out and (per_fold or key != name):
+            raise ValueError(f"{path}: a second index for {key}")
+        out.setdefault(key, path)
+    return out

@@ -42,7 +42,8 @@ def clip_scores(
         params["evaluation"]["batch_size"],
         device,
     )
-    return {"rows": rows.astype(np.int64), **out}
+    method = {"method": np.array(ckpt["method"])} if ckpt.get("method") else {}
+    return {"rows": rows.astype(np.int64), **out, **method}
 
 
 def save_scores(path: str | Path, scores: dict[str, np.ndarray]) -> None:
@@ -56,9 +57,24 @@ def load_scores(path: str | Path) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{path}: scores not found (run `condi evaluate scores`)")
     try:
         with np.load(path) as f:
-            return {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files if k != "method"}
     except Exception as exc:
         raise ValueError(f"{path}: unreadable scores file: {exc}") from exc
+
+
+def scores_by_method(paths: list[str | Path]) -> dict[str, dict[str, np.ndarray]]:
+    """``{method: scores}`` of student score files, each naming its method (in path order)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for path in paths:
+        scores = load_scores(path)
+        with np.load(path) as f:
+            if "method" not in f.files:
+                raise ValueError(f"{path}: not a student's scores (no method recorded)")
+            method = str(f["method"])
+        if method in out:
+            raise ValueError(f"{path}: a second {method} student")
+        out[method] = scores
+    return out
 
 
 def _test_videos(index: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFrame | None) -> Videos:

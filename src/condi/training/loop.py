@@ -37,6 +37,12 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def params_hash(params: dict[str, Any], *extra: Any) -> str:
+    """The resume key of a job: its params (from a stage command, the stage's own keys:
+    condi.pipeline.narrow) without the runtime settings, and ``extra`` facts about its data."""
+    return config_hash([{k: v for k, v in params.items() if k != "threads"}, *extra])
+
+
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)

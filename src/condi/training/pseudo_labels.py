@@ -78,17 +78,9 @@ def compute_pseudo_labels(
             raise ValueError("crossfit pseudo-labels need the teacher's name and a work_dir")
         k = pl_cfg["crossfit_folds"]
         folds = crossfit_folds(data, k, params["seed"])
-        from condi.training.loop import config_hash
+        from condi.training.loop import params_hash
 
-        recipe = config_hash(
-            [
-                params["teachers"][teacher],
-                params["training"]["teacher"],
-                params["data"],
-                params["seed"],
-                folds.tolist(),
-            ]
-        )
+        recipe = params_hash(params, teacher, folds.tolist())
         for j in range(k):
             ckpt = Path(work_dir) / f"crossfit_{recipe}_{j + 1}of{k}.pt"
             if not ckpt.is_file():

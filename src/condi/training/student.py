@@ -23,7 +23,7 @@ from condi.models import build_student, load_pretrained
 from condi.training.common import IndexedData, run_epoch, save_trained, train_loader
 from condi.training.distributed import device_for, init_distributed, wrap
 from condi.training.inference import forward_rows
-from condi.training.loop import config_hash, fit, state_path_for
+from condi.training.loop import fit, params_hash, state_path_for
 from condi.training.runtime import setup
 from condi.training.schedule import set_lrs, student_lrs, student_optimizer
 
@@ -164,18 +164,8 @@ def train_student(
         epochs=cfg["epochs"],
         seed=params["seed"],
         state_path=state_path_for(out_path),
-        cfg_hash=config_hash(
-            [
-                spec,
-                cfg,
-                c,
-                params["st_conf"],
-                params["data"],
-                params["seed"],
-                method,
-                len(train_rows),
-                float(pseudo_labels["z"].mean()),
-            ]
+        cfg_hash=params_hash(
+            params, student, method, len(train_rows), float(pseudo_labels["z"].mean())
         ),
         set_epoch_lr=set_epoch_lr,
         train_one_epoch=train_one_epoch,

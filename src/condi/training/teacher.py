@@ -22,7 +22,7 @@ from condi.training.common import (
 )
 from condi.training.distributed import device_for, init_distributed, wrap
 from condi.training.inference import forward_rows
-from condi.training.loop import config_hash, fit, state_path_for
+from condi.training.loop import fit, params_hash, state_path_for
 from condi.training.runtime import setup
 from condi.training.schedule import set_lrs, teacher_lr, teacher_optimizer
 
@@ -124,7 +124,7 @@ def train_teacher(
         epochs=cfg["epochs"],
         seed=params["seed"],
         state_path=state_path_for(out_path),
-        cfg_hash=config_hash([spec, cfg, params["data"], params["seed"], len(train_rows)]),
+        cfg_hash=params_hash(params, teacher, len(train_rows)),
         set_epoch_lr=lambda e: set_lrs(optimizer, teacher_lr(e, cfg)),
         train_one_epoch=train_one_epoch,
         evaluate=evaluate,

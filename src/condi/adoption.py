@@ -1,0 +1,116 @@
+"""Snakemake and DVC adopt each other's results, so that neither re-runs what the other made.
+
+* After a Snakemake run, :func:`commit` records in ``dvc.lock`` the jobs that the run made
+  (``dvc commit``): ``dvc status`` is then clean and ``dvc push`` has them. The Snakefile does
+  this ``onsuccess``; ``condi pipeline adopt --commit`` does it by hand.
+* After ``dvc pull`` (or ``dvc checkout``) the files carry arbitrary modification times and
+  Snakemake has no record of them, so it would re-run everything whose inputs look newer than
+  its outputs. :func:`restore_mtimes` gives the outputs of every job that ``dvc status`` finds
+  up to date increasing mtimes in pipeline order. The Snakefile does this when Snakemake has
+  recorded nothing in the checkout yet (a fresh clone); ``condi pipeline adopt`` does it by
+  hand. Snakemake's other rerun triggers (params, code, input) need its own records, which a
+  fresh clone does not have, so the mtimes are all it judges by.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from condi import pipeline as pl
+
+log = logging.getLogger(__name__)
+
+
+def _is_dvc_repo(root: Path) -> bool:
+    return (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file()
+
+
+def needs_mtimes(root: str | Path = ".") -> bool:
+    """``dvc.lock`` exists and Snakemake has recorded no job here yet."""
+    root = Path(root)
+    meta = root / ".snakemake" / "metadata"
+    return (
+        _is_dvc_repo(root)
+        and (root / "dvc.lock").is_file()
+        and not (meta.is_dir() and any(meta.iterdir()))
+    )
+
+
+def _snakemake_outputs(j: pl.Job) -> list[str]:
+    """The files Snakemake knows as the job's outputs (a synthetic dataset: its manifest)."""
+    if j.stage.name == "synth":
+        return [f"{j.outputs['root'][0]}/manifest.parquet"]
+    return [f for name, fs in j.outputs.items() if j.stage.outputs[name].kind != "dir" for f in fs]
+
+
+def _changed_stages(root: Path) -> set[str]:
+    """The DVC targets ``dvc status`` reports (``name`` or ``ablation/dvc.yaml:name``)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        status = repo.status()
+    return set(status)
+
+
+def restore_mtimes(config: dict[str, Any], root: str | Path = ".") -> int:
+    """Give the outputs of every up-to-date DVC job increasing mtimes in pipeline order;
+    returns how many jobs were adopted. Jobs that ``dvc status`` reports are left alone."""
+    root = Path(root)
+    try:
+        changed = _changed_stages(root)
+    except Exception as exc:  # a broken or locked DVC repo: Snakemake judges by mtimes alone
+        log.warning("condi: dvc status failed (%s); not adopting DVC's outputs", exc)
+        return 0
+    t = time.time()
+    adopted = 0
+    for j in pl.jobs(config):
+        if pl.dvc_target(j.stage, j.wildcards) in changed:
+            continue
+        files = [root / f for f in _snakemake_outputs(j)]
+        if not files or not all(f.exists() for f in files):
+            continue
+        t += 0.01
+        for f in files:
+            os.utime(f, (t, t))
+        adopted += 1
+    if adopted:
+        log.info("condi: adopted the outputs of %d DVC job(s) for Snakemake", adopted)
+    return adopted
+
+
+def made_since(config: dict[str, Any], since: float, root: str | Path = ".") -> list[str]:
+    """DVC targets of the jobs all of whose outputs exist, were written at or after ``since``
+    and are newer than every input file (what a Snakemake run made)."""
+    root = Path(root)
+    out = []
+    for j in pl.jobs(config):
+        files = [root / f for f in _snakemake_outputs(j)]
+        if not files or not all(f.exists() for f in files):
+            continue
+        oldest = min(f.stat().st_mtime for f in files)
+        deps = [root / d for d in j.deps if (root / d).is_file()]
+        if oldest >= since and all(d.stat().st_mtime <= oldest for d in deps):
+            out.append(pl.dvc_target(j.stage, j.wildcards))
+    return out
+
+
+def commit(config: dict[str, Any], since: float = 0.0, root: str | Path = ".") -> list[str]:
+    """``dvc commit`` the jobs whose outputs were all written at or after ``since`` (those a
+    Snakemake run made); returns them. Nothing happens outside a DVC repository."""
+    root = Path(root)
+    if not _is_dvc_repo(root):
+        return []
+    targets = made_since(config, since, root)
+    if not targets:
+        return []
+    cmd = ["dvc", "commit", "--force", "--quiet", *targets]
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        log.warning("condi: `dvc commit` failed: %s", done.stderr.strip()[-2000:])
+        return []
+    return targets
