@@ -819,11 +819,10 @@ def command(
     ``{wildcards.x:q}``, DVC's ``${item.x}`` or quoted paths)."""
     parts = ["condi", stage.command, "--params", shlex.quote(params_file), "--stage", stage.name]
     parts += [f"{option(w)} {wildcard(w)}" for w in stage.wildcards]
-    parts += [
-        f"{option(n)} {inp(n)}"
-        for n, spec in stage.inputs.items()
-        if not isinstance(spec, ParamPath)
-    ]
+    for n, spec in stage.inputs.items():
+        value = "" if isinstance(spec, ParamPath) else inp(n)
+        if value:  # an empty list (no Table IV student) leaves its option out
+            parts.append(f"{option(n)} {value}")
     parts += [f"{option(n)} {out(n)}" for n, o in stage.outputs.items() if o.cmd]
     return " ".join(parts)
 
@@ -956,7 +955,8 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
                 **wdir,
                 **_dvc_entry(config, st, w, None),
             }
-    return {"stages": out}
+    # DVC resolves ${...} from the params.yaml beside a dvc.yaml: the ablation's is one up
+    return {"vars": [f"../{PARAMS_FILE}"], "stages": out} if ablation else {"stages": out}
 
 
 def iter_param_paths(config: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -1,7 +1,8 @@
-"""Snakemake and DVC run the same pipeline: same commands, inputs and outputs (issue 2.8, 7.2).
+"""Snakemake and DVC run the same pipeline: same commands, inputs and outputs (issues 2, 7, 17).
 
-DVC's own parser expands the generated dvc.yaml (matrix / foreach stages) here, so these tests
-compare what DVC would run with what Snakemake would run, not two renderings of one template.
+DVC's own parser expands the generated dvc.yaml (foreach stages, params references) here, so
+these tests compare what DVC would run with what Snakemake would run, not two renderings of
+one template.
 """
 
 import copy
@@ -13,7 +14,7 @@ import yaml
 
 from condi.cli.pipeline import render
 from condi.config import validate
-from condi.pipeline import ABLATION_DVC, WILDCARDS, jobs
+from condi.pipeline import ABLATION_DVC, STAGES, jobs, stage_params
 from tests.conftest import REPO, load_yaml, workflow_copy
 
 
@@ -115,42 +116,49 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
         assert f"ablation_train_student@synthetic-1-resnext-{student}-{variant}" in names
     n_variants = sum(1 for n in names if n.startswith("ablation_train_student@"))
     assert n_variants == 2 * 2 * 3 + 3 * 3  # condi_sr x sources x detach, 3 methods; 3 seeds
-    # every stage group of the main pipeline is a matrix stage
+    # every stage with wildcards is one foreach stage whose jobs carry Snakemake's names
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
-    grouped = {k for k, v in stages.items() if "matrix" in v}
-    assert grouped == {k for k in stages if WILDCARDS[k]}
-    # the ablation's variants are not a product: foreach stages; paths from the root
-    abl = yaml.safe_load(render(workdir / "params.yaml", "ablation"))["stages"]
-    assert "matrix" in abl["ablation_pseudo_labels"]
-    for name in ("ablation_train_student", "ablation_student_scores", "ablation_evaluate"):
+    grouped = {k for k, v in stages.items() if "foreach" in v}
+    assert grouped == {k for k in stages if STAGES[k].wildcards}
+    # the dataset root is a reference to params.yaml, never a literal
+    assert stages["index"]["foreach"]["synthetic-1"]["root"] == "${datasets.synthetic.root}"
+    assert stages["index"]["do"]["deps"] == ["${item.root}"]
+    # the ablation's stages: foreach too; paths from the root, params.yaml one up
+    abl_yaml = yaml.safe_load(render(workdir / "params.yaml", "ablation"))
+    assert abl_yaml["vars"] == ["../params.yaml"]
+    abl = abl_yaml["stages"]
+    for name in ("ablation_pseudo_labels", "ablation_train_student", "ablation_evaluate"):
         assert "foreach" in abl[name] and abl[name]["do"]["wdir"] == ".."
     assert abl["ablation_table"]["wdir"] == ".."
 
 
 def test_the_ablation_variants_carry_their_switches():
-    """Each ablation student and its evaluation get the variant's overrides, the pseudo-labels
-    their source; the paper's methods train on the train source without detaching."""
+    """Each ablation job carries its variant as wildcards and reads the variant's switches as
+    params; the paper's methods train on the train source without detaching."""
     p = load_yaml(REPO / "params.yaml")
     p["ablation"] = {"sources": ["crossfit"], "detach": [True], "methods": ["st_ent"], "seeds": [4]}
-    js = {j.name: j for j in jobs(validate(p))}
+    p = validate(p)
+    js = {j.name: j for j in jobs(p)}
     s = next(iter(p["students"]))
     condi = js[f"ablation_train_student@synthetic-1-resnext-{s}-condi_sr-crossfit-true-4"]
-    assert "--set pseudo_labels.source=crossfit" in condi.cmd
-    assert "--set condi.detach_confidence_in_target=true --set seed=4" in condi.cmd
-    assert "data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz" in condi.deps
+    assert condi.inputs["pseudo_labels"] == ["data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz"]
+    narrowed, values = stage_params(p, condi.stage, condi.wildcards)
+    assert narrowed["pseudo_labels"]["source"] == "crossfit"
+    assert narrowed["condi"]["detach_confidence_in_target"] is True
+    assert narrowed["seed"] == 4 and values["seed"] == 4
     faithful = js[f"ablation_evaluate@synthetic-1-resnext-{s}-st_ent-train-false-4"]
-    assert "--set pseudo_labels.source=train" in faithful.cmd
-    assert "--set condi.detach_confidence_in_target=false" in faithful.cmd
-    assert "--student-scores st_ent=results/scores/synthetic/fold1/ablation/" in faithful.cmd
+    narrowed, _ = stage_params(p, faithful.stage, faithful.wildcards)
+    assert narrowed["pseudo_labels"]["source"] == "train"
+    assert narrowed["condi"]["detach_confidence_in_target"] is False
+    assert faithful.inputs["student_scores"][0].startswith("results/scores/synthetic/fold1/ablation/")
     labels = {n for n in js if n.startswith("ablation_pseudo_labels@")}
     assert labels == {
         "ablation_pseudo_labels@synthetic-1-resnext-crossfit",
         "ablation_pseudo_labels@synthetic-1-resnext-train",
     }
     assert len([n for n in js if n.startswith("ablation_train_student@")]) == 2
-    assert js["ablation_table"].cmd.endswith(
-        "--K 1 3 5 --out-csv results/ablation.csv --out-md results/ablation.md"
-    )
+    narrowed, _ = stage_params(p, js["ablation_table"].stage, {})
+    assert narrowed["ablation"] == {"K": [1, 3, 5]}
 
 
 def test_several_datasets_folds_and_models(tmp_path):
@@ -166,19 +174,18 @@ def test_several_datasets_folds_and_models(tmp_path):
     workdir = workflow_copy(tmp_path, p)
     dvc = check_same_dag(workdir)
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
-    assert "foreach" in stages["index"] or "index--ucf-1" in stages  # roots differ per dataset
-    assert "matrix" in stages["train_student"] or "foreach" in stages["train_student"]
+    assert set(stages["index"]["foreach"]) == {"synthetic-1", "ucf-1", "ucf-2", "ucf-3"}
+    assert stages["index"]["foreach"]["ucf-2"]["root"] == "${datasets.ucf.root}"
+    assert "foreach" in stages["train_student"]
     n_train = sum(1 for v in dvc.values() if v[0].startswith("train_student@"))
     assert n_train == 4 * 2 * 2 * 2  # (dataset, fold) pairs x teachers x students x methods
     assert sum(1 for v in dvc.values() if v[0].startswith("timing@")) == 4 * 2 * 2
     table1 = next(c for c in dvc if c.startswith("condi data table1"))
-    assert "--index synthetic=data/index/synthetic_fold1.parquet" in table1
-    assert "--index ucf_fold3=data/index/ucf_fold3.parquet" in table1
-    table2 = next(c for c in dvc if c.startswith("condi models table2"))
-    assert table2.count("--index") == 2 and "ucf=data/index/ucf_fold1.parquet" in table2
+    indexes = " ".join(f"data/index/{d}.parquet" for d in ("synthetic_fold1", "ucf_fold1"))
+    assert f"--index {indexes} data/index/ucf_fold2.parquet data/index/ucf_fold3.parquet" in table1
     # the Table IV students among the trained ones: condi_sr and st_ent here
     timing = next(c for c in dvc if c.startswith("condi report timing"))
-    assert re.search(r"--student-ckpt condi_sr=\S+ st_ent=\S+ --student-scores", timing)
+    assert re.search(r"--student-ckpt \S+_condi_sr\.pt \S+_st_ent\.pt --student-scores", timing)
 
 
 def test_without_condi_sr_there_is_no_table5_nor_timeline(tmp_path):
@@ -217,22 +224,27 @@ def test_committed_dvc_yaml_is_up_to_date():
 def test_params_are_narrowed_per_stage():
     """Editing the K list touches only evaluation and timing (and what follows: table3,
     metrics, Tables IV/V, figures); the ambiguity table has its own K."""
-    stages = yaml.safe_load(render(REPO / "params.yaml"))["stages"]
+    stages = bodies(render(REPO / "params.yaml"))
     readers = {
         name
         for name, s in stages.items()
         if any(p in ("evaluation", "evaluation.K") for p in s.get("params", []))
     }
     assert readers == {"evaluate_baselines", "evaluate_students", "timing"}
-    abl = yaml.safe_load(render(REPO / "params.yaml", "ablation"))["stages"]
-    assert "evaluation" in abl["ablation_evaluate"]["do"]["params"]
+    abl = bodies(render(REPO / "params.yaml", "ablation"))
+    assert "evaluation" in abl["ablation_evaluate"]["params"]
     assert "ablation.K" in abl["ablation_table"]["params"]
-    # a variant's switches are in its command, not read from params.yaml
-    assert "seed" not in abl["ablation_train_student"]["do"]["params"]
+    # a variant's switches are its wildcards, not params.yaml's values
+    assert "seed" not in abl["ablation_train_student"]["params"]
     assert "teachers.${item.teacher}" in stages["train_teacher"]["params"]
     assert "students.${item.student}" in stages["train_student"]["params"]
     # threads is a scheduling choice, except for the time per video
     assert {k for k, s in stages.items() if "threads" in s.get("params", [])} == {"timing"}
+
+
+def bodies(text: str) -> dict:
+    """Each DVC stage's definition (a foreach stage's ``do``)."""
+    return {k: v.get("do", v) for k, v in yaml.safe_load(text)["stages"].items()}
 
 
 def test_metrics_and_plots_are_declared_uncached():
@@ -245,11 +257,65 @@ def test_metrics_and_plots_are_declared_uncached():
     assert (REPO / ".dvc" / "plots" / "accuracy_vs_k.json").is_file()
 
 
-@pytest.mark.parametrize("overrides", [{}, {"num_classes": 3, "kind_probs": {"blur": 1}}])
-def test_synth_overrides_reach_the_command(overrides):
-    p = validate(copy.deepcopy(load_yaml(REPO / "params.yaml")))
-    p["datasets"]["synthetic"]["synth"]["overrides"] = overrides
-    cmd = next(j.cmd for j in jobs(p) if j.name.startswith("synth@"))
-    for k in overrides:
-        assert re.search(rf"--set '?{k}=", cmd), cmd
-    assert ("--set" in cmd) == bool(overrides)
+def test_commands_carry_only_paths_wildcards_params_and_stage():
+    """No params value on any command line (issue 17): each option is --params, --stage, a
+    wildcard (DVC's ${item.x}) or an input/output path of the DAG."""
+    import shlex
+
+    for part in ("main", "ablation"):
+        doc = yaml.safe_load(render(REPO / "params.yaml", part))
+        for name, st in doc["stages"].items():
+            body = st.get("do", st)
+            tokens = shlex.split(body["cmd"])
+            files = {*body.get("deps", []), *body.get("outs", [])}
+            files |= {next(iter(m)) for m in body.get("metrics", []) + body.get("plots", [])}
+            stage = STAGES[name.split("--")[0]]
+            assert tokens[:2] == ["condi", *stage.command.split()[:1]], tokens
+            opt = None
+            for tok in tokens[1 + len(stage.command.split()) :]:
+                if tok.startswith("--"):
+                    opt = tok[2:].replace("-", "_")
+                    continue
+                if opt == "params":
+                    assert tok == "params.yaml"
+                elif opt == "stage":
+                    assert tok == stage.name
+                elif opt in stage.wildcards:
+                    assert tok == f"${{item.{opt}}}", (name, opt, tok)
+                else:
+                    assert tok in files or opt == "out_dir", (name, opt, tok)
+
+
+def test_a_values_edit_leaves_dvc_yaml_unchanged_and_a_shape_edit_does_not():
+    p = load_yaml(REPO / "params.yaml")
+    base = render_for(p)
+    for key, value in [
+        ("data.clip_len", 8),
+        ("data.short_side", 40),
+        ("datasets.synthetic.root", "data/my videos"),
+        ("seed", 3),
+        ("evaluation.K", [1, 2]),
+        ("timing.repeats", 3),
+        ("training.teacher.epochs", 2),
+        ("teachers.resnext.kwargs", {"layers": [1, 1, 1, 1]}),
+    ]:
+        q = copy.deepcopy(p)
+        node = q
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+        assert render_for(q) == base, key
+    q = copy.deepcopy(p)
+    q["methods"] = ["condi_sr", "st_ent"]
+    assert render_for(q) != base
+
+
+def render_for(params: dict) -> tuple[str, str]:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "params.yaml"
+        path.write_text(yaml.safe_dump(params))
+        return render(path), render(path, "ablation")
