@@ -6,14 +6,13 @@ import argparse
 import io
 import json
 import tarfile
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from condi.cli.data_sources import parse_index_args, register_data_commands
+from condi.cli.data_sources import register_data_commands
 from condi.data.table1 import COLUMNS, table1_rows, write_table
 
 
@@ -52,7 +51,7 @@ def indexes(tmp_path):
             ("c", 1, "val", 1, 0.5),
             ("d", 0, "test", 7, 4.5),
         ],
-        {"num_classes": 101, "class_names": ["x"] * 101},
+        {"num_classes": 101, "class_names": ["x"] * 101, "dataset": "ucf101", "fold": 1},
     )
     synth = tmp_path / "synth.parquet"
     _write_index(synth, [("s1", 0, "train", 2, 1.0), ("s2", 2, "test", 4, 2.0)], None)
@@ -98,25 +97,25 @@ def _run_cli(argv: list[str]) -> int:
 
 def test_cli_table1(indexes, tmp_path, capsys):
     out_csv, out_md = tmp_path / "r" / "t1.csv", tmp_path / "r" / "t1.md"
-    argv = ["table1", "--out-csv", str(out_csv), "--out-md", str(out_md)]
-    for name, path in indexes.items():
-        argv += ["--index", f"{name}={path}"]
-    assert _run_cli(argv) == 0
-    assert list(pd.read_csv(out_csv)["dataset"]) == ["ucf101", "synthetic"]
+    argv = ["table1", "--out-csv", str(out_csv), "--out-md", str(out_md), "--index"]
+    assert _run_cli(argv + [str(p) for p in indexes.values()]) == 0
+    # named by the dataset the index records, else by its file name
+    assert list(pd.read_csv(out_csv)["dataset"]) == ["ucf101", "synth"]
     assert out_md.exists()
     assert "2 datasets" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError, match="index for x not found"):
-        _run_cli(["table1", "--index", f"x={tmp_path / 'none.parquet'}"])
+    with pytest.raises(FileNotFoundError, match="none.parquet: index not found"):
+        _run_cli(["table1", "--index", str(tmp_path / "none.parquet")])
 
 
-def test_parse_index_args():
-    assert parse_index_args(["a=x.parquet", "b=dir/y=z.parquet"]) == {
-        "a": Path("x.parquet"),
-        "b": Path("dir/y=z.parquet"),
-    }
-    for bad in (["noequals"], ["=p"], ["a="], ["a=x", "a=y"]):
-        with pytest.raises(ValueError):
-            parse_index_args(bad)
+def test_indexes_are_named_per_fold_when_a_dataset_has_several(tmp_path):
+    from condi.data.index import named_indexes
+
+    paths = []
+    for fold in (1, 2):
+        paths.append(tmp_path / f"u{fold}.parquet")
+        _write_index(paths[-1], [("a", 0, "train", 1, 1.0)], {"dataset": "ucf", "fold": fold})
+    assert named_indexes(paths) == {"ucf_fold1": paths[0], "ucf_fold2": paths[1]}
+    assert named_indexes(paths, per_fold=False) == {"ucf": paths[0]}
 
 
 def test_cli_download_kinetics_from_local_server(http_server, tmp_path, monkeypatch, capsys):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from condi.evaluation import figures
+from tests.conftest import REPO
 
 
 def _table3() -> pd.DataFrame:
@@ -94,8 +95,9 @@ def test_ztilde_timeline(tmp_path):
 def test_cli_figures_needs_an_input(tmp_path):
     from condi.cli import main
 
-    assert main(["report", "figures", "--out-dir", str(tmp_path)]) == 2
+    base = ["report", "figures", "--params", str(REPO / "params.yaml"), "--out-dir"]
+    assert main([*base, str(tmp_path)]) == 2
     t3 = tmp_path / "table3.csv"
     _table3().to_csv(t3, index=False)
-    assert main(["report", "figures", "--out-dir", str(tmp_path / "f"), "--table3", str(t3)]) == 0
+    assert main([*base, str(tmp_path / "f"), "--table3", str(t3)]) == 0
     assert (tmp_path / "f" / "accuracy_vs_k_syn_tch_stu.svg").stat().st_size > 1000

@@ -2,9 +2,10 @@
 
 ``pipelines`` builds, side by side in one temporary directory:
 
-* ``smk/``: a copy of the workflow run by Snakemake (``--cores 2``, the default profile, the
-  targets ``all`` and ``ablation``), logging to an ``mlflow server`` started for the session
-  (SQLite backend, a free port);
+* ``smk/``: a git + DVC repository of the workflow run by Snakemake (``--cores 2``, the default
+  profile, the targets ``all`` and ``ablation``), logging to an ``mlflow server`` started for
+  the session (SQLite backend, a free port); the run's ``onsuccess`` commits its results to
+  DVC;
 * ``dvc/``: a git repository with the same workflow, the generated ``dvc.yaml`` and
   ``ablation/dvc.yaml`` and the DVC config of this repository, run by ``dvc repro dvc.yaml
   ablation/dvc.yaml`` at the same time (tracking off), then committed and pushed to its default
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, load_yaml, workflow_copy
+from tests.conftest import REPO, load_yaml, workflow_copy  # noqa: F401
 
 PIPELINE_TIMEOUT = 900  # s, per pipeline run
 SERVER_START_TIMEOUT = 180  # s
@@ -197,8 +198,7 @@ def pipelines(tmp_path_factory):
     params = tiny_params()
     server = start_mlflow_server(root)
     try:
-        smk = workflow_copy(root / "smk", params)
-        os.symlink("workflow/profiles", smk / "profiles")
+        smk = dvc_repo(root / "smk", params)
         dvc = dvc_repo(root / "dvc", params)
         base_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
 
@@ -242,6 +242,12 @@ def pipelines(tmp_path_factory):
         yield p
     finally:
         stop(server.proc)
+
+
+def copy_repo(src: Path, dest: Path) -> Path:
+    """A copy of a pipeline repository (workspace, git, DVC cache): a test may change it."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
 
 
 def read_table3(path: Path):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.orchestration.conftest import TINY_ABLATION, git, read_table3, run
+from tests.orchestration.conftest import TINY_ABLATION, copy_repo, read_table3, run
 
 pytestmark = pytest.mark.slow
 
@@ -255,15 +255,28 @@ def test_push_then_pull_in_a_fresh_clone_leaves_snakemake_nothing_to_do(pipeline
         assert re.search(rf"^rule {rule}:", text, flags=re.M), (rule, text[-3000:])
 
 
-def test_editing_k_reruns_only_evaluation_and_tables(pipelines):
+def test_after_snakemake_dvc_status_is_clean_and_push_has_it_all(pipelines):
+    """The Snakemake run's onsuccess committed what it made: DVC sees nothing to do."""
+    smk = pipelines.smk
+    status = run(["dvc", "status"], smk).stdout
+    assert "up to date" in status, status
+    status = run(["dvc", "status", "ablation/dvc.yaml"], smk).stdout
+    assert "up to date" in status, status
+    dry = run(["dvc", "repro", "--dry", "dvc.yaml", "ablation/dvc.yaml"], smk).stdout
+    assert "Running stage" not in dry, dry[-3000:]
+    lock = __import__("yaml").safe_load((smk / "dvc.lock").read_text())["stages"]
+    assert "train_student@synthetic-1-resnext-resnext8-condi_sr" in lock
+
+
+def test_editing_k_reruns_only_evaluation_and_tables(pipelines, tmp_path):
     """`dvc exp run -S evaluation.K=...` re-runs evaluate_*, table3, metrics, the timing (its
     K columns) and what follows it (Tables IV and V, the figures), nothing else: no model, and
-    neither the ambiguity table (its own K) nor the ablation (not in dvc.yaml)."""
-    dvc = pipelines.dvc
+    neither the ambiguity table (its own K) nor the ablation (not in dvc.yaml). On a copy of
+    the DVC repository, so that the other tests see the run as it was."""
+    dvc = copy_repo(pipelines.dvc, tmp_path / "dvc")
     models = {p: p.stat().st_mtime_ns for p in (dvc / "models").rglob("*.pt")}
     new_k = [1, 2]
-    dry = run(["dvc", "status"], dvc, env=None)
-    assert "up to date" in dry.stdout
+    assert "up to date" in run(["dvc", "status"], dvc).stdout
     out = run(["dvc", "exp", "run", "-S", f"evaluation.K={json.dumps(new_k)}"], dvc, timeout=600)
     text = out.stdout + out.stderr
     ran = sorted(set(re.findall(r"Running stage '([^'@]+)", text)))
@@ -273,4 +286,74 @@ def test_editing_k_reruns_only_evaluation_and_tables(pipelines):
     assert {p: p.stat().st_mtime_ns for p in models} == models
     t3 = read_table3(dvc / "results" / "table3.csv")
     assert set(t3.loc[t3["method"] == "condi_sr", "K"]) == {"1", "2"}
-    git(dvc, "status", "--short")
+
+
+def _set(params: dict, key: str, value) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        params = params[part]
+    params[last] = value
+
+
+def _index_meta(wd):
+    from condi.data.index import read_index
+
+    return read_index(wd / "data/index/synthetic_fold1.parquet")[1]
+
+
+def _cache_side(wd):
+    import numpy as np
+
+    return int(np.load(wd / "data/cache/synthetic_fold1.npy", mmap_mode="r").shape[2])
+
+
+def _teacher_epochs(wd):
+    from condi.io import load_torch
+
+    return len(load_torch(wd / "models/synthetic/fold1/teacher_resnext.pt")["history"])
+
+
+EDITS = [
+    ("data.clip_len", 8, "index", lambda wd: _index_meta(wd)["clip_len"]),
+    ("data.short_side", 40, "cache", _cache_side),
+    ("datasets.synthetic.root", "data/my videos", "index", lambda wd: _index_meta(wd)["root"]),
+    ("seed", 3, "index", lambda wd: _index_meta(wd)["seed"]),
+    (
+        "evaluation.K",
+        [1, 2],
+        "evaluate_baselines",
+        lambda wd: sorted(
+            set(read_csv(wd / "results/eval/synthetic/fold1/baselines_resnext.csv")["K"])
+            - {"dense"},
+            key=int,
+        ),
+    ),
+    (
+        "timing.repeats",
+        2,
+        "timing",
+        lambda wd: int(
+            read_csv(wd / "results/timing/synthetic_fold1_resnext_resnext8.csv")["repeats"].iloc[0]
+        ),
+    ),
+    ("training.teacher.epochs", 2, "train_teacher", _teacher_epochs),
+]
+
+
+@pytest.mark.parametrize("key,value,stage,read", EDITS, ids=[e[0] for e in EDITS])
+def test_dvc_repro_honours_a_params_edit(pipelines, tmp_path, key, value, stage, read):
+    """Edit one value in params.yaml: dvc.yaml stays as it is (`condi pipeline dvc --check`),
+    `dvc repro` re-runs the stage, and its output holds the new value (issue 17.1)."""
+    import yaml
+
+    wd = copy_repo(pipelines.dvc, tmp_path / "dvc")
+    assert read(wd) != (value if not isinstance(value, list) else [str(v) for v in value])
+    params = yaml.safe_load((wd / "params.yaml").read_text())
+    _set(params, key, value)
+    (wd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["condi", "pipeline", "dvc", "--check", "--params", "params.yaml"], wd)
+    out = run(["dvc", "repro", stage], wd, timeout=600)
+    assert f"Running stage '{stage}@" in out.stdout, out.stdout[-3000:]
+    expected = [str(v) for v in value] if isinstance(value, list) else value
+    assert read(wd) == expected
+    assert "changed" in run(["dvc", "status"], wd).stdout  # what follows is now stale

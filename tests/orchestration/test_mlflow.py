@@ -18,11 +18,13 @@ TRACKED = {
     "train_teacher",
     "pseudo_labels",
     "train_student",
-    "scores",
-    "evaluate",
-    "tables",
+    "teacher_scores",
+    "student_scores",
+    "evaluate_baselines",
+    "evaluate_students",
+    "table3",
     "metrics",
-    "report_timing",
+    "timing",
 }
 
 
@@ -31,7 +33,9 @@ def ablation_outputs(params):
     from condi.config import validate
     from condi.pipeline import jobs
 
-    return {o for j in jobs(validate(params)) if j.name.startswith("ablation_") for o in j.outs}
+    return {
+        o for j in jobs(validate(params), ablation=True) for fs in j.outputs.values() for o in fs
+    }
 
 
 def search_runs(server, experiment_id):
@@ -54,7 +58,13 @@ def test_runs_on_an_mlflow_server(pipelines):
 
     ablation = [t for t in all_tags if is_ablation(t)]
     assert sorted(t["stage"] for t in ablation) == sorted(
-        ["train_student", "scores", "evaluate", "pseudo_labels", "tables"]
+        [
+            "ablation_train_student",
+            "ablation_student_scores",
+            "ablation_evaluate",
+            "ablation_pseudo_labels",
+            "ablation_table",
+        ]
     )
     main = [(r, t) for r, t in zip(all_runs, all_tags, strict=True) if not is_ablation(t)]
     runs, tags = [r for r, _ in main], [t for _, t in main]
@@ -66,11 +76,9 @@ def test_runs_on_an_mlflow_server(pipelines):
     assert all(r["info"]["status"] == "FINISHED" for r in runs)
     by_rule = {}
     for r, t in zip(runs, tags, strict=True):
-        # scores and timing runs lack a dvc_stage: test_every_run_names_its_own_dvc_stage
-        named = t["stage"] not in ("scores", "report_timing")
-        keys = ("dataset", "git_commit", "params_hash", "rule", "dvc_stage", "inputs")
-        for key in keys if named else ("dataset", "git_commit", "params_hash", "inputs"):
+        for key in ("dataset", "git_commit", "params_hash", "rule", "dvc_stage", "inputs"):
             assert key in t, (t["stage"], key)
+        assert t["rule"] == t["stage"]
         assert t["dataset"] == "synthetic"
         by_rule.setdefault(t.get("rule"), []).append((r, t))
     teacher_run, teacher = by_rule["train_teacher"][0]
@@ -124,30 +132,36 @@ def test_runs_on_an_mlflow_server(pipelines):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="condi.tracking (not the pipeline's): rule_of knows neither `condi report timing` "
-    "nor `condi tables ablation`, nor the ablation's --set overrides (its runs carry the main "
-    "students' dvc_stage), and scores runs have no teacher/student/method tags for theirs",
-)
 def test_every_run_names_its_own_dvc_stage(pipelines):
-    """Each run's dvc_stage is the DVC stage (= Snakemake job) that writes its first output."""
+    """Each run's dvc_stage is the DVC stage (= Snakemake job) that writes its first output, and
+    its params are the stage's params values (the ones DVC watches for it)."""
     from condi.config import validate
     from condi.pipeline import jobs
 
     by_output = {}
     for job in jobs(validate(pipelines.params)):
-        for out in [*job.outs, *job.metrics, *job.plots]:
-            by_output[out] = job.name
+        for files in job.outputs.values():
+            for out in files:
+                by_output[out] = job.name
     server = pipelines.server
     exp = server.api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=synthetic")
     wrong = []
-    for r in search_runs(server, exp["experiment"]["experiment_id"]):
+    runs = search_runs(server, exp["experiment"]["experiment_id"])
+    for r in runs:
         t = {x["key"]: x["value"] for x in r["data"].get("tags", [])}
         expected = by_output.get(json.loads(t["outputs"])[0])
         if t.get("dvc_stage") != expected:
             wrong.append((t["stage"], t.get("dvc_stage"), expected))
     assert not wrong, wrong
+    student = next(
+        r
+        for r in runs
+        if any(x["key"] == "rule" and x["value"] == "train_student" for x in r["data"]["tags"])
+    )
+    params = {p["key"] for p in student["data"]["params"]}
+    assert {"training.student.epochs", "condi.lam", "st_conf.beta", "data.clip_len"} <= params
+    assert {"seed", "device"} <= params
+    assert not any(p.startswith(("evaluation.K", "timing")) for p in params)
 
 
 def test_parallel_jobs_share_one_sqlite_store(tmp_path):
@@ -161,7 +175,7 @@ def test_parallel_jobs_share_one_sqlite_store(tmp_path):
         import sys
         from condi.tracking import Run
         for i in range(2):
-            with Run("train_student", "parallel", {"i": i}, {"worker": sys.argv[1]}, argv=[]) as r:
+            with Run("train_student", "parallel", {"i": i}, {"worker": sys.argv[1]}) as r:
                 r.log_metrics({"loss": 1.0 / (i + 1)}, step=i)
                 if r.client is None:
                     sys.exit(3)

@@ -9,7 +9,6 @@ import copy
 import re
 import subprocess
 
-import pytest
 import yaml
 
 from condi.cli.pipeline import render
@@ -141,7 +140,9 @@ def test_the_ablation_variants_carry_their_switches():
     js = {j.name: j for j in jobs(p)}
     s = next(iter(p["students"]))
     condi = js[f"ablation_train_student@synthetic-1-resnext-{s}-condi_sr-crossfit-true-4"]
-    assert condi.inputs["pseudo_labels"] == ["data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz"]
+    assert condi.inputs["pseudo_labels"] == [
+        "data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz"
+    ]
     narrowed, values = stage_params(p, condi.stage, condi.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "crossfit"
     assert narrowed["condi"]["detach_confidence_in_target"] is True
@@ -150,7 +151,9 @@ def test_the_ablation_variants_carry_their_switches():
     narrowed, _ = stage_params(p, faithful.stage, faithful.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "train"
     assert narrowed["condi"]["detach_confidence_in_target"] is False
-    assert faithful.inputs["student_scores"][0].startswith("results/scores/synthetic/fold1/ablation/")
+    assert faithful.inputs["student_scores"][0].startswith(
+        "results/scores/synthetic/fold1/ablation/"
+    )
     labels = {n for n in js if n.startswith("ablation_pseudo_labels@")}
     assert labels == {
         "ablation_pseudo_labels@synthetic-1-resnext-crossfit",

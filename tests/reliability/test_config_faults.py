@@ -121,12 +121,20 @@ def test_stage_command_stops_with_exit_2_naming_the_key(fault, tmp_path):
     assert files_under(tmp_path) == {"params.yaml"}  # no checkpoint, no state, no mlflow.db
 
 
+def _missing_root_params(tmp_path):
+    """Valid params whose (real) dataset root does not exist."""
+    p = valid_params()
+    root = tmp_path / "nowhere" / "UCF101"
+    p["datasets"] = {"ucf": {"kind": "ucf101", "root": str(root), "folds": [1]}}
+    p["tables"] = {}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    return root
+
+
 def test_stage_commands_stop_naming_a_missing_dataset_root(tmp_path):
     """The stages that read a dataset root (index, cache) name the missing path; exit 2."""
-    root = tmp_path / "nowhere" / "UCF101"
-    out = run_condi(
-        "data", "index", "--kind", "ucf101", "--root", root, "--out", "idx/i.parquet", cwd=tmp_path
-    )
+    root = _missing_root_params(tmp_path)
+    out = run_condi("data", "index", "--dataset", "ucf", "--out", "idx/i.parquet", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert str(root) in out.stderr
     assert not (tmp_path / "idx").exists()
@@ -134,19 +142,9 @@ def test_stage_commands_stop_naming_a_missing_dataset_root(tmp_path):
 
 def test_cache_stage_with_a_missing_root_names_the_path(tmp_path, tiny_data):
     _, index, _ = tiny_data
-    root = tmp_path / "nowhere"
+    root = _missing_root_params(tmp_path)
     out = run_condi(
-        "data",
-        "cache",
-        "--index",
-        index,
-        "--root",
-        root,
-        "--short-side",
-        "36",
-        "--out",
-        "cache/c.npy",
-        cwd=tmp_path,
+        "data", "cache", "--dataset", "ucf", "--index", index, "--out", "cache/c.npy", cwd=tmp_path
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert str(root) in out.stderr

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import BASELINES, DATA_ROOT, INDEX, TEACHER_SCORES, condi, env
+from tests.reliability.conftest import BASELINES, INDEX, TEACHER_SCORES, condi, env
 
 FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
 STAGE_TIMEOUT = 120  # a stage that waits longer on tracking hangs, as far as users can tell
@@ -51,8 +51,6 @@ def grid_stage(ref, cwd, env_extra):
         "resnext",
         "--index",
         ref / INDEX,
-        "--root",
-        ref / DATA_ROOT,
         "--teacher-scores",
         ref / TEACHER_SCORES,
         "--out",

@@ -74,6 +74,23 @@ class StageContext:
         return Run(self.stage.name, name, params if params is not None else self.values, tags)
 
 
+def _roots_from_params_dir(params: dict[str, Any], path: Path) -> None:
+    """Relative dataset roots and checkpoints are relative to the params file's folder (the
+    project root): rewritten relative to the working directory, so a command run from
+    elsewhere finds them (and one run from the project root sees them unchanged)."""
+    import os
+
+    base = path.resolve().parent
+    if base == Path.cwd().resolve():
+        return
+    for ds in params["datasets"].values():
+        if not Path(ds["root"]).is_absolute():
+            ds["root"] = os.path.relpath(base / ds["root"])
+    for t in params["teachers"].values():
+        if t.get("checkpoint") and not Path(t["checkpoint"]).is_absolute():
+            t["checkpoint"] = os.path.relpath(base / t["checkpoint"])
+
+
 def _paths(value: Any) -> list[str]:
     if value is None:
         return []
@@ -98,6 +115,7 @@ def stage_context(args: argparse.Namespace) -> StageContext:
     for w, section in (("dataset", "datasets"), ("teacher", "teachers"), ("student", "students")):
         if w in wildcards and wildcards[w] not in full[section]:
             raise ConfigError(f"{args.params}: {section}.{wildcards[w]}: no such entry")
+    _roots_from_params_dir(full, Path(args.params))
     params, values = stage_params(full, stage, wildcards, str(args.params))
     inputs = [
         p

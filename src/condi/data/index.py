@@ -272,7 +272,8 @@ def named_indexes(paths: list[str | os.PathLike], per_fold: bool = True) -> dict
     ``per_fold``, a dataset's first index)."""
     metas = []
     for path in paths:
-        _, meta = read_index(path)
+        raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+        meta = json.loads(raw) if raw else {}
         metas.append((meta.get("dataset") or Path(path).stem, meta.get("fold"), Path(path)))
     counts: dict[str, int] = {}
     for name, _, _ in metas:
