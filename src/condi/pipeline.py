@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,395 +155,138 @@ class Stage:
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
 
 
-def _o(pattern: str, **kw: Any) -> Out:
-    return Out(pattern, **kw)
-
-
 def has_split(config: dict[str, Any]) -> bool:
     """condi_sr is trained: Table V (its Ks split) and the z~ timelines exist."""
     return "condi_sr" in config["methods"]
 
 
+def _table(name: str, paths: tuple[str, str], caption: str, **kw: Any) -> Stage:
+    """A local stage writing a table as CSV + Markdown (``--out-csv``, ``--out-md``)."""
+    out = {"out_csv": Out(paths[0], caption=caption), "out_md": Out(paths[1], caption=caption)}
+    return Stage(name, kw.pop("command"), (), kw.pop("inputs"), out, kw.pop("params", ()),
+                 local=True, **kw)  # fmt: skip
+
+
 ROOT = ParamPath("datasets.{dataset}.root")
-TRAIN_KEYS = ("data", "evaluation.batch_size", "seed", "device")
-SCORE_KEYS = ("data", "evaluation.batch_size", "seed", "device")
-EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
 DSFT = ("dataset", "fold", "teacher")
 PAIR = ("dataset", "fold", "teacher", "student")
-FIG = dict(caption="figures", category="Figures")
+DATA = {"index": INDEX, "cache": CACHE}
+RUN_KEYS = ("data", "evaluation.batch_size", "seed", "device")  # what forward passes read
+EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
+TRAINING = dict(gpu=True, mem_mb=16000, runtime=24 * 60)
+SCORING = dict(gpu=True, mem_mb=8000, runtime=120)
+GRID = dict(mem_mb=4000, runtime=30)
+STUDENT_SCORES_OF_PAIR = Gather("student_scores", "out", PAIR)
 
+# fmt: off
 _STAGE_LIST = [
-    Stage(
-        "synth",
-        "data synth",
-        ("dataset",),
-        {},
-        {"root": _o(ROOT.key, cmd=False, kind="root")},
-        ("datasets.{dataset}.synth", "datasets.{dataset}.root"),
-        mem_mb=2000,
-        runtime=30,
-    ),
-    Stage(
-        "index",
-        "data index",
-        ("dataset", "fold"),
-        {"root": ROOT},
-        {"out": _o(INDEX)},
-        (
-            "datasets.{dataset}.kind",
-            "datasets.{dataset}.root",
-            "data.clip_len",
-            "data.val_fraction",
-            "seed",
-        ),
-        mem_mb=4000,
-        runtime=120,
-    ),
-    Stage(
-        "cache",
-        "data cache",
-        ("dataset", "fold"),
-        {"root": ROOT, "index": INDEX},
-        {"out": _o(CACHE)},
-        ("datasets.{dataset}.root", "data.short_side"),
-        mem_mb=8000,
-        runtime=600,
-    ),
-    Stage(
-        "train_teacher",
-        "train teacher",
-        DSFT,
-        {
-            "index": INDEX,
-            "cache": CACHE,
-            "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
-        },
-        {"out": _o(TEACHER)},
-        ("teachers.{teacher}", "training.teacher", *TRAIN_KEYS),
-        gpu=True,
-        mem_mb=16000,
-        runtime=24 * 60,
-    ),
-    Stage(
-        "pseudo_labels",
-        "train pseudo-labels",
-        DSFT,
-        {"index": INDEX, "cache": CACHE, "checkpoint": TEACHER},
-        {"out": _o(LABELS)},
-        ("pseudo_labels", "teachers.{teacher}", "training.teacher", *TRAIN_KEYS),
-        gpu=True,
-        mem_mb=8000,
-        runtime=120,
-    ),
-    Stage(
-        "train_student",
-        "train student",
-        (*PAIR, "method"),
-        {"index": INDEX, "cache": CACHE, "pseudo_labels": LABELS},
-        {"out": _o(STUDENT)},
-        ("students.{student}", "training.student", "condi", "st_conf", *TRAIN_KEYS),
-        gpu=True,
-        mem_mb=16000,
-        runtime=24 * 60,
-    ),
-    Stage(
-        "teacher_scores",
-        "evaluate scores",
-        DSFT,
-        {"index": INDEX, "cache": CACHE, "checkpoint": TEACHER},
-        {"out": _o(TEACHER_SCORES)},
-        SCORE_KEYS,
-        gpu=True,
-        mem_mb=8000,
-        runtime=120,
-    ),
-    Stage(
-        "student_scores",
-        "evaluate scores",
-        (*PAIR, "method"),
-        {"index": INDEX, "cache": CACHE, "checkpoint": STUDENT},
-        {"out": _o(STUDENT_SCORES)},
-        SCORE_KEYS,
-        gpu=True,
-        mem_mb=8000,
-        runtime=120,
-    ),
-    Stage(
-        "evaluate_baselines",
-        "evaluate grid",
-        DSFT,
-        {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES},
-        {"out": _o(EVAL_BASELINES)},
-        EVAL_KEYS,
-        mem_mb=4000,
-        runtime=30,
-    ),
-    Stage(
-        "evaluate_students",
-        "evaluate grid",
-        PAIR,
-        {
-            "root": ROOT,
-            "index": INDEX,
-            "teacher_scores": TEACHER_SCORES,
-            "student_scores": Gather("student_scores", "out", PAIR),
-        },
-        {"out": _o(EVAL_STUDENTS)},
-        EVAL_KEYS,
-        mem_mb=4000,
-        runtime=30,
-    ),
-    Stage(
-        "table3",
-        "tables table3",
-        (),
-        {
-            "eval": (
-                Gather("evaluate_baselines", "out"),
-                Gather("evaluate_students", "out"),
-            )
-        },
-        {
-            "out_csv": _o(TABLE3_CSV, caption="table3_csv"),
-            "out_md": _o(TABLE3_MD, caption="table3_md"),
-            "paper": _o(TABLE3_PAPER_CSV, cmd=False, caption="table3_md"),
-        },
-        ("tables",),
-        local=True,
-    ),
-    Stage(
-        "metrics",
-        "pipeline metrics",
-        (),
-        {"table3": TABLE3_CSV},
-        {
-            "out": _o(METRICS_JSON, kind="metric", caption="metrics", category="Metrics"),
-            "plots": _o(PLOT_CSV, kind="plot", caption="accuracy_vs_k_csv", category="Figures"),
-            "figure": _o(PLOT_PNG, kind="plot", caption="accuracy_vs_k", category="Figures"),
-        },
-        (),
-        local=True,
-    ),
-    Stage(
-        "table1",
-        "data table1",
-        (),
-        {"index": Gather("index", "out")},
-        {"out_csv": _o(TABLE1_CSV, caption="table1"), "out_md": _o(TABLE1_MD, caption="table1")},
-        (),
-        local=True,
-    ),
-    Stage(
-        "table2",
-        "models table2",
-        (),
-        {"index": Gather("index", "out")},
-        {"out_csv": _o(TABLE2_CSV, caption="table2"), "out_md": _o(TABLE2_MD, caption="table2")},
-        ("teachers", "students", "data.clip_len", "data.crop_size"),
-        mem_mb=4000,
-        local=True,
-    ),
-    Stage(
-        "timing",
-        "report timing",
-        PAIR,
-        {
-            "index": INDEX,
-            "cache": CACHE,
-            "teacher_ckpt": TEACHER,
-            "teacher_scores": TEACHER_SCORES,
-            "student_ckpt": Gather("train_student", "out", PAIR, TIMING_METHODS),
-            "student_scores": Gather("student_scores", "out", PAIR, TIMING_METHODS),
-        },
-        {"out": _o(TIMING)},
-        # threads is a result here: the time per video depends on it
-        ("timing", "evaluation", "data", "seed", "device", "threads"),
-        threads="all",
-        gpu=True,
-        mem_mb=8000,
-        runtime=120,
-    ),
-    Stage(
-        "table4",
-        "report table4",
-        (),
-        {"timing": Gather("timing", "out")},
-        {"out_csv": _o(TABLE4_CSV, caption="table4"), "out_md": _o(TABLE4_MD, caption="table4")},
-        (),
-        local=True,
-    ),
-    Stage(
-        "table5",
-        "report table5",
-        (),
-        {"timing": Gather("timing", "out")},
-        {"out_csv": _o(TABLE5_CSV, caption="table5"), "out_md": _o(TABLE5_MD, caption="table5")},
-        (),
-        when=has_split,
-        local=True,
-    ),
-    Stage(
-        "ambiguity",
-        "report ambiguity",
-        PAIR,
-        {
-            "root": ROOT,
-            "index": INDEX,
-            "teacher_scores": TEACHER_SCORES,
-            "student_scores": Gather("student_scores", "out", PAIR),
-        },
-        {"out": _o(AMBIGUITY)},
-        # the grid at K = 1, 3, 5 of its own (evaluation.K is not read)
-        ("evaluation.Ks", "evaluation.Ks_K", "evaluation.random_seeds", "seed"),
-        mem_mb=4000,
-        runtime=30,
-    ),
-    Stage(
-        "ambiguity_table",
-        "report ambiguity-table",
-        (),
-        {"inputs": Gather("ambiguity", "out")},
-        {
-            "out_csv": _o(AMBIGUITY_CSV, caption="ambiguity"),
-            "out_md": _o(AMBIGUITY_MD, caption="ambiguity"),
-        },
-        (),
-        local=True,
-    ),
-    Stage(
-        "figures",
-        "report figures",
-        (),
-        {"table3": TABLE3_CSV, "timing": Gather("timing", "out")},
-        {
-            "out_dir": _o(FIGURES, cmd=True, kind="dir"),
-            **{
-                f"{name}_{fmt}": _o(
-                    f"{stem}.{fmt}", cmd=False, over=PAIR, **(FIG if fmt == "png" else {})
-                )
-                for name, stem in (("k", ACCURACY_VS_K), ("cost", ACCURACY_VS_COST))
-                for fmt in ("png", "svg")
-            },
-        },
-        (),
-        local=True,
-    ),
-    Stage(
-        "timeline",
-        "report timeline",
-        PAIR,
-        {
-            "root": ROOT,
-            "index": INDEX,
-            "teacher_scores": TEACHER_SCORES,
-            "student_scores": Gather("student_scores", "out", PAIR, fixed={"method": "condi_sr"}),
-        },
-        {
-            "out": _o(TIMELINE + ".png", caption="ztilde_timeline", category="Figures"),
-            "svg": _o(TIMELINE + ".svg", cmd=False),
-        },
-        (),
-        when=has_split,
-        local=True,
-    ),
-    # The ablation (docs/method.md, "Beyond the paper"): not in the default target. Its jobs
+    Stage("synth", "data synth", ("dataset",), {},
+          {"root": Out(ROOT.key, cmd=False, kind="root")},
+          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30),
+    Stage("index", "data index", ("dataset", "fold"), {"root": ROOT}, {"out": Out(INDEX)},
+          ("datasets.{dataset}.kind", "datasets.{dataset}.root", "data.clip_len",
+           "data.val_fraction", "seed"), mem_mb=4000, runtime=120),
+    Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
+          {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
+          mem_mb=8000, runtime=600),
+    Stage("train_teacher", "train teacher", DSFT,
+          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True)},
+          {"out": Out(TEACHER)}, ("teachers.{teacher}", "training.teacher", *RUN_KEYS),
+          **TRAINING),
+    Stage("pseudo_labels", "train pseudo-labels", DSFT, {**DATA, "checkpoint": TEACHER},
+          {"out": Out(LABELS)},
+          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *RUN_KEYS), **SCORING),
+    Stage("train_student", "train student", (*PAIR, "method"),
+          {**DATA, "pseudo_labels": LABELS}, {"out": Out(STUDENT)},
+          ("students.{student}", "training.student", "condi", "st_conf", *RUN_KEYS),
+          **TRAINING),
+    Stage("teacher_scores", "evaluate scores", DSFT, {**DATA, "checkpoint": TEACHER},
+          {"out": Out(TEACHER_SCORES)}, RUN_KEYS, **SCORING),
+    Stage("student_scores", "evaluate scores", (*PAIR, "method"),
+          {**DATA, "checkpoint": STUDENT}, {"out": Out(STUDENT_SCORES)}, RUN_KEYS, **SCORING),
+    Stage("evaluate_baselines", "evaluate grid", DSFT,
+          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES},
+          {"out": Out(EVAL_BASELINES)}, EVAL_KEYS, **GRID),
+    Stage("evaluate_students", "evaluate grid", PAIR,
+          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
+           "student_scores": STUDENT_SCORES_OF_PAIR},
+          {"out": Out(EVAL_STUDENTS)}, EVAL_KEYS, **GRID),
+    Stage("table3", "tables table3", (),
+          {"eval": (Gather("evaluate_baselines", "out"), Gather("evaluate_students", "out"))},
+          {"out_csv": Out(TABLE3_CSV, caption="table3_csv"),
+           "out_md": Out(TABLE3_MD, caption="table3_md"),
+           "paper": Out(TABLE3_PAPER_CSV, cmd=False, caption="table3_md")},
+          ("tables",), local=True),
+    Stage("metrics", "pipeline metrics", (), {"table3": TABLE3_CSV},
+          {"out": Out(METRICS_JSON, kind="metric", caption="metrics", category="Metrics"),
+           "plots": Out(PLOT_CSV, kind="plot", caption="accuracy_vs_k_csv", category="Figures"),
+           "figure": Out(PLOT_PNG, kind="plot", caption="accuracy_vs_k", category="Figures")},
+          (), local=True),
+    _table("table1", (TABLE1_CSV, TABLE1_MD), "table1", command="data table1",
+           inputs={"index": Gather("index", "out")}),
+    _table("table2", (TABLE2_CSV, TABLE2_MD), "table2", command="models table2",
+           inputs={"index": Gather("index", "out")},
+           params=("teachers", "students", "data.clip_len", "data.crop_size")),
+    # threads is a result here: the time per video depends on it; the job takes every core
+    Stage("timing", "report timing", PAIR,
+          {**DATA, "teacher_ckpt": TEACHER, "teacher_scores": TEACHER_SCORES,
+           "student_ckpt": Gather("train_student", "out", PAIR, TIMING_METHODS),
+           "student_scores": Gather("student_scores", "out", PAIR, TIMING_METHODS)},
+          {"out": Out(TIMING)}, ("timing", "evaluation", "data", "seed", "device", "threads"),
+          threads="all", **SCORING),
+    _table("table4", (TABLE4_CSV, TABLE4_MD), "table4", command="report table4",
+           inputs={"timing": Gather("timing", "out")}),
+    _table("table5", (TABLE5_CSV, TABLE5_MD), "table5", command="report table5",
+           inputs={"timing": Gather("timing", "out")}, when=has_split),
+    # the grid at K = 1, 3, 5 of its own (evaluation.K is not read)
+    Stage("ambiguity", "report ambiguity", PAIR,
+          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
+           "student_scores": STUDENT_SCORES_OF_PAIR},
+          {"out": Out(AMBIGUITY)},
+          ("evaluation.Ks", "evaluation.Ks_K", "evaluation.random_seeds", "seed"), **GRID),
+    _table("ambiguity_table", (AMBIGUITY_CSV, AMBIGUITY_MD), "ambiguity",
+           command="report ambiguity-table", inputs={"inputs": Gather("ambiguity", "out")}),
+    Stage("figures", "report figures", (), {"table3": TABLE3_CSV, "timing": Gather("timing", "out")},
+          {"out_dir": Out(FIGURES, kind="dir"),
+           **{f"{name}_{fmt}": Out(f"{stem}.{fmt}", cmd=False, over=PAIR,
+                                   caption="figures" if fmt == "png" else None, category="Figures")
+              for name, stem in (("k", ACCURACY_VS_K), ("cost", ACCURACY_VS_COST))
+              for fmt in ("png", "svg")}},
+          (), local=True),
+    Stage("timeline", "report timeline", PAIR,
+          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
+           "student_scores": Gather("student_scores", "out", PAIR, fixed={"method": "condi_sr"})},
+          {"out": Out(TIMELINE + ".png", caption="ztilde_timeline", category="Figures"),
+           "svg": Out(TIMELINE + ".svg", cmd=False)},
+          (), when=has_split, local=True),
+    # The ablation (docs/method.md, "Beyond the paper"), not in the default target: its jobs
     # set the variant's switches from their wildcards (VARIANT_OVERRIDES).
-    Stage(
-        "ablation_pseudo_labels",
-        "train pseudo-labels",
-        (*DSFT, "source"),
-        {"index": INDEX, "cache": CACHE, "checkpoint": TEACHER},
-        {"out": _o(ABL_LABELS)},
-        ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *TRAIN_KEYS),
-        overrides={"pseudo_labels.source": "{source}"},
-        ablation=True,
-        gpu=True,
-        mem_mb=16000,
-        runtime=24 * 60,
-    ),
-    Stage(
-        "ablation_train_student",
-        "train student",
-        VARIANT_WILDCARDS,
-        {"index": INDEX, "cache": CACHE, "pseudo_labels": ABL_LABELS},
-        {"out": _o(ABL_STUDENT)},
-        ("students.{student}", "training.student", "condi", "st_conf", *TRAIN_KEYS[:-2], "device"),
-        overrides=VARIANT_OVERRIDES,
-        ablation=True,
-        gpu=True,
-        mem_mb=16000,
-        runtime=24 * 60,
-    ),
-    Stage(
-        "ablation_student_scores",
-        "evaluate scores",
-        VARIANT_WILDCARDS,
-        {"index": INDEX, "cache": CACHE, "checkpoint": ABL_STUDENT},
-        {"out": _o(ABL_SCORES)},
-        SCORE_KEYS,
-        ablation=True,
-        gpu=True,
-        mem_mb=8000,
-        runtime=120,
-    ),
-    Stage(
-        "ablation_evaluate",
-        "evaluate grid",
-        VARIANT_WILDCARDS,
-        {
-            "root": ROOT,
-            "index": INDEX,
-            "teacher_scores": TEACHER_SCORES,
-            "student_scores": ABL_SCORES,
-        },
-        {"out": _o(ABL_EVAL)},
-        ("evaluation",),
-        overrides=VARIANT_OVERRIDES,
-        ablation=True,
-        mem_mb=4000,
-        runtime=30,
-    ),
-    Stage(
-        "ablation_table",
-        "tables ablation",
-        (),
-        {
-            "students": Gather("ablation_evaluate", "out"),
-            "baselines": Gather("evaluate_baselines", "out"),
-        },
-        {
-            "out_csv": _o(ABLATION_CSV, caption="ablation"),
-            "out_md": _o(ABLATION_MD, caption="ablation"),
-        },
-        ("ablation.K",),
-        ablation=True,
-        local=True,
-    ),
+    Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "source"),
+          {**DATA, "checkpoint": TEACHER}, {"out": Out(ABL_LABELS)},
+          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *RUN_KEYS),
+          overrides={"pseudo_labels.source": "{source}"}, ablation=True, **TRAINING),
+    Stage("ablation_train_student", "train student", VARIANT_WILDCARDS,
+          {**DATA, "pseudo_labels": ABL_LABELS}, {"out": Out(ABL_STUDENT)},
+          ("students.{student}", "training.student", "condi", "st_conf", "data",
+           "evaluation.batch_size", "device"),
+          overrides=VARIANT_OVERRIDES, ablation=True, **TRAINING),
+    Stage("ablation_student_scores", "evaluate scores", VARIANT_WILDCARDS,
+          {**DATA, "checkpoint": ABL_STUDENT}, {"out": Out(ABL_SCORES)}, RUN_KEYS,
+          ablation=True, **SCORING),
+    Stage("ablation_evaluate", "evaluate grid", VARIANT_WILDCARDS,
+          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
+           "student_scores": ABL_SCORES},
+          {"out": Out(ABL_EVAL)}, ("evaluation",), overrides=VARIANT_OVERRIDES, ablation=True,
+          **GRID),
+    _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
+           inputs={"students": Gather("ablation_evaluate", "out"),
+                   "baselines": Gather("evaluate_baselines", "out")},
+           params=("ablation.K",), ablation=True),
 ]
+# fmt: on
 STAGES: dict[str, Stage] = {s.name: s for s in _STAGE_LIST}
-# the canonical stage of each command (what a command run by hand, without --stage, is)
-DEFAULT_STAGE = {
-    "data synth": "synth",
-    "data index": "index",
-    "data cache": "cache",
-    "train teacher": "train_teacher",
-    "train pseudo-labels": "pseudo_labels",
-    "train student": "train_student",
-    "evaluate scores": "student_scores",
-    "evaluate grid": "evaluate_students",
-    "tables table3": "table3",
-    "tables ablation": "ablation_table",
-    "pipeline metrics": "metrics",
-    "data table1": "table1",
-    "models table2": "table2",
-    "report timing": "timing",
-    "report table4": "table4",
-    "report table5": "table5",
-    "report ambiguity": "ambiguity",
-    "report ambiguity-table": "ambiguity_table",
-    "report figures": "figures",
-    "report timeline": "timeline",
-}
+# the stage a command is when run by hand without --stage: its first in the table
+DEFAULT_STAGE = {s.command: s.name for s in reversed(_STAGE_LIST)}
 
 
 def option(name: str) -> str:
@@ -957,12 +700,3 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
             }
     # DVC resolves ${...} from the params.yaml beside a dvc.yaml: the ablation's is one up
     return {"vars": [f"../{PARAMS_FILE}"], "stages": out} if ablation else {"stages": out}
-
-
-def iter_param_paths(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """``(key, path)`` of every params value that is a path the pipeline reads."""
-    for name, ds in config["datasets"].items():
-        yield f"datasets.{name}.root", ds["root"]
-    for name, t in config["teachers"].items():
-        if t.get("checkpoint"):
-            yield f"teachers.{name}.checkpoint", str(t["checkpoint"])
