@@ -8,8 +8,9 @@ therefore complete and is skipped. :func:`download_many` runs a thread pool over
 ``KeyboardInterrupt`` (or kill) stops it, and running it again skips the finished files and
 resumes the partial ones.
 
-Extraction (:func:`extract_archive`): ``.zip`` and ``.tar``/``.tar.gz``/``.tgz`` with the standard
-library (with path-traversal checks), ``.rar`` with ``unar`` or ``7z``/``7zz`` found on ``PATH``
+Extraction (:func:`extract_archive`, through :mod:`condi.data.archives`: every member checked
+before anything is written, nothing partial left): ``.zip`` and ``.tar``/``.tar.gz``/``.tgz``
+member by member by condi itself, ``.rar`` with ``unar`` or ``7z``/``7zz`` found on ``PATH``
 (Debian package ``unar``; Debian's ``7zip`` reads RAR only with the non-free ``7zip-rar``). After a successful extraction a marker
 ``<archive>.extracted`` is written beside the archive, so a restart skips the archive even when it
 was deleted after extraction (Kinetics tarballs are, by default, to halve the disk space needed).
@@ -27,22 +28,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import ssl
-import subprocess
-import tarfile
 import threading
 import time
 import urllib.error
 import urllib.request
-import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
+
+from condi.data.archives import RAR_TOOLS as RAR_TOOLS  # re-exported: the old home
+from condi.data.archives import TAR_SUFFIXES as TAR_SUFFIXES
+from condi.data.archives import ExtractionError as ExtractionError
+from condi.data.archives import UnsafeArchiveError as UnsafeArchiveError
+from condi.data.archives import archive_kind, find_rar_tool, safe_extract
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +93,6 @@ class DownloadError(RuntimeError):
 
 class SizeMismatchError(DownloadError):
     """A file whose size is not the expected one: never retried, never renamed to its final name."""
-
-
-class ExtractionError(RuntimeError):
-    """An archive that could not be extracted, or no tool to extract it."""
 
 
 class DownloadCancelled(DownloadError):
@@ -325,58 +323,19 @@ def download_many(
 # Extraction
 # ----------------------------------------------------------------------------------------------
 
-RAR_TOOLS = ("unar", "7z", "7zz")
-TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-
 
 def extracted_marker(archive: Path) -> Path:
     """The file whose presence says ``archive`` was extracted completely."""
     return archive.with_name(archive.name + ".extracted")
 
 
-def find_rar_tool() -> list[str]:
-    """The command prefix of the first RAR extractor on ``PATH`` (``unar``, ``7z``, ``7zz``)."""
-    for tool in RAR_TOOLS:
-        path = shutil.which(tool)
-        if path:
-            return [path]
-    raise ExtractionError(
-        "no RAR extractor found on PATH (looked for "
-        + ", ".join(RAR_TOOLS)
-        + "): install the Debian package `unar` (apt-get install unar); Debian's `7zip` package "
-        "reads RAR only together with the non-free `7zip-rar` package. Or extract the .rar "
-        "yourself into the dataset root."
-    )
-
-
-def _rar_command(tool: str, archive: Path, dest: Path) -> list[str]:
-    if Path(tool).name == "unar":
-        # -f: overwrite, -D: no extra containing folder (UCF101.rar already holds UCF-101/).
-        return [tool, "-q", "-f", "-D", "-o", str(dest), str(archive)]
-    return [tool, "x", "-y", f"-o{dest}", str(archive)]
-
-
-def _extract_rar(archive: Path, dest: Path) -> None:
-    command = _rar_command(find_rar_tool()[0], archive, dest)
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        hint = ""
-        if Path(command[0]).name != "unar":
-            hint = " (Debian's 7zip reads RAR only with the non-free `7zip-rar`; try `unar`)"
-        output = (result.stderr or result.stdout).strip()[-2000:]
-        raise ExtractionError(f"{' '.join(command)} failed ({result.returncode}){hint}: {output}")
-
-
-def _check_member(name: str) -> None:
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts:
-        raise ExtractionError(f"unsafe path in archive: {name!r}")
-
-
 def extract_archive(archive: Path | str, dest: Path | str, *, force: bool = False) -> Path:
     """Extract ``archive`` into ``dest`` (made if needed); skip when already extracted.
 
-    Writes :func:`extracted_marker` on success; ``force`` extracts again regardless.
+    The extraction is :func:`condi.data.archives.safe_extract`: every member is checked
+    before anything is written (no links, devices, absolute paths or ``..``), and only a
+    complete extraction reaches ``dest``. Writes :func:`extracted_marker` after it succeeded,
+    never after a refused or failed one; ``force`` extracts again regardless.
     """
     archive, dest = Path(archive), Path(dest)
     marker = extracted_marker(archive)
@@ -385,27 +344,10 @@ def extract_archive(archive: Path | str, dest: Path | str, *, force: bool = Fals
         return dest
     if not archive.exists():
         raise FileNotFoundError(f"archive not found: {archive}")
-    dest.mkdir(parents=True, exist_ok=True)
-    name = archive.name.lower()
-    log.info("extracting %s into %s", archive, dest)
-    if name.endswith(".rar"):
-        _extract_rar(archive, dest)
-    elif name.endswith(TAR_SUFFIXES) or name.endswith(".zip"):
-        try:
-            if name.endswith(".zip"):
-                with zipfile.ZipFile(archive) as zf:
-                    for member in zf.namelist():
-                        _check_member(member)
-                    zf.extractall(dest)
-            else:
-                with tarfile.open(archive) as tf:
-                    tf.extractall(dest, filter="data")
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
-            raise ExtractionError(
-                f"{archive} is damaged ({exc}): delete it to download it again"
-            ) from exc
-    else:
+    if archive_kind(archive) is None:
         raise ExtractionError(f"unknown archive type: {archive}")
+    log.info("extracting %s into %s", archive, dest)
+    safe_extract(archive, dest)
     marker.write_text("ok\n")
     return dest
 
