@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.data_sources.conftest import http_server  # noqa: F401 - the local test server
 
 PARAMS = REPO / "params.yaml"
 
