@@ -85,32 +85,35 @@ def _info(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
     return info
 
 
-def chained_symlink_tar(path: Path, outside: Path) -> Path:
-    """CVE-2025-4517's shape: symlinks chained through 247-character folder names until the
-    resolved path overflows PATH_MAX (``os.path.realpath`` then stops resolving, and
-    ``filter="data"`` on Python 3.11.7 let the escape through), then a link to ``outside`` and
-    a file written through it."""
+def chained_symlink_tar(path: Path, outside: Path, dest: Path) -> Path:
+    """CVE-2025-4517's shape: symlinks chained through 247-character folder names and a last
+    254-character component, so that resolving the link overflows ``PATH_MAX``;
+    ``os.path.realpath`` then stops resolving and ``filter="data"`` checks the unresolved
+    (harmless-looking) path, while the OS follows the links out of ``dest``. With this archive
+    ``tarfile.extractall(dest, filter="data")`` on Python 3.11.7 writes ``outside/new.txt``
+    and raises nothing."""
     comp = "d" * 247
     steps = "abcdefghijklmnop"
-    members: list = []
+    members: list = [("good.mp4", b"video")]
     prefix = ""
     for step in steps:
         members.append(_info(os.path.join(prefix, comp), tarfile.DIRTYPE))
         members.append(_info(os.path.join(prefix, step), tarfile.SYMTYPE, comp))
         prefix = os.path.join(prefix, comp)
-    linkpath = os.path.join(*steps)
-    members.append(_info(linkpath, tarfile.SYMTYPE, "../" * len(steps)))
-    depth = len(path.parent.parts) + 2
-    members.append(_info("escape", tarfile.SYMTYPE, linkpath + "/.." * depth + str(outside)))
+    linkpath = os.path.join(*steps, "l" * 254)
+    members.append(_info(linkpath, tarfile.SYMTYPE, "../" * len(steps)))  # -> dest itself
+    up = "/.." * len(dest.parts)  # from dest to /
+    members.append(_info("escape", tarfile.SYMTYPE, linkpath + up + str(outside)))
     members.append(("escape/victim.txt", b"overwritten\n"))
     members.append(("escape/new.txt", b"planted\n"))
-    return _tar(path, [("good.mp4", b"video"), *members])
+    return _tar(path, members)
 
 
 def test_cve_2025_4517_chained_symlinks_are_refused(site):
-    archive = chained_symlink_tar(site / "work" / "part_0.tar", site / "outside")
+    dest = site / "work" / "train"
+    archive = chained_symlink_tar(site / "work" / "part_0.tar", site / "outside", dest)
     before = tree(site)
-    message = assert_refused_untouched(site, archive, site / "work" / "train", before)
+    message = assert_refused_untouched(site, archive, dest, before)
     assert "symbolic link" in message
     assert (site / "outside" / "victim.txt").read_text() == "original\n"
 
@@ -299,16 +302,14 @@ needs_unar = pytest.mark.skipif(
     ],
 )
 def test_real_rar_with_a_link_or_dotdot_is_refused(site, members, what):
-    from tests.data_sources.test_download import write_stored_rar
-
     archive = site / "work" / "evil.rar"
-    write_rar(archive, members, write_stored_rar)
+    write_rar(archive, members)
     before = tree(site)
     message = assert_refused_untouched(site, archive, site / "work" / "out", before)
     assert what in message
 
 
-def write_rar(path: Path, members: dict[str, tuple[bytes, int]], _unused=None) -> None:
+def write_rar(path: Path, members: dict[str, tuple[bytes, int]]) -> None:
     """A stored RAR 4 like tests/data_sources' ``write_stored_rar``, with a Unix mode per
     member (0o120777 with the target as data is how RAR stores a symbolic link)."""
     import struct
