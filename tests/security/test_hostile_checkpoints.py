@@ -80,7 +80,8 @@ def test_evaluate_scores_refuses_a_hostile_checkpoint(
 ):
     evil = hostile_checkpoint(tmp_path / "teacher_evil.pt", marker)
     out = tmp_path / "scores.npz"
-    rc = main(["evaluate", "scores", *stage_args, "--checkpoint", str(evil), "--out", str(out)])
+    args = ["evaluate", "scores", *stage_args, "--teacher", "resnext"]
+    rc = main([*args, "--checkpoint", str(evil), "--out", str(out)])
     assert_refused(rc, capsys, evil)
     assert not out.exists()
 
@@ -99,20 +100,24 @@ def test_report_timing_refuses_a_hostile_student(tmp_path, marker, capsys, stage
     evil = hostile_checkpoint(tmp_path / "student_evil.pt", marker, role="student")
     out = tmp_path / "timing.csv"
     rc = main(
-        ["report", "timing", *stage_args, "--teacher-ckpt", str(teacher)]
-        + ["--student-ckpt", f"condi_sr={evil}", "--out", str(out)]
+        ["report", "timing", *stage_args, "--teacher", "resnext", "--student", "resnext8"]
+        + ["--teacher-ckpt", str(teacher), "--student-ckpt", str(evil), "--out", str(out)]
     )
     assert_refused(rc, capsys, evil)
     assert not out.exists()
 
 
 def test_teacher_checkpoint_in_params_is_refused(tmp_path, marker, capsys, stage_args, no_tracking):
+    import yaml
+
     evil = hostile_checkpoint(tmp_path / "pretrained.pth", marker)
     out = tmp_path / "teacher.pt"
-    rc = main(
-        ["train", "teacher", *stage_args, "--set", f"teachers.resnext.checkpoint={evil}"]
-        + ["--teacher", "resnext", "--out", str(out)]
-    )
+    params = yaml.safe_load(PARAMS.read_text())
+    params["teachers"]["resnext"]["checkpoint"] = str(evil)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = [*stage_args]
+    args[args.index("--params") + 1] = str(tmp_path / "params.yaml")
+    rc = main(["train", "teacher", *args, "--teacher", "resnext", "--out", str(out)])
     assert_refused(rc, capsys, evil)
     assert not out.exists()
 

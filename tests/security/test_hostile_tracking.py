@@ -173,7 +173,7 @@ def test_import_names_a_bad_record_and_imports_the_others(project, tmp_path, cap
 
 def test_a_stage_name_cannot_leave_the_pending_folder(project, tmp_path):
     root, _ = project
-    run = tracking.Run("../../x", "synthetic", argv=[])
+    run = tracking.Run("../../x", "synthetic")
     run.log_artifact(tmp_path / "elsewhere.csv")
     before = snapshot(tmp_path)
     run._write_pending("FINISHED")
@@ -194,7 +194,7 @@ def test_a_failed_upload_leaves_a_failed_run_not_a_running_one(project, monkeypa
         raise OSError("artifact store full")
 
     monkeypatch.setattr(tracking.Run, "_flush_to_store", broken)
-    with tracking.Run("evaluate", "synthetic", {"a": 1}, argv=[]) as run:
+    with tracking.Run("evaluate", "synthetic", {"a": 1}) as run:
         run.log_metrics({"m": 1.0})
     _, runs = runs_by_stage(db)
     assert runs["evaluate"].info.status == "FAILED"
