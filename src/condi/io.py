@@ -91,15 +91,83 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False)
 
 
+class UnsafeFileError(ValueError):
+    """A file that holds something other than data (a pickled object that could run code):
+    refused, never loaded. A ``ValueError``, so the command line exits 2 with its message."""
+
+
+def _numpy_safe_globals() -> list[Any]:
+    """NumPy scalars/arrays that old checkpoints carry (Efficient-3DCNNs' ``best_prec1``, a
+    NumPy RNG state): data, not code. Their unpickling only rebuilds arrays of plain dtypes."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [
+        np.ndarray,
+        np.dtype,
+        core.multiarray.scalar,
+        core.multiarray._reconstruct,
+        *(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")),
+    ]
+
+
+def plain_data(obj: Any, where: str = "value") -> Any:
+    """``obj`` with NumPy scalars made Python numbers and NumPy arrays made tensors; raises
+    ``TypeError`` naming ``where`` for anything that is not a tensor or plain data (dict,
+    list, tuple, str, bytes, int, float, bool, None), which :func:`load_torch` would refuse."""
+    import numpy as np
+    import torch
+
+    if obj is None or isinstance(obj, (str, bytes, bool, int, float, torch.Tensor)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return type(obj)((k, plain_data(v, f"{where}[{k!r}]")) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain_data(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    if isinstance(obj, (torch.dtype, torch.device)):
+        return obj
+    raise TypeError(f"{where}: {type(obj).__name__} is not a tensor or plain data")
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through :func:`atomic_path`. Write only tensors and plain types (dict,
+    list, tuple, str, int, float, bool, None) so that :func:`load_torch` reads it back."""
     import torch
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
-def load_torch(path: str | os.PathLike) -> Any:
-    """``torch.load`` with a clear error for a missing, empty or truncated file."""
+# What torch's weights-only unpickler says when a file asks for an object it does not allow
+# (rather than when the bytes are not a pickle at all: "Unsupported operand", a zip error).
+_OBJECT_REFUSALS = ("GLOBAL", "reduce for unrecognized", "Can only build", "new object for")
+
+
+def _refused_global(exc: BaseException) -> str | None:
+    """The object a ``weights_only`` load refused (``posix.system``), from torch's message;
+    None when the load failed for another reason (a truncated or corrupt file)."""
+    import re
+
+    text = str(exc)
+    if "Weights only load failed" not in text or not any(r in text for r in _OBJECT_REFUSALS):
+        return None
+    m = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"function (\S+)", text)
+    return m.group(1) if m else "an object that is not a tensor or plain data"
+
+
+def load_torch(path: str | os.PathLike, allow: tuple[type, ...] = ()) -> Any:
+    """Read a ``torch.save`` file (a checkpoint, a training state) on the CPU, safely.
+
+    This is condi's one ``torch.load``: always ``weights_only=True``, so only tensors, plain
+    containers and scalars, NumPy arrays/scalars and the types in ``allow`` are rebuilt, and
+    nothing in the file can run code. A file holding any other object raises
+    :class:`UnsafeFileError` naming the file and the object; a missing, empty, truncated or
+    corrupt file a ``FileNotFoundError``/``ValueError`` naming the file.
+    """
     import torch
 
     path = Path(path)
@@ -110,10 +178,19 @@ def load_torch(path: str | os.PathLike) -> Any:
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: checkpoint is empty (0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals([*_numpy_safe_globals(), *allow]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError/zipfile errors
+        refused = _refused_global(exc)
+        if refused is not None:
+            raise UnsafeFileError(
+                f"{path}: refused: it holds a Python object ({refused}), not only tensors and "
+                "plain data; condi never loads code from a file (is it really a condi or "
+                "PyTorch checkpoint, from a source you know?)"
+            ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}"
+            f"{path}: cannot read checkpoint (truncated or corrupt?): {first}"
         ) from exc
 
 

@@ -26,14 +26,30 @@ __all__ = [
 ]
 
 
-def kd_kl(target_probs: torch.Tensor, student_logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """L_KD of Eq. 7-8: ``tau^2 * KL(target || softmax(student / tau))``, mean over the batch.
+KD_REDUCTIONS = ("class_mean", "batchmean")
 
-    Eq. 8 writes it as H(p^t, p~s) - H(p^t); Eq. 7's extra 1/n is read as the batch mean
-    (SPEC section 2). ``0 * log 0`` terms count as 0.
+
+def kd_kl(
+    target_probs: torch.Tensor,
+    student_logits: torch.Tensor,
+    tau: float,
+    reduction: str = "class_mean",
+) -> torch.Tensor:
+    """L_KD of Eq. 7-8: ``tau^2 * KL(target || softmax(student / tau))``.
+
+    ``reduction="class_mean"`` (Eq. 7 as written, the default): the sum over the C entries of
+    the probability vectors carries 1/n with n = C, then the batch mean; what PyTorch's
+    ``nn.KLDivLoss()`` computed with its default reduction at the paper's time.
+    ``"batchmean"`` (Eq. 8, Hinton's convention): the KL summed over classes, batch mean.
+    The two differ by a factor C in the weight of the KD term against L_conf
+    (docs/method.md, section 2). ``0 * log 0`` terms count as 0.
     """
+    if reduction not in KD_REDUCTIONS:
+        raise ValueError(f"kd reduction: one of {KD_REDUCTIONS}, not {reduction!r}")
     log_ps = F.log_softmax(student_logits / tau, dim=1)
     kl = F.kl_div(log_ps, target_probs, reduction="none").sum(dim=1)
+    if reduction == "class_mean":
+        kl = kl / target_probs.shape[1]
     return tau**2 * kl.mean()
 
 
@@ -74,6 +90,7 @@ def condi_sr_loss(
     lam: float = 1.5,
     mu: float = 1.5,
     detach_confidence_in_target: bool = False,
+    kd_reduction: str = "class_mean",
 ) -> torch.Tensor:
     """ConDi-SR, Eq. 6: ``L = L_KD(p^t, p~s) + lambda * L_conf``.
 
@@ -85,7 +102,7 @@ def condi_sr_loss(
     if detach_confidence_in_target:
         z_tilde = z_tilde.detach()
     target = condi_sr_target(teacher_logits, z_tilde, z, tau)
-    return kd_kl(target, student_logits.float(), tau) + lam * confidence_bce(
+    return kd_kl(target, student_logits.float(), tau, kd_reduction) + lam * confidence_bce(
         confidence_logit.float(), z, mu
     )
 
@@ -109,13 +126,16 @@ def st_ent_loss(
     teacher_logits: torch.Tensor,
     labels: torch.Tensor,
     tau: float = 0.9,
+    kd_reduction: str = "class_mean",
 ) -> torch.Tensor:
-    """``st_ent`` (Table III): Hinton's soft-label KD, ``tau^2 KL(p~t || p~s) + CE(y)``.
+    """``st_ent`` (Table III): Hinton's soft-label KD, ``tau^2 KL(p~t || p~s) + CE(y)``, its
+    KD term reduced as ConDi-SR's (``kd_reduction``, so that the two compare alike).
 
     At test time the student ranks clips by the lowest predictive entropy of its softmax.
     """
     p_t = F.softmax(teacher_logits.float() / tau, dim=1)
-    return kd_kl(p_t, student_logits.float(), tau) + F.cross_entropy(student_logits.float(), labels)
+    kd = kd_kl(p_t, student_logits.float(), tau, kd_reduction)
+    return kd + F.cross_entropy(student_logits.float(), labels)
 
 
 def maxprob_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

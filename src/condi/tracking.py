@@ -34,10 +34,12 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,29 @@ def project_root() -> Path:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+# ``scheme://user:password@host``: the user info, up to the last ``@`` before the path (also
+# after ``scheme:/``, what a URI given where a path is expected becomes: ``http:/u:pw@h``)
+_URI_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*:/{1,3})[^/\s?#]*@")
+_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&;](?:access_token|token|password|passwd|pwd|secret|api_key|apikey|key|sig"
+    r"|signature)=)[^&\s#]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: object) -> str:
+    """``text`` with the credentials of every URI in it replaced by ``***``: the user info
+    (``http://user:pass@host`` -> ``http://***@host``) and secret-looking query values
+    (``?token=...``). Used for everything condi prints or logs about the tracking store."""
+    text = _URI_USERINFO.sub(r"\g<scheme>***@", str(text))
+    return _SECRET_PARAM.sub(r"\g<key>***", text)
+
+
+def display_uri() -> str:
+    """:func:`tracking_uri` for messages (credentials redacted)."""
+    return redact(tracking_uri())
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -211,9 +236,10 @@ def _retry(fn: Callable[[], Any], tries: int = 4, delay: float = 0.2) -> Any:
 
 
 def init_store() -> str:
-    """Create the database (and its schema) once, before parallel jobs start."""
+    """Create the database (and its schema) once, before parallel jobs start; returns the
+    store's URI for display (credentials redacted)."""
     _retry(lambda: _client().search_experiments(max_results=1))
-    return tracking_uri()
+    return display_uri()
 
 
 class Run:
@@ -282,8 +308,8 @@ class Run:
         except Exception as exc:
             log.warning(
                 "MLflow store %s unreachable (%s); keeping this run's record locally",
-                tracking_uri(),
-                exc,
+                display_uri(),
+                redact(exc),
             )
             self.client = None
         return self
@@ -317,14 +343,30 @@ class Run:
         trained = self.tags.get("rule") in TRAINING_STAGES
         if status == "FINISHED" and trained and model and Path(model).is_file():
             self.tags["model_dvc_md5"] = file_md5(model)
-        if self.client is not None and self.run_id is not None:
-            try:
-                _retry(self._flush_to_store)
-                _retry(lambda: self.client.set_terminated(self.run_id, status))
-                return
-            except Exception as err:
-                log.warning("MLflow logging failed (%s); keeping this run's record locally", err)
+        if self.client is not None and self.run_id is not None and self._upload(status):
+            return
         self._write_pending(status)
+
+    def _upload(self, status: str) -> bool:
+        """Send the buffered record and end the run with ``status``; False if that failed,
+        in which case the run is ended FAILED (best effort), never left RUNNING."""
+        try:
+            _retry(self._flush_to_store)
+            _retry(lambda: self.client.set_terminated(self.run_id, status))
+            return True
+        except Exception as err:
+            log.warning(
+                "MLflow logging failed (%s); keeping this run's record locally", redact(err)
+            )
+            try:
+                self.client.set_terminated(self.run_id, "FAILED")
+            except Exception as end_err:
+                log.warning(
+                    "MLflow run %s could not be marked FAILED either (%s)",
+                    self.run_id,
+                    redact(end_err),
+                )
+            return False
 
     def _flush_to_store(self) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -341,16 +383,21 @@ class Run:
             )
         self.params, self.metrics = {}, []
         for path in self.artifacts:
-            if Path(path).exists():
-                self.client.log_artifact(self.run_id, path)
-            else:
-                log.warning("artifact %s no longer exists; not logged", path)
+            local = _artifact_under_project(path)
+            if local is not None:
+                self.client.log_artifact(self.run_id, str(local))
         self.artifacts = []
 
     def _write_pending(self, status: str) -> None:
+        """Keep the record under ``.mlflow_pending/`` (never elsewhere: the file name is made
+        of the stage's safe characters only); artifacts under the project directory are kept
+        relative to it, so that a copy of the project can import the record."""
         from condi.io import write_json
 
-        path = project_root() / PENDING_DIR / f"{self.stage}-{uuid.uuid4().hex[:12]}.json"
+        pending = project_root() / PENDING_DIR
+        path = pending / f"{_safe_name(self.stage)}-{uuid.uuid4().hex[:12]}.json"
+        if path.parent != pending:  # cannot happen with _safe_name; kept as a guard
+            raise ValueError(f"{path}: a kept record must be in {pending}")
         write_json(
             path,
             {
@@ -358,28 +405,127 @@ class Run:
                 "tags": self.tags,
                 "params": self.params,
                 "metrics": self.metrics,
-                "artifacts": self.artifacts,
+                "artifacts": [_project_relative(a) for a in self.artifacts],
                 "status": status,
             },
         )
         log.warning("MLflow record kept in %s (import later with `condi tracking import`)", path)
 
 
-def import_pending() -> int:
-    """Send the locally kept records to the store; returns how many were imported."""
-    n = 0
-    for path in sorted((project_root() / PENDING_DIR).glob("*.json")):
+def _safe_name(stage: object) -> str:
+    """A file-name part from a stage name: letters, digits, ``_``, ``-`` and inner dots only
+    (``../../x`` -> ``x``), at most 64 characters."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(stage)).strip("._-")[:64]
+    return name or "run"
+
+
+def _project_relative(path: str) -> str:
+    root = project_root()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _artifact_under_project(path: str | Path) -> Path | None:
+    """The file ``path`` names (relative paths are taken from the project directory) when it
+    is a regular file under the project directory once links are resolved; else None, with
+    a warning (an artifact is never uploaded from elsewhere, e.g. ``/etc/hostname``)."""
+    root = project_root()
+    p = Path(path)
+    local = (p if p.is_absolute() else root / p).resolve()
+    if not local.is_relative_to(root):
+        log.warning("artifact %s is outside the project directory %s; not uploaded", path, root)
+        return None
+    if not local.is_file():
+        log.warning("artifact %s no longer exists (or is not a file); not logged", path)
+        return None
+    return local
+
+
+STATUSES = ("FINISHED", "FAILED")
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A kept record, checked: raises ``ValueError`` saying what is wrong with it."""
+    try:
         rec = json.loads(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from exc
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(rec.get("experiment"), str) or not rec["experiment"]:
+        raise ValueError("'experiment' must be a non-empty string")
+    tags, params = rec.get("tags"), rec.get("params", {})
+    if not isinstance(tags, dict) or not isinstance(tags.get("stage"), str):
+        raise ValueError("'tags' must be an object with a 'stage' string")
+    if not isinstance(params, dict):
+        raise ValueError("'params' must be an object")
+    for key in ("dataset", "fold", "teacher", "rule"):  # they go into an MLflow search filter
+        if "'" in str(tags.get(key, "")):
+            raise ValueError(f"tag {key!r} has a quote: {tags[key]!r}")
+    metrics = rec.get("metrics", [])
+    ok = isinstance(metrics, list) and all(
+        isinstance(m, list)
+        and len(m) == 4
+        and isinstance(m[0], str)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in m[1:])
+        for m in metrics
+    )
+    if not ok:
+        raise ValueError("'metrics' must be a list of [name, value, timestamp, step]")
+    artifacts = rec.get("artifacts", [])
+    if not isinstance(artifacts, list) or not all(isinstance(a, str) for a in artifacts):
+        raise ValueError("'artifacts' must be a list of paths")
+    status = rec.get("status", "FINISHED")
+    if status not in STATUSES:
+        raise ValueError(f"'status' must be one of {STATUSES}, not {status!r}")
+    return {
+        "experiment": rec["experiment"],
+        "tags": {str(k): str(v) for k, v in tags.items()},
+        "params": {str(k): str(v) for k, v in params.items()},
+        "metrics": [(m[0], float(m[1]), int(m[2]), int(m[3])) for m in metrics],
+        "artifacts": artifacts,
+        "status": status,
+    }
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_pending` did: runs imported, records refused (``(path, reason)``,
+    left in place), and records left for a later try (the store failed)."""
+
+    imported: int = 0
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+    left: int = 0
+
+
+def import_pending() -> ImportResult:
+    """Send the locally kept records to the store. A record that is not valid is named (a
+    warning and :attr:`ImportResult.bad`), left in place, and the others are still imported;
+    when the store fails, the remaining records stay for a later try. A record is deleted
+    only once its run is in the store; only its artifacts under the project directory are
+    uploaded."""
+    result = ImportResult()
+    paths = sorted((project_root() / PENDING_DIR).glob("*.json"))
+    for i, path in enumerate(paths):
+        try:
+            rec = _read_record(path)
+        except (OSError, ValueError) as exc:
+            log.warning("%s: not a valid kept record, left in place: %s", path, exc)
+            result.bad.append((path, str(exc)))
+            continue
         run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"])
         run.tags = rec["tags"]
         run.params = rec["params"]
-        run.metrics = [tuple(m) for m in rec["metrics"]]
+        run.metrics = rec["metrics"]
         run.artifacts = rec["artifacts"]
         run.__enter__()
-        if run.client is None:
+        if run.client is None or run.run_id is None or not run._upload(rec["status"]):
+            result.left = len(paths) - i
             break
-        failed = rec.get("status") == "FAILED"
-        run.__exit__(RuntimeError if failed else None, None, None)
         path.unlink()
-        n += 1
-    return n
+        result.imported += 1
+    return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import threading
 from dataclasses import dataclass, field
@@ -63,8 +64,24 @@ class ServerState:
     cut_after: dict[str, list[int]] = field(default_factory=dict)
     # file name -> size to announce instead of the real one (a lying server)
     announce_size: dict[str, int] = field(default_factory=dict)
+    # validators: an ETag (a digest of the content) and a Last-Modified date per response, and
+    # If-Range honoured (a changed file is sent whole, 200); each can be switched off
+    etags: bool = True
+    honor_if_range: bool = True
+    # files sent without Content-Length (the body ends when the connection closes)
+    no_length: set[str] = field(default_factory=set)
+    # file name -> URL to redirect to (302)
+    redirects: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def etag_of(data: bytes) -> str:
+    """The ETag the test server sends for ``data``."""
+    return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+
+
+LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
 
 
 def _make_handler(state: ServerState):
@@ -81,12 +98,26 @@ def _make_handler(state: ServerState):
                 state.requests.append((name, range_header))
                 cuts = state.cut_after.get(name)
                 cut = cuts.pop(0) if cuts else None
+            if name in state.redirects:
+                self.send_response(302)
+                self.send_header("Location", state.redirects[name])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             path = state.root / name
             if not path.is_file():
                 self.send_error(404)
                 return
             data = path.read_bytes()
             total = state.announce_size.get(name, len(data))
+            etag = etag_of(data)
+            if_range = self.headers.get("If-Range")
+            if (
+                if_range is not None
+                and state.honor_if_range
+                and if_range not in (etag, LAST_MODIFIED)
+            ):
+                range_header = None  # the file changed: the whole of it
             start = 0
             if range_header and not state.ignore_range:
                 start = int(range_header.split("=")[1].split("-")[0])
@@ -101,8 +132,15 @@ def _make_handler(state: ServerState):
             else:
                 self.send_response(200)
             body = data[start:]
-            self.send_header("Content-Length", str(total - start))
+            if name in state.no_length:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(total - start))
             self.send_header("Content-Type", "application/octet-stream")
+            if state.etags:
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", LAST_MODIFIED)
             if cut is not None:
                 self.send_header("Connection", "close")
             self.end_headers()

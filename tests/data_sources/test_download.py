@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import struct
@@ -26,12 +27,21 @@ from condi.data.download import (
     extracted_marker,
     part_path,
 )
+from tests.data_sources.conftest import etag_of
 
 FAST = {"retries": 2, "backoff": 0.0, "timeout": 10.0}
 
 
 def _payload(n: int, seed: int = 0) -> bytes:
     return bytes((i * 31 + seed) % 251 for i in range(n))
+
+
+def _part_meta(dest, url: str, data: bytes) -> None:
+    """What a killed download leaves beside its ``.part``: the URL and the server's validators
+    (without them a partial file is not resumed, see download.meta_path)."""
+    download.meta_path(dest).write_text(
+        json.dumps({"url": url, "etag": etag_of(data), "total": len(data)})
+    )
 
 
 def _serve(state, name: str, data: bytes) -> None:
@@ -47,6 +57,7 @@ def test_resume_from_partial_part_file(http_server, tmp_path):
     dest = tmp_path / "out" / "big.bin"
     dest.parent.mkdir()
     part_path(dest).write_bytes(data[:100_000])  # left by a killed run
+    _part_meta(dest, f"{base}/big.bin", data)
     assert download_file(f"{base}/big.bin", dest, len(data), **FAST) == dest
     assert dest.read_bytes() == data
     assert not part_path(dest).exists()
@@ -83,6 +94,7 @@ def test_complete_part_file_is_finished_without_body(http_server, tmp_path):
     _serve(state, "f.bin", data)
     dest = tmp_path / "f.bin"
     part_path(dest).write_bytes(data)  # killed between the last byte and the rename
+    _part_meta(dest, f"{base}/f.bin", data)
     download_file(f"{base}/f.bin", dest, len(data), **FAST)
     assert dest.read_bytes() == data
     assert state.requests == [("f.bin", "bytes=10000-")]
@@ -134,7 +146,7 @@ def test_parallel_downloads_restart_after_failure(http_server, tmp_path):
         download_many(jobs, workers=3, retries=0, backoff=0.0)
     assert "f3.bin" in str(info.value)
     done = sorted(p.name for p in (tmp_path / "dl").iterdir())
-    assert done == ["f0.bin", "f1.bin", "f2.bin", "f3.bin.part", "f4.bin"]
+    assert done == ["f0.bin", "f1.bin", "f2.bin", "f3.bin.part", "f3.bin.part.meta", "f4.bin"]
     assert part_path(jobs[3].dest).stat().st_size == 12_345
 
     state.requests.clear()

@@ -34,8 +34,9 @@ def test_eq5_target_both_branches(z, target):
     assert float(out.sum()) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("reduction", ["class_mean", "batchmean"])
 @pytest.mark.parametrize(("z", "bce"), [(1.0, -1.5 * math.log(0.75)), (0.0, -math.log(0.25))])
-def test_condi_sr_loss_by_hand(z, bce):
+def test_condi_sr_loss_by_hand(z, bce, reduction):
     # student logits [0, 0] -> p~s = [0.5, 0.5]; tau = 1; lambda = 2, mu = 1.5
     zt = 0.75
     target = (
@@ -43,9 +44,18 @@ def test_condi_sr_loss_by_hand(z, bce):
         if z
         else [(1 - zt) * 0.75 + zt * 0.5, (1 - zt) * 0.25 + zt * 0.5]
     )
-    expected = kl(target, [0.5, 0.5]) + 2.0 * bce
+    # Eq. 7 as written: the KL's sum over the C = 2 entries carries 1/C (class_mean)
+    per_class = 2 if reduction == "class_mean" else 1
+    expected = kl(target, [0.5, 0.5]) / per_class + 2.0 * bce
     loss = losses.condi_sr_loss(
-        t(0.0, 0.0)[None], t(LN3), t(LN3, 0.0)[None], t(z), tau=1.0, lam=2.0, mu=1.5
+        t(0.0, 0.0)[None],
+        t(LN3),
+        t(LN3, 0.0)[None],
+        t(z),
+        tau=1.0,
+        lam=2.0,
+        mu=1.5,
+        kd_reduction=reduction,
     )
     assert float(loss) == pytest.approx(expected, rel=1e-5)
 
@@ -54,7 +64,8 @@ def test_condi_sr_tau_squared_and_batch_mean():
     s = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0]])
     te = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
     conf, z, tau = t(0.3, -0.7), t(1.0, 0.0), 0.9
-    got = losses.condi_sr_loss(s, conf, te, z, tau=tau, lam=0.0, mu=1.5)
+    got = losses.condi_sr_loss(s, conf, te, z, tau=tau, lam=0.0, mu=1.5, kd_reduction="batchmean")
+    by_class = losses.condi_sr_loss(s, conf, te, z, tau=tau, lam=0.0, mu=1.5)
     zt = conf.sigmoid()
     per = []
     for i in range(2):
@@ -64,6 +75,7 @@ def test_condi_sr_tau_squared_and_batch_mean():
         ps = torch.softmax(s[i] / tau, 0).tolist()
         per.append(tau**2 * kl(target, ps))
     assert float(got) == pytest.approx(sum(per) / 2, rel=1e-5)
+    assert float(by_class) == pytest.approx(sum(per) / 2 / 3, rel=1e-5)  # C = 3
 
 
 def test_pos_weight_applies_to_z1_term_only():
@@ -94,9 +106,18 @@ def test_gradient_reaches_z_tilde_through_the_target(detach):
         assert float(conf.grad) > 1e-3
 
 
-def test_st_ent_is_hinton_kd_plus_ce():
-    loss = losses.st_ent_loss(t(0.0, 0.0)[None], t(LN3, 0.0)[None], torch.tensor([0]), tau=1.0)
-    assert float(loss) == pytest.approx(kl([0.75, 0.25], [0.5, 0.5]) + math.log(2), rel=1e-5)
+@pytest.mark.parametrize(("reduction", "per_class"), [("class_mean", 2), ("batchmean", 1)])
+def test_st_ent_is_hinton_kd_plus_ce(reduction, per_class):
+    loss = losses.st_ent_loss(
+        t(0.0, 0.0)[None], t(LN3, 0.0)[None], torch.tensor([0]), tau=1.0, kd_reduction=reduction
+    )
+    expected = kl([0.75, 0.25], [0.5, 0.5]) / per_class + math.log(2)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_unknown_kd_reduction_is_refused():
+    with pytest.raises(ValueError, match="kd reduction"):
+        losses.kd_kl(t(0.5, 0.5)[None], t(0.0, 0.0)[None], 1.0, "sum")
 
 
 def test_bce_conf_is_ce_plus_weighted_bce():

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from condi.config import ConfigError
+from condi.tracking import redact
 
 # Modules contributing subcommands, in the order they appear in ``condi --help``.
 COMMAND_MODULES = [
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_credentials)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -62,8 +65,18 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a bug: keep the traceback
         if args.verbose:
             logging.getLogger("condi").exception("failed")
-        print(f"condi: error: {exc}", file=sys.stderr)
+        print(f"condi: error: {redact(exc)}", file=sys.stderr)
         return 2
+
+
+def _redact_credentials(record: logging.LogRecord) -> bool:
+    """A logging filter: the credentials of any URI in a message become ``***`` (a tracking
+    URI or a download mirror with ``user:password@``, a ``?token=``); the record is kept."""
+    message = record.getMessage()
+    cleaned = redact(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None
+    return True
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

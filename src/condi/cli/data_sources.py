@@ -81,6 +81,7 @@ def register_data_commands(data_subparsers) -> None:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from condi.data import download
+    from condi.tracking import redact
 
     options = {"retries": args.retries, "insecure": args.insecure}
     try:
@@ -96,7 +97,7 @@ def cmd_download(args: argparse.Namespace) -> int:
                 **options,
             )
     except (download.DownloadError, download.ExtractionError) as exc:
-        print(f"condi: error: {exc}", file=sys.stderr)
+        print(f"condi: error: {redact(exc)}", file=sys.stderr)  # a mirror's user:password
         return 1
     print(f"{args.dataset} ready in {args.root}")
     return 0

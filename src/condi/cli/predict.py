@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,12 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--params", default="params.yaml", help="params file for clip length, sizes, device"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per video")
+    # Text output escapes control characters in file and class names (a name holding a newline
+    # cannot fake a line); every per-file failure is one "condi: error: FILE: reason" line on
+    # stderr and the other files are still classified.
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from condi.config import load_params
-    from condi.evaluation.predict import predict_video
+    from condi.evaluation.predict import Prediction, predict_video, printable
     from condi.training.common import load_model
     from condi.training.runtime import setup
 
@@ -48,24 +54,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"{args.student}: {sck['num_classes']} classes, teacher {args.teacher} has {tck['num_classes']}"
         )
     names = tck.get("class_names") or [str(i) for i in range(tck["num_classes"])]
+    if not isinstance(names, list) or len(names) != tck["num_classes"]:
+        raise ValueError(f"{args.teacher}: class_names does not list {tck['num_classes']} classes")
+    names = [str(n) for n in names]
     teacher.to(device).eval()
     student.to(device).eval()
     failed = 0
     for video in args.videos:
-        pred = predict_video(
-            video, teacher, student, names, params["data"], args.k, args.ks, device
-        )
+        try:
+            pred = predict_video(
+                video, teacher, student, names, params["data"], args.k, args.ks, device
+            )
+        except Exception as exc:  # noqa: BLE001 - one file's failure (MemoryError included)
+            # must not stop the others; each is reported on its own line
+            log.debug("%s: failed", video, exc_info=True)
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            pred = Prediction(str(video), -1, "", [], [], [], 0, 0.0, 0.0, error=reason)
         failed += pred.error is not None
         if args.json:
             print(json.dumps(pred.as_dict()), flush=True)
         elif pred.error:
-            print(f"condi: error: {video}: {pred.error}", file=sys.stderr, flush=True)
-        else:
-            top5 = ", ".join(f"{n} {p:.3f}" for n, p in pred.top5)
             print(
-                f"{video}: {pred.label_name}  [top-5: {top5}]  teacher clips {pred.teacher_clips} "
+                f"condi: error: {printable(video)}: {printable(pred.error)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            top5 = ", ".join(f"{printable(n)} {p:.3f}" for n, p in pred.top5)
+            print(
+                f"{printable(video)}: {printable(pred.label_name)}  [top-5: {top5}]  "
+                f"teacher clips {pred.teacher_clips} "
                 f"student clips {pred.student_clips} of {pred.num_clips}  "
-                f"{pred.decode_s + pred.model_s:.3f} s ({pred.model_s:.3f} s models)"
+                f"{pred.decode_s + pred.model_s:.3f} s ({pred.model_s:.3f} s models)",
+                flush=True,
             )
     if failed:
         print(

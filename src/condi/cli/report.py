@@ -107,16 +107,16 @@ def cmd_timing(args: argparse.Namespace) -> int:
     device = setup(params["seed"], params["threads"], params["device"])
     data = load_data(args.index, args.cache)
     teacher, tck = load_model(args.teacher_ckpt, role="teacher")
-    if tck["num_classes"] != data.num_classes:
-        raise ValueError(
-            f"{args.teacher_ckpt}: {tck['num_classes']} classes, index {data.num_classes}"
-        )
     students = {}
     for path in args.student_ckpt:
         model, sck = load_model(path, role="student")
         if sck["num_classes"] != tck["num_classes"]:
             raise ValueError(f"{path}: {sck['num_classes']} classes, teacher {tck['num_classes']}")
         students[sck["method"]] = model
+    if tck["num_classes"] != data.num_classes:
+        raise ValueError(
+            f"{args.teacher_ckpt}: {tck['num_classes']} classes, index {data.num_classes}"
+        )
     t_scores = load_scores(args.teacher_scores) if args.teacher_scores else None
     s_scores = scores_by_method(args.student_scores)
     with ctx.run(f"timing {args.teacher}->{args.student}") as run:

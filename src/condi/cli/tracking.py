@@ -19,18 +19,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_init(_args: argparse.Namespace) -> int:
     import sys
 
-    from condi.tracking import init_store, tracking_uri
+    from condi.tracking import display_uri, init_store, redact
 
     try:
         print(init_store())
     except Exception as exc:
-        print(f"condi: MLflow store {tracking_uri()} unreachable: {exc}", file=sys.stderr)
+        print(f"condi: MLflow store {display_uri()} unreachable: {redact(exc)}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_import(_args: argparse.Namespace) -> int:
-    from condi.tracking import import_pending
+    """Exit 0 when every kept record was imported; 1 when a record is not valid (each is
+    named on stderr and left in place; the others are imported) or some are left because
+    the store failed."""
+    import sys
 
-    print(f"imported {import_pending()} run(s)")
-    return 0
+    from condi.tracking import display_uri, import_pending
+
+    result = import_pending()
+    print(f"imported {result.imported} run(s)")
+    for path, reason in result.bad:
+        print(
+            f"condi: error: {path}: not a valid record ({reason}); left in place", file=sys.stderr
+        )
+    if result.left:
+        print(
+            f"condi: error: MLflow store {display_uri()} failed; {result.left} record(s) left "
+            "for a later `condi tracking import`",
+            file=sys.stderr,
+        )
+    return 1 if result.bad or result.left else 0

@@ -31,13 +31,14 @@ import logging
 import os
 import re
 import shutil
-import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from condi.data.archives import ExtractionError, extract_tar_stream, safe_extract, zip_plan
 from condi.data.folder import Listing, check_fold, stratified_holdout
 from condi.data.records import VideoRecord
+from condi.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +98,16 @@ def _labels_ready(root: Path) -> bool:
 
 
 def _extract_labels_zip(root: Path) -> None:
-    """Unpack the labels archive and move its JSON files to ``root/labels``."""
+    """Unpack the labels archive (checked, :func:`condi.data.archives.safe_extract`) and move
+    its JSON files to ``root/labels``."""
     archive = root / LABELS_ZIP
     staging = root / ".labels-unzip"
     shutil.rmtree(staging, ignore_errors=True)
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            if member.startswith("/") or ".." in Path(member).parts:
-                raise ValueError(f"{archive}: unsafe path {member!r}")
-        zf.extractall(staging)
+    try:
+        safe_extract(archive, staging, kind="zip")
+    except ExtractionError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ValueError(str(exc)) from exc
     found = sorted(staging.rglob("labels.json"))
     if not found:
         shutil.rmtree(staging)
@@ -118,24 +120,41 @@ def _extract_labels_zip(root: Path) -> None:
     log.info("labels extracted from %s into %s", archive, target)
 
 
+def _unzip_chunk(archive: Path, root: Path) -> None:
+    """Copy the chunk(s) out of ``archive`` into ``root``, each through a temporary file
+    renamed when complete: a killed unzip leaves no partial chunk that a later run would
+    take for a whole one."""
+    with zipfile.ZipFile(archive) as zf:
+        plan = zip_plan(archive, zf)  # no links, devices, absolute paths or ..
+        names = [i for i, rel in plan if not i.is_dir() and CHUNK_PATTERN.match(rel.name)]
+        if not names:
+            raise FileNotFoundError(f"{archive} holds no 20bn-something-something-v2-NN chunk")
+        for info in names:
+            target = root / Path(info.filename.replace("\\", "/")).name
+            with (
+                zf.open(info) as src,
+                atomic_path(target, suffix="") as tmp,
+                open(tmp, "wb") as dst,
+            ):
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
 def find_chunks(root: Path) -> list[Path]:
     """The video chunks in ``root``, in order; unzips ``-NN.zip`` files whose chunk is absent.
 
     Raises ``FileNotFoundError`` naming the first gap when the numbers are not 00, 01, ... .
     """
+    for stale in root.glob(".20bn-something-something-v2-*.tmp"):
+        log.info("removing %s, left by an interrupted unzip", stale)  # see condi.io.atomic_path
+        stale.unlink(missing_ok=True)
     for archive in sorted(root.iterdir()):
         m = CHUNK_ZIP_PATTERN.match(archive.name)
         if m and not (root / archive.name[: -len(".zip")]).exists():
             log.info("unzipping %s", archive)
-            with zipfile.ZipFile(archive) as zf:
-                names = [n for n in zf.namelist() if CHUNK_PATTERN.match(Path(n).name)]
-                if not names:
-                    raise FileNotFoundError(
-                        f"{archive} holds no 20bn-something-something-v2-NN chunk"
-                    )
-                for name in names:
-                    with zf.open(name) as src, open(root / Path(name).name, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+            try:
+                _unzip_chunk(archive, root)
+            except (zipfile.BadZipFile, ExtractionError) as exc:
+                raise ValueError(f"{archive}: cannot unzip ({exc})") from exc
     chunks = sorted(p for p in root.iterdir() if CHUNK_PATTERN.match(p.name) and p.is_file())
     for expected, chunk in enumerate(chunks):
         number = int(CHUNK_PATTERN.match(chunk.name).group(1))
@@ -147,12 +166,14 @@ def find_chunks(root: Path) -> list[Path]:
 
 
 class ChainedReader(io.RawIOBase):
-    """A read-only stream over several files, one after the other (``cat``)."""
+    """A read-only stream over several files, one after the other (``cat``); ``current`` is
+    the file being read (for error messages)."""
 
     def __init__(self, paths: list[Path]) -> None:
         super().__init__()
         self._paths = list(paths)
         self._current = None
+        self.current: Path | None = None
 
     def readable(self) -> bool:
         return True
@@ -162,7 +183,8 @@ class ChainedReader(io.RawIOBase):
             if self._current is None:
                 if not self._paths:
                     return 0
-                self._current = open(self._paths.pop(0), "rb")  # noqa: SIM115 - closed in readinto/close
+                self.current = self._paths.pop(0)
+                self._current = open(self.current, "rb")  # noqa: SIM115 - closed in readinto/close
             n = self._current.readinto(buffer)
             if n:
                 return n
@@ -177,13 +199,26 @@ class ChainedReader(io.RawIOBase):
 
 
 def join_and_extract(chunks: list[Path], dest: Path) -> None:
-    """Stream the concatenated ``chunks`` (a tar, gzip-compressed or not) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with (
-        io.BufferedReader(ChainedReader(chunks), buffer_size=1 << 20) as stream,
-        tarfile.open(fileobj=stream, mode="r|*") as tf,
-    ):
-        tf.extractall(dest, filter="data")
+    """Stream the concatenated ``chunks`` (a tar, gzip-compressed or not) into ``dest``.
+
+    Through :func:`condi.data.archives.extract_tar_stream`: every member is checked before it
+    is written (regular files and folders, no absolute path, no ``..``), into a staging
+    folder in ``dest`` that is moved in only once the whole stream is extracted. A damaged or
+    incomplete chunk, a refused member or a kill leaves nothing in ``dest`` (a killed run's
+    staging folder is removed by the next) and raises a ``ValueError`` naming the chunks.
+    """
+    reader = ChainedReader(chunks)
+    first = chunks[0]
+    try:
+        with io.BufferedReader(reader, buffer_size=1 << 20) as stream:
+            extract_tar_stream(stream, dest, first)
+    except ExtractionError as exc:
+        where = reader.current.name if reader.current else first.name
+        raise ValueError(
+            f"SSv2 chunk {where} (or one before it) is damaged or incomplete, or holds a "
+            f"refused member: {exc}. Nothing was extracted from the chunks {first.name} ... "
+            f"{chunks[-1].name}: check that every chunk is complete (re-download the bad one)"
+        ) from exc
 
 
 def prepare(root: Path | str, *, delete_chunks: bool = False) -> PrepareReport:

@@ -37,6 +37,9 @@ from av.video.reformatter import VideoReformatter
 log = logging.getLogger(__name__)
 
 TRUNCATION_TOLERANCE = 0.05  # share of the promised frames that may fail to decode
+# Frames the decode buffer starts with (it doubles as frames decode): a header that claims
+# 4.29e9 frames must not size an allocation (15 TiB at 128 px).
+INITIAL_FRAME_BUFFER = 256
 _INTERPOLATION = "BILINEAR"
 
 
@@ -187,6 +190,9 @@ def read_video_frames(
 ) -> np.ndarray:
     """All frames of a video, resized (short side) and center-cropped: (T, S, S, 3) uint8 RGB.
 
+    The buffer grows as frames decode (from :data:`INITIAL_FRAME_BUFFER`, or the container's
+    frame count when smaller); the container's count never sizes it.
+
     Scaling happens in the decoder's pixel format (YUV) and RGB conversion after it, at the
     small size, each with its own reused swscale context: twice as fast as one combined
     reformat for 320x240 sources (benchmarks/data_decode.py). ``thread_type`` is the decoder's
@@ -198,7 +204,9 @@ def read_video_frames(
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = thread_type
-        out = np.empty((max(int(stream.frames or 0), 1), s, s, 3), np.uint8)
+        # the header's frame count is a hint, never trusted with memory: start small, double
+        n0 = min(max(int(stream.frames or 0), 1), INITIAL_FRAME_BUFFER)
+        out = np.empty((n0, s, s, 3), np.uint8)
         t, size = 0, None
         try:
             for frame in iter_frames(container, stream):

@@ -8,6 +8,7 @@ and K - Ks go to the teacher (inference (c)). Timing covers the forward passes o
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,23 @@ class Prediction:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# C0/C1 controls, DEL, line/paragraph separators and the bidirectional overrides/isolates: a
+# class name or file name holding one could fake or hide lines of the text output.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` for one line of terminal output: control characters escaped (``\\n``,
+    ``\\x1b``, ``\\u202e``), everything else as is."""
+
+    def escape(m: re.Match) -> str:
+        c = m.group()
+        return _ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _UNPRINTABLE.sub(escape, str(text))
 
 
 def normalise_clips(clips: np.ndarray, crop_size: int, mean, std) -> torch.Tensor:
@@ -101,8 +119,8 @@ def predict_video(
     device: torch.device | None = None,
 ) -> Prediction:
     """Decode ``path`` (PyAV) and classify it; a bad file (missing, a directory, empty, not a
-    video, undecodable) gives a Prediction with ``error`` instead of raising, so that the other
-    videos of the same call are still classified."""
+    video, undecodable, too big for memory) gives a Prediction with ``error`` instead of
+    raising, so that the other videos of the same call are still classified."""
     import av
 
     from condi.data.video import VideoError, read_video_clips
@@ -122,12 +140,17 @@ def predict_video(
         return failed(exc.reason)
     except (OSError, av.error.FFmpegError) as exc:  # unreadable file, a decoder error outside
         return failed(f"cannot read: {exc}")  # the packet loop
+    except MemoryError:
+        return failed("out of memory while decoding (too many or too large frames)")
     if len(clips) == 0:
         return failed("no frames decoded")
     decode_s = time.perf_counter() - t0
-    x = normalise_clips(clips, data_cfg["crop_size"], data_cfg["mean"], data_cfg["std"])
-    t1 = time.perf_counter()
-    probs, s_used, t_used, z_tilde = predict_clips(x, teacher, student, k, ks, device=device)
+    try:
+        x = normalise_clips(clips, data_cfg["crop_size"], data_cfg["mean"], data_cfg["std"])
+        t1 = time.perf_counter()
+        probs, s_used, t_used, z_tilde = predict_clips(x, teacher, student, k, ks, device=device)
+    except MemoryError:
+        return failed("out of memory while classifying (too many clips)")
     model_s = time.perf_counter() - t1
     order = np.argsort(-probs)[:5]
     return Prediction(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,38 +51,13 @@ def normalise_arch(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "").replace(":", "")
 
 
-def _numpy_safe_globals() -> list[Any]:
-    """NumPy scalars/arrays that old checkpoints carry (e.g. ``best_prec1``): data, not code."""
-    import numpy as np
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """A checkpoint file, read by :func:`condi.io.load_torch`: on the CPU, ``weights_only``
+    (tensors, plain containers, NumPy scalars/arrays), never an arbitrary object: a file that
+    holds one raises :class:`condi.io.UnsafeFileError` naming it."""
+    from condi.io import load_torch
 
-    core = getattr(np, "_core", None) or np.core
-    return [
-        np.ndarray,
-        np.dtype,
-        core.multiarray.scalar,
-        core.multiarray._reconstruct,
-        *(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")),
-    ]
-
-
-def read_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Any:
-    """``torch.load`` on CPU.
-
-    ``weights_only`` (default) unpickles only tensors, plain containers and NumPy scalars/arrays,
-    never arbitrary objects; pass ``weights_only=False`` only for a file you trust.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        if weights_only:
-            with torch.serialization.safe_globals(_numpy_safe_globals()):
-                return torch.load(path, map_location="cpu", weights_only=True)
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # unpickling errors have many types
-        hint = " (if you trust the file, load it with weights_only=False)" if weights_only else ""
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: cannot read checkpoint{hint}: {first}") from exc
+    return load_torch(path)
 
 
 def extract_state_dict(
@@ -125,18 +99,18 @@ def load_pretrained(
     path_or_state: str | os.PathLike | Mapping[str, Any],
     arch: str | None = None,
     strict: bool = True,
-    weights_only: bool = True,
 ) -> LoadResult:
     """Load a checkpoint into ``model`` (or into ``model.backbone`` for a student).
 
     ``arch``, when given, must agree with the checkpoint's own ``arch`` field if it has one
     (``resnext-101`` matches ``resnext101``). Raises ``ValueError`` on any mismatch when
     ``strict`` (the message names the file and lists missing keys, unexpected keys and shape
-    mismatches), ``FileNotFoundError`` for a missing file.
+    mismatches), ``FileNotFoundError`` for a missing file and
+    :class:`condi.io.UnsafeFileError` for a file holding anything but data (no code runs).
     """
     if isinstance(path_or_state, (str, os.PathLike)):
         source = str(path_or_state)
-        obj = read_checkpoint(path_or_state, weights_only=weights_only)
+        obj = read_checkpoint(path_or_state)
     else:
         source = "<state_dict>"
         obj = path_or_state

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from condi.data.dataset import ClipDataset
 from condi.data.index import read_index
-from condi.io import load_npy, load_torch, save_torch
+from condi.io import load_npy, load_torch, plain_data, save_torch
 from condi.training.distributed import DistInfo, GlobalBatchSampler
 
 log = logging.getLogger(__name__)
@@ -148,23 +148,19 @@ def save_model(
     num_classes: int,
     **info: Any,
 ) -> None:
-    """A condi checkpoint: ``{'model': state_dict, 'role', 'arch', 'kwargs', 'num_classes', ...}``."""
+    """A condi checkpoint: ``{'model': state_dict, 'role', 'arch', 'kwargs', 'num_classes', ...}``,
+    tensors and plain types only (NumPy scalars become numbers), so that it loads with
+    ``weights_only`` (:func:`condi.io.load_torch`)."""
     state = model if isinstance(model, dict) else model.state_dict()
     if "history" in info:  # timings vary run to run: keep them in MLflow, not in the weights file
         info["history"] = [
             {k: v for k, v in h.items() if k not in TIMING_KEYS} for h in info["history"]
         ]
-    save_torch(
-        {
-            "model": state,
-            "role": role,
-            "arch": arch,
-            "kwargs": kwargs,
-            "num_classes": num_classes,
-            **info,
-        },
-        path,
+    meta = plain_data(
+        {"role": role, "arch": arch, "kwargs": kwargs, "num_classes": num_classes, **info},
+        "checkpoint",
     )
+    save_torch({"model": state, **meta}, path)
 
 
 def save_trained(
@@ -189,7 +185,9 @@ def save_trained(
 
 
 def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model from a condi checkpoint written by :func:`save_model`."""
+    """Rebuild a model from a condi checkpoint written by :func:`save_model`. The file is read
+    with ``weights_only`` (:func:`condi.io.load_torch`): one that holds anything but tensors and
+    plain data raises :class:`condi.io.UnsafeFileError` naming it, and nothing in it runs."""
     from condi.models import build_model, build_student
 
     ckpt = load_torch(path)

@@ -6,6 +6,11 @@ model so far, method-specific state such as st_conf's beta) is written atomicall
 completed epoch, and because every epoch re-seeds its RNGs from ``(seed, epoch)`` the result
 is the same as an uninterrupted run (CPU, fixed seed and threads). A job killed mid-epoch
 loses at most that epoch.
+
+The state file holds only tensors and plain types (version 2: :class:`FitResult` as a dict,
+NumPy's RNG keys as a list) and is read with ``weights_only`` (:func:`condi.io.load_torch`):
+a state file holding any other object is refused, the job stops with its name. A version 1
+state (a pickled :class:`FitResult`) is still resumed: that one dataclass is allow-listed.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from condi.io import load_torch, save_torch
+from condi.io import UnsafeFileError, load_torch, plain_data, save_torch
 from condi.training.runtime import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_STATE_VERSIONS = (1, 2)
 
 
 def config_hash(obj: Any) -> str:
@@ -50,6 +56,22 @@ class FitResult:
     best_metric: float = float("-inf")
     best_model: dict[str, torch.Tensor] | None = None
     resumed_from: int = 0
+
+    def as_state(self) -> dict[str, Any]:
+        """Plain data for the state file (:meth:`from_state` reads it back)."""
+        return {
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_metric": self.best_metric,
+            "best_model": self.best_model,
+            "resumed_from": self.resumed_from,
+        }
+
+    @classmethod
+    def from_state(cls, state: FitResult | dict[str, Any]) -> FitResult:
+        if isinstance(state, FitResult):  # a version 1 state file
+            return state
+        return cls(**state)
 
 
 def state_path_for(out: str | Path) -> Path:
@@ -96,19 +118,21 @@ def fit(
         remove_stale_temporaries(state_path)
     if state_path.exists():
         try:
-            state = load_torch(state_path)
+            state = load_torch(state_path, allow=(FitResult,))
+        except UnsafeFileError:
+            raise  # never resume from (nor silently replace) a file that holds code
         except ValueError as exc:
             log.warning("%s; starting from scratch", exc)
             state = None
         if (
             state is not None
             and state.get("cfg_hash") == cfg_hash
-            and state.get("version") == STATE_VERSION
+            and state.get("version") in READABLE_STATE_VERSIONS
         ):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             extra_state.update(state["extra"])
-            result = state["result"]
+            result = FitResult.from_state(state["result"])
             start = state["epoch"]
             result.resumed_from = start
             set_rng_state(state["rng"])
@@ -142,8 +166,8 @@ def fit(
                     "epoch": epoch + 1,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "extra": extra_state,
-                    "result": result,
+                    "extra": plain_data(extra_state, "extra_state"),
+                    "result": plain_data(result.as_state(), "result"),
                     "rng": rng_state(),
                 },
                 state_path,

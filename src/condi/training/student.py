@@ -57,12 +57,20 @@ def make_step(
         zz = z[idx].to(logits.device, torch.float32)
         if method == "condi_sr":
             return losses.condi_sr_loss(
-                logits, conf, t_logits, zz, tau, lam, mu, c["detach_confidence_in_target"]
+                logits,
+                conf,
+                t_logits,
+                zz,
+                tau,
+                lam,
+                mu,
+                c["detach_confidence_in_target"],
+                c["kd_reduction"],
             ), {}
         if method == "bce_conf":
             return losses.bce_conf_loss(logits, conf, labels, zz, mu), {}
         if method == "st_ent":
-            return losses.st_ent_loss(logits, t_logits, labels, tau), {}
+            return losses.st_ent_loss(logits, t_logits, labels, tau, c["kd_reduction"]), {}
         if method == "maxprob":
             return losses.maxprob_loss(logits, labels), {}
         if method == "st_conf":
