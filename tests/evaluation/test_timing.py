@@ -4,6 +4,7 @@ per video add up."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,13 @@ def make_models(tmp: Path) -> tuple[Path, dict[str, Path]]:
         s = build_student("shufflenetv2", C, **STUDENT_KW)
         students[m] = tmp / f"student_{m}.pt"
         save_model(
-            students[m], s, role="student", arch="shufflenetv2", kwargs=STUDENT_KW, num_classes=C
+            students[m],
+            s,
+            role="student",
+            arch="shufflenetv2",
+            kwargs=STUDENT_KW,
+            num_classes=C,
+            method=m,
         )
     return t_path, students
 
@@ -238,39 +245,18 @@ def test_cli_timing_writes_the_csv(artefacts, tmp_path, monkeypatch):
 
     monkeypatch.setenv("CONDI_TRACKING", "0")
     a = artefacts
+    p = copy.deepcopy(a["params"])
+    p["timing"].update(max_videos=3, warmup=0)  # what the stage reads from params.yaml
+    p["evaluation"]["K"] = [2]
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(a["params"]))
+    params.write_text(yaml.safe_dump(p))
     out = tmp_path / "timing.csv"
-    argv = [
-        "report",
-        "timing",
-        "--params",
-        str(params),
-        "--dataset",
-        "synthetic",
-        "--fold",
-        "1",
-        "--index",
-        str(a["index"]),
-        "--cache",
-        str(a["cache"]),
-        "--teacher-ckpt",
-        str(a["teacher"]),
-        "--student-ckpt",
-        f"condi_sr={a['students']['condi_sr']}",
-        "--max-videos",
-        "3",
-        "--K",
-        "2",
-        "--warmup",
-        "0",
-        "--out",
-        str(out),
-        "--teacher-scores",
-        str(a["tmp"] / "teacher.npz"),
-        "--student-scores",
-        f"condi_sr={a['tmp'] / 'student_condi_sr.npz'}",
-    ]
+    argv = ["report", "timing", "--params", str(params), "--dataset", "synthetic", "--fold", "1"]
+    argv += ["--teacher", "resnext", "--student", next(iter(p["students"]))]
+    argv += ["--index", str(a["index"]), "--cache", str(a["cache"])]
+    argv += ["--teacher-ckpt", str(a["teacher"]), "--student-ckpt", str(a["students"]["condi_sr"])]
+    argv += ["--teacher-scores", str(a["tmp"] / "teacher.npz"), "--out", str(out)]
+    argv += ["--student-scores", str(a["tmp"] / "student_condi_sr.npz")]
     assert main(argv) == 0
     df = pd.read_csv(out, dtype={"K": str})
     assert df.loc[0, "teacher"] == "resnext" and df.loc[0, "student"] == next(

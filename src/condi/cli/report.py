@@ -112,6 +112,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
         model, sck = load_model(path, role="student")
         if sck["num_classes"] != tck["num_classes"]:
             raise ValueError(f"{path}: {sck['num_classes']} classes, teacher {tck['num_classes']}")
+        if not sck.get("method"):
+            raise ValueError(f"{path}: not a trained student (its checkpoint names no method)")
         students[sck["method"]] = model
     if tck["num_classes"] != data.num_classes:
         raise ValueError(
