@@ -388,7 +388,7 @@ def grid_top1(
     pos = where.loc[index["_row"].to_numpy()].to_numpy()
 
     def restrict(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {k: v[pos] for k, v in s.items() if k != "rows"}
+        out = {k: v[pos] for k, v in s.items() if k != "rows" and np.ndim(v) > 0}
         out["rows"] = np.arange(len(index))
         return out
 
