@@ -78,3 +78,16 @@ def tiny_params(**overrides) -> dict:
     p["device"] = "cpu"
     apply_overrides(p, [f"{k}={v}" for k, v in overrides.items()], "tests")
     return validate(p)
+
+
+def dataset_params(dest: Path, root: Path, kind: str = "ucf101", **synth) -> Path:
+    """A params file (at ``dest``) whose dataset ``synthetic`` is ``root``: what a stage
+    command (``condi data index|cache|synth --dataset synthetic``) reads its values from.
+    With ``synth`` (preset, seed, overrides) the dataset is generated there."""
+    p = load_yaml(REPO / "params.yaml")
+    ds = {"kind": kind, "root": str(root), "folds": [1]}
+    if synth:
+        ds["synth"] = synth
+    p["datasets"] = {"synthetic": ds}
+    dest.write_text(yaml.safe_dump(p))
+    return dest

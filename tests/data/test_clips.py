@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from condi.cli import main
 from condi.data.clips import build_clip_cache
@@ -14,6 +15,7 @@ from condi.data.dataset import ClipDataset, make_loader
 from condi.data.index import write_index
 from condi.data.synthetic import encode_avi
 from condi.data.video import read_video_clips, read_video_frames, resized_size, split_clips
+from tests.conftest import dataset_params
 
 S = 36  # conftest.SHORT_SIDE
 MEAN, STD = [0.45, 0.4, 0.35], [0.2, 0.25, 0.3]
@@ -95,18 +97,12 @@ def test_cli_cache(tiny_root, tiny_index, tiny_cache, tmp_path):
     index = tmp_path / "index.parquet"
     write_index(df, index)
     out = tmp_path / "c.npy"
-    argv = [
-        "data",
-        "cache",
-        "--index",
-        str(index),
-        "--root",
-        str(tiny_root),
-        "--out",
-        str(out),
-        "--short-side",
-        str(S),
-    ]
+    params = dataset_params(tmp_path / "p.yaml", tiny_root)
+    p = yaml.safe_load(params.read_text())
+    p["data"]["short_side"] = S  # read from params.yaml by the stage
+    params.write_text(yaml.safe_dump(p))
+    argv = ["data", "cache", "--params", str(params), "--dataset", "synthetic"]
+    argv += ["--index", str(index), "--out", str(out)]
     assert main(argv) == 0
     assert np.array_equal(np.load(out), np.load(tiny_cache))
 

@@ -22,6 +22,7 @@ from condi.data.index import (
 )
 from condi.data.records import VideoRecord
 from condi.data.video import VideoError, probe_video
+from tests.conftest import dataset_params
 
 
 def test_one_row_per_clip(tiny_index):
@@ -127,18 +128,8 @@ def test_bad_videos_are_skipped_with_reasons(tiny_root, tmp_path, bad_videos, ca
     with caplog.at_level(logging.WARNING):
         assert (
             main(
-                [
-                    "data",
-                    "index",
-                    "--kind",
-                    "ucf101",
-                    "--root",
-                    str(root),
-                    "--fold",
-                    "1",
-                    "--out",
-                    str(out),
-                ]
+                ["data", "index", "--params", str(dataset_params(tmp_path / "p.yaml", root))]
+                + ["--dataset", "synthetic", "--fold", "1", "--out", str(out)]
             )
             == 0
         )

@@ -13,6 +13,7 @@ import pytest
 from condi.cli import main
 from condi.data import synthetic
 from condi.data.synthetic import KINDS, MANIFEST_COLUMNS, MOTIONS, generate, make_config
+from tests.conftest import dataset_params
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -154,24 +155,9 @@ def test_config_errors():
 
 def test_cli_synth_with_overrides(tmp_path):
     out = tmp_path / "s"
-    rc = main(
-        [
-            "data",
-            "synth",
-            "--out",
-            str(out),
-            "--preset",
-            "tiny",
-            "--seed",
-            "3",
-            "--set",
-            "num_classes=2",
-            "--set",
-            "max_clips=3",
-            "--set",
-            'kind_probs={"static": 1}',
-        ]
-    )
+    overrides = {"num_classes": 2, "max_clips": 3, "kind_probs": {"static": 1}}
+    params = dataset_params(tmp_path / "p.yaml", out, preset="tiny", seed=3, overrides=overrides)
+    rc = main(["data", "synth", "--params", str(params), "--dataset", "synthetic"])
     assert rc == 0
     m = pd.read_parquet(out / "manifest.parquet")
     assert m["label"].nunique() == 2 and m["num_clips"].max() <= 3
