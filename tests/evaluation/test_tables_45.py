@@ -147,6 +147,10 @@ def test_ambiguity_auroc_and_shares(tmp_path):
     md = (tmp_path / "amb.md").read_text()
     assert "teacher_correct" in md and "clean_vs_distractor" in md and "| K=1 " in md
     assert "teacher_correct_within_video" in md and "4 videos (synthetic, fold 1, t)" in md
+    # no video with both right and wrong clips: the column stays, empty
+    none = long.copy()
+    none.loc[none["target"] == "teacher_correct_within_video", ["value", "n_videos"]] = np.nan
+    assert ambiguity.auroc_table(none)["teacher_correct_within_video"].isna().all()
     t = ambiguity.auroc_table(long)
     assert t.index[0][2] == "teacher" and t.loc[("synthetic", "t+s", "condi_sr", "z~")].iloc[0] == 1
 

@@ -270,10 +270,13 @@ def auroc_table(long: pd.DataFrame, primary_only: bool = True) -> pd.DataFrame:
         values="value",
         aggfunc="mean",
     )
+    # a target whose AUROC is undefined everywhere (e.g. no video with right and wrong clips
+    # for the within-video AUROC) keeps its column, empty, rather than vanishing
+    targets = set(df["target"])
     cols = ["teacher_correct", "teacher_correct_within_video", "clean_vs_ambiguous"] + sorted(
-        c for c in t.columns if c.startswith("clean_vs_") and c != "clean_vs_ambiguous"
+        c for c in targets if c.startswith("clean_vs_") and c != "clean_vs_ambiguous"
     )
-    t = t[[c for c in cols if c in t.columns]]
+    t = t.reindex(columns=[c for c in cols if c in targets])
     keys = sorted(t.index, key=lambda i: (i[0], i[1], _order(i[2]), i[3]))
     return t.loc[keys]
 
