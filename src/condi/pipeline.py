@@ -45,6 +45,11 @@ TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/teacher_{teacher}.npz"
 STUDENT_SCORES = "results/scores/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.npz"
 EVAL_BASELINES = "results/eval/{dataset}/fold{fold}/baselines_{teacher}.csv"
 EVAL_STUDENTS = "results/eval/{dataset}/fold{fold}/students_{teacher}_{student}.csv"
+# each evaluation CSV's per-video correctness (condi.evaluation.grid, docs/method.md section 5)
+EVAL_BASELINES_VIDEOS = "results/eval/{dataset}/fold{fold}/baselines_{teacher}.videos.parquet"
+EVAL_STUDENTS_VIDEOS = (
+    "results/eval/{dataset}/fold{fold}/students_{teacher}_{student}.videos.parquet"
+)
 TABLE3_CSV = "results/table3.csv"
 TABLE3_MD = "results/table3.md"
 TABLE3_PAPER_CSV = "results/table3_paper.csv"  # written beside TABLE3_CSV by `condi tables table3`
@@ -70,6 +75,9 @@ ABL_LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}_{source}.npz"
 ABL_STUDENT = "models/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".pt"
 ABL_SCORES = "results/scores/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".npz"
 ABL_EVAL = "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".csv"
+ABL_EVAL_VIDEOS = (
+    "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".videos.parquet"
+)
 ABLATION_CSV, ABLATION_MD = "results/ablation.csv", "results/ablation.md"
 LOGS = "logs"
 BENCHMARKS = "logs/benchmark"  # Snakemake's per-job time and memory (benchmark:)
@@ -206,17 +214,20 @@ _STAGE_LIST = [
           {**DATA, "checkpoint": STUDENT}, {"out": Out(STUDENT_SCORES)}, RUN_KEYS, **SCORING),
     Stage("evaluate_baselines", "evaluate grid", DSFT,
           {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES},
-          {"out": Out(EVAL_BASELINES)}, EVAL_KEYS, **GRID),
+          {"out": Out(EVAL_BASELINES), "videos": Out(EVAL_BASELINES_VIDEOS)}, EVAL_KEYS, **GRID),
     Stage("evaluate_students", "evaluate grid", PAIR,
           {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
            "student_scores": STUDENT_SCORES_OF_PAIR},
-          {"out": Out(EVAL_STUDENTS)}, EVAL_KEYS, **GRID),
+          {"out": Out(EVAL_STUDENTS), "videos": Out(EVAL_STUDENTS_VIDEOS)}, EVAL_KEYS, **GRID),
+    # tables.bootstrap and seed: the paired bootstrap intervals (docs/method.md, section 5)
     Stage("table3", "tables table3", (),
-          {"eval": (Gather("evaluate_baselines", "out"), Gather("evaluate_students", "out"))},
+          {"eval": (Gather("evaluate_baselines", "out"), Gather("evaluate_students", "out")),
+           "videos": (Gather("evaluate_baselines", "videos"),
+                      Gather("evaluate_students", "videos"))},
           {"out_csv": Out(TABLE3_CSV, caption="table3_csv"),
            "out_md": Out(TABLE3_MD, caption="table3_md"),
            "paper": Out(TABLE3_PAPER_CSV, cmd=False, caption="table3_md")},
-          ("tables",), local=True),
+          ("tables", "seed"), local=True),
     Stage("metrics", "pipeline metrics", (), {"table3": TABLE3_CSV},
           {"out": Out(METRICS_JSON, kind="metric", caption="metrics", category="Metrics"),
            "plots": Out(PLOT_CSV, kind="plot", caption="accuracy_vs_k_csv", category="Figures"),
@@ -276,7 +287,8 @@ _STAGE_LIST = [
     Stage("ablation_evaluate", "evaluate grid", VARIANT_WILDCARDS,
           {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
            "student_scores": ABL_SCORES},
-          {"out": Out(ABL_EVAL)}, ("evaluation",), overrides=VARIANT_OVERRIDES, ablation=True,
+          {"out": Out(ABL_EVAL), "videos": Out(ABL_EVAL_VIDEOS)}, ("evaluation",),
+          overrides=VARIANT_OVERRIDES, ablation=True,
           **GRID),
     _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
            inputs={"students": Gather("ablation_evaluate", "out"),

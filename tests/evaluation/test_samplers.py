@@ -6,8 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condi.evaluation.grid import Videos, baseline_rows, student_rows
+from condi.evaluation.grid import (
+    PER_VIDEO_COLUMNS,
+    Videos,
+    baseline_grid,
+    baseline_rows,
+    student_grid,
+    student_rows,
+)
 from condi.evaluation.metrics import auroc
+from condi.evaluation.run import evaluate_grid
 from condi.evaluation.samplers import equidistant, prefix_means, split_prediction
 
 BIG = 8.0
@@ -99,3 +107,80 @@ def test_split_prediction_weights():
     w_s = 1 - h[0] / np.log(2)
     expected = (0.9 * tp[1] + w_s * sp[0]) / (0.9 + w_s)
     assert p == pytest.approx(expected)
+
+
+# -- the per-video file ----------------------------------------------------------------------
+
+
+def test_per_video_rows_of_a_hand_built_grid():
+    # video 3 (label 0, 5 clips): clips 1, 2, 3 point at class 2, clips 0 and 4 at class 0;
+    # video 7 (label 1, 2 clips): both right. Ids 3 and 7: the file is keyed by video_id.
+    classes = [0, 2, 2, 2, 0, 1, 1]
+    index = pd.DataFrame(
+        {"video_id": [3] * 5 + [7] * 2, "label": [0] * 5 + [1] * 2,
+         "clip_index": [0, 1, 2, 3, 4, 0, 1]}
+    )  # fmt: skip
+    videos = Videos.from_index(index)
+    df, pv = baseline_grid(one_hot_logits(classes), videos, ks=[1, 3], seeds=[0, 1, 2])
+    assert list(pv.columns) == PER_VIDEO_COLUMNS
+    assert set(pv["video_id"]) == {3, 7}
+    got = {
+        (m, k): pv[(pv.method == m) & (pv["K"] == k)].set_index("video_id")["correct"].to_dict()
+        for m, k in [("dense", "dense"), ("equidistant", "1"), ("equidistant", "3")]
+        + [("oracle", "1"), ("oracle", "3")]
+    }
+    assert got[("dense", "dense")] == {3: 0, 7: 1}  # 3 of video 3's 5 clips say class 2
+    assert got[("equidistant", "1")] == {3: 0, 7: 1}  # centre clip 2 of video 3 is wrong
+    assert got[("equidistant", "3")] == {3: 1, 7: 1}  # clips 0, 2, 4: two of three right
+    assert got[("oracle", "1")] == {3: 1, 7: 1}
+    assert got[("oracle", "3")] == {3: 1, 7: 1}
+    # random: one block per seed; video 3 is right at K = 1 iff its first drawn clip is 0 or 4
+    rnd = pv[(pv.method == "random") & (pv["K"] == "1")]
+    assert sorted(rnd["random_seed"].unique()) == [0, 1, 2]
+    for seed in (0, 1, 2):
+        first = np.random.default_rng(seed).permutation(5)[0]
+        by_video = rnd[rnd.random_seed == seed].set_index("video_id")["correct"]
+        assert by_video[3] == int(first in (0, 4)) and by_video[7] == 1
+    assert pv.loc[pv.method != "random", "random_seed"].isna().all()
+    # every CSV row is the mean of its videos' correctness (random: over videos and seeds)
+    for _, r in df.iterrows():
+        rows = pv[(pv.method == r["method"]) & (pv["K"] == r["K"])]
+        assert len(rows) == 2 * (3 if r["method"] == "random" else 1)
+        assert rows["correct"].mean() * 100 == pytest.approx(r["top1"])
+
+
+def test_per_video_rows_of_students_and_the_split():
+    classes = [0, 2, 2, 2, 0, 1, 1]
+    videos = videos_of([5, 2], [0, 1])
+    teacher = one_hot_logits(classes)
+    conf = np.array([-3.0, 3.0, -3.0, -3.0, 2.0, 1.0, 1.0])  # picks clip 1 (wrong) first
+    z_test = (np.array(classes) == np.array([0, 0, 0, 0, 0, 1, 1])).astype(int)
+    df, pv = student_grid(
+        "bce_conf", teacher, np.zeros((7, 3)), conf, videos, [1, 3], z_test, split_k=1
+    )
+    k1 = pv[(pv.method == "bce_conf") & (pv["K"] == "1")].set_index("video_id")["correct"]
+    assert k1.to_dict() == {0: 0, 1: 1}
+    k3 = pv[(pv.method == "bce_conf") & (pv["K"] == "3")].set_index("video_id")["correct"]
+    assert k3.to_dict() == {0: 1, 1: 1}  # clips 1, 4, then 0 (ties in order): class 0 wins
+    df, pv = student_grid(
+        "condi_sr", teacher, np.zeros((7, 3)), conf, videos, [1], z_test, split_k=1,
+        split_ks=[0, 1],
+    )  # fmt: skip
+    split = pv[pv.method == "condi_sr_split"]
+    assert sorted(split["Ks"].unique()) == [0, 1] and (split["K"] == "1").all()
+    for _, r in df.iterrows():
+        sel = (pv.method == r["method"]) & (pv["K"] == r["K"])
+        sel &= pv["Ks"].isna() if pd.isna(r.get("Ks")) else pv["Ks"] == r["Ks"]
+        assert pv.loc[sel, "correct"].mean() * 100 == pytest.approx(r["top1"])
+
+
+def test_evaluate_grid_names_each_video_by_its_path():
+    classes = [0, 2, 2, 2, 0, 1, 1]
+    index = pd.DataFrame(
+        {"video": ["a.avi"] * 5 + ["b.avi"] * 2, "video_id": [0] * 5 + [1] * 2,
+         "label": [0] * 5 + [1] * 2, "clip_index": [0, 1, 2, 3, 4, 0, 1]}
+    )  # fmt: skip
+    scores = {"rows": np.arange(7), "logits": one_hot_logits(classes)}
+    params = {"evaluation": {"K": [1], "Ks": [0], "Ks_K": 1, "random_seeds": [0]}}
+    _, pv = evaluate_grid(params, index, scores)
+    assert pv.groupby("video_id")["video"].first().to_dict() == {0: "a.avi", 1: "b.avi"}

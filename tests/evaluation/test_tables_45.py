@@ -118,6 +118,12 @@ def test_ambiguity_auroc_and_shares(tmp_path):
     assert au[("st_ent", "neg_entropy", "teacher_correct")] == 0.0
     assert ("st_ent", "z_tilde", "teacher_correct") not in au.index  # untrained head
     assert au[("teacher", "max_prob", "teacher_correct")] == 0.5  # same max-softmax everywhere
+    # within each video (2 clean clips the teacher gets right, 2 it gets wrong): the same
+    assert au[("condi_sr", "z_tilde", "teacher_correct_within_video")] == 1.0
+    assert au[("st_ent", "neg_entropy", "teacher_correct_within_video")] == 0.0
+    assert au[("teacher", "max_prob", "teacher_correct_within_video")] == 0.5
+    within = df[df["target"] == "teacher_correct_within_video"]
+    assert (within["n_videos"] == 4).all() and (within["n_pos"] == 8).all()
     prim = df[(df["metric"] == "auroc") & (df["primary"])]
     assert set(zip(prim["method"], prim["score"], strict=True)) == {
         ("teacher", "max_prob"),
@@ -140,6 +146,11 @@ def test_ambiguity_auroc_and_shares(tmp_path):
     ambiguity.write(long, tmp_path / "amb.csv", tmp_path / "amb.md")
     md = (tmp_path / "amb.md").read_text()
     assert "teacher_correct" in md and "clean_vs_distractor" in md and "| K=1 " in md
+    assert "teacher_correct_within_video" in md and "4 videos (synthetic, fold 1, t)" in md
+    # no video with both right and wrong clips: the column stays, empty
+    none = long.copy()
+    none.loc[none["target"] == "teacher_correct_within_video", ["value", "n_videos"]] = np.nan
+    assert ambiguity.auroc_table(none)["teacher_correct_within_video"].isna().all()
     t = ambiguity.auroc_table(long)
     assert t.index[0][2] == "teacher" and t.loc[("synthetic", "t+s", "condi_sr", "z~")].iloc[0] == 1
 
@@ -147,6 +158,26 @@ def test_ambiguity_auroc_and_shares(tmp_path):
 def test_ambiguity_without_manifest():
     index, teacher, students, _ = _toy_scores()
     df = ambiguity.compute({"evaluation": {}}, index, teacher, students, None)
-    assert set(df["metric"]) == {"auroc"} and set(df["target"]) == {"teacher_correct"}
+    assert set(df["metric"]) == {"auroc"}
+    assert set(df["target"]) == {"teacher_correct", "teacher_correct_within_video"}
     assert df["K"].isna().all()
     assert not math.isnan(df["value"].iloc[0])
+
+
+def test_within_video_auroc_by_hand():
+    # video 5: the right clip scores highest: 1. Video 2: right clips 0.2 and 0.8, wrong 0.8 and
+    # 0.3: pairs (0.2, 0.8) 0, (0.2, 0.3) 0, (0.8, 0.8) 0.5, (0.8, 0.3) 1 -> 0.375. Video 9: all
+    # right, video 4: one clip: skipped. Clips of the videos interleaved on purpose.
+    clips = [
+        (5, 0.9, 1), (2, 0.2, 1), (5, 0.1, 0), (9, 0.7, 1), (2, 0.8, 1), (5, 0.5, 0),
+        (2, 0.8, 0), (9, 0.1, 1), (4, 0.3, 0), (2, 0.3, 0),
+    ]  # fmt: skip
+    video, score, right = (np.array(c) for c in zip(*clips, strict=True))
+    value, n_videos, n_pos, n_neg = ambiguity.within_video_auroc(score, right, video)
+    assert value == pytest.approx((1.0 + 0.375) / 2)  # each video counts once
+    assert (n_videos, n_pos, n_neg) == (2, 3, 4)
+    # the pooled AUROC of the same clips is another number
+    from condi.evaluation.metrics import auroc
+
+    assert auroc(score, right) != pytest.approx(value)
+    assert math.isnan(ambiguity.within_video_auroc(score[:1], right[:1], video[:1])[0])

@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="student scores (condi evaluate scores); each file names its method",
     )
     g.add_argument("--out", required=True, type=Path, help="output long CSV")
+    g.add_argument(
+        "--videos",
+        type=Path,
+        default=None,
+        help="output parquet: each test video's correctness (0/1) for every row of the CSV "
+        "(random: per seed); docs/method.md, section 5",
+    )
     g.set_defaults(func=cmd_grid)
 
 
@@ -60,8 +67,8 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     from condi.data.index import read_index
-    from condi.evaluation.run import evaluate, load_manifest, load_scores, scores_by_method
-    from condi.io import write_csv
+    from condi.evaluation.run import evaluate_grid, load_manifest, load_scores, scores_by_method
+    from condi.io import write_csv, write_parquet
 
     ctx = stage_context(args)
     params = ctx.params
@@ -71,18 +78,23 @@ def cmd_grid(args: argparse.Namespace) -> int:
     manifest = load_manifest(Path(params["datasets"][args.dataset]["root"]))
     name = f"evaluate {args.teacher}" + (f"->{args.student}" if args.student else " baselines")
     with ctx.run(name) as run:
-        df = evaluate(params, index, teacher_scores, student_scores, manifest)
-        df.insert(0, "student", args.student or "-")
-        df.insert(0, "teacher", args.teacher)
-        df.insert(0, "fold", args.fold)
-        df.insert(0, "dataset", args.dataset)
-        df["pseudo_labels"] = params["pseudo_labels"]["source"]
-        df["detach_confidence"] = params["condi"]["detach_confidence_in_target"]
-        df["seed"] = params["seed"]
+        df, per_video = evaluate_grid(params, index, teacher_scores, student_scores, manifest)
+        for frame in (df, per_video):  # the same keys in both: a CSV row is its videos' rows
+            frame.insert(0, "student", args.student or "-")
+            frame.insert(0, "teacher", args.teacher)
+            frame.insert(0, "fold", args.fold)
+            frame.insert(0, "dataset", args.dataset)
+            frame["pseudo_labels"] = params["pseudo_labels"]["source"]
+            frame["detach_confidence"] = params["condi"]["detach_confidence_in_target"]
+            frame["seed"] = params["seed"]
         write_csv(df, args.out)
+        if args.videos is not None:
+            write_parquet(per_video, args.videos)
         for _, r in df.iterrows():
             ks = "" if r.get("Ks") != r.get("Ks") or r.get("Ks") is None else f"_Ks{int(r['Ks'])}"
             run.log_metrics({f"top1_{r['method']}_K{r['K']}{ks}": r["top1"]})
         run.log_artifact(args.out)
     log.info("%d rows -> %s", len(df), args.out)
+    if args.videos is not None:
+        log.info("%d per-video rows -> %s", len(per_video), args.videos)
     return 0

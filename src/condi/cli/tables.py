@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 from condi.cli.common import add_stage, stage_context
@@ -20,6 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_stage(t3, "tables table3")
     t3.add_argument(
         "--eval", nargs="+", required=True, type=Path, help="evaluation CSVs (condi evaluate grid)"
+    )
+    t3.add_argument(
+        "--videos",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="their per-video files (condi evaluate grid --videos): paired bootstrap intervals "
+        "of each row's difference to condi_sr and dense (params tables.bootstrap, seed)",
     )
     t3.add_argument("--out-csv", required=True, type=Path)
     t3.add_argument("--out-md", required=True, type=Path)
@@ -55,9 +65,16 @@ def cmd_table3(args: argparse.Namespace) -> int:
     columns = params["tables"].get("table3_columns") or None
     if columns:
         columns = {d: ks for d, ks in columns.items() if d in set(long["dataset"])}
+    boot, rivals = table3.Bootstrap.from_params(params), None
+    if args.videos:
+        started = time.perf_counter()
+        long, rivals = table3.add_differences(long, table3.load_videos(args.videos), boot)
+        log.info(
+            "paired bootstrap (%d resamples): %.2f s", boot.resamples, time.perf_counter() - started
+        )
     for dataset in long["dataset"].unique():
         with ctx.run("table3", dataset=dataset) as run:
-            table3.write(long, args.out_csv, args.out_md, columns)
+            table3.write(long, args.out_csv, args.out_md, columns, rivals, boot)
             run.log_artifact(args.out_csv)
             run.log_artifact(args.out_md)
     print(Path(args.out_md).read_text())

@@ -6,6 +6,14 @@ top1 (percent), top1_std (random only, over seeds), n_videos, n_short (videos wi
 which every method classifies densely), clips_per_video (mean clips the teacher saw),
 unambiguous_share (synthetic data: share of the teacher's clips the manifest marks clean),
 auroc_teacher_correct (the ranking score's AUROC for "teacher correct" on test clips).
+
+Per-video rows (:func:`baseline_grid`, :func:`student_grid`; the ``.videos.parquet`` beside
+each evaluation CSV, docs/method.md section 5): for every row of the long table, each test
+video's correctness, columns :data:`PER_VIDEO_COLUMNS`: method, K, Ks, random_seed, video_id,
+correct (0/1: the video's prediction from the method's clips is its label). ``random`` keeps one
+block per seed of ``evaluation.random_seeds`` (``random_seed`` set; null for every other
+method), so its long-table ``top1`` is the mean of ``correct`` over videos and seeds; every
+other row's ``top1`` is the mean over its videos (times 100).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from condi.evaluation.samplers import (
 from condi.evaluation.scores import RANKING, student_clip_scores
 
 BASELINES = ("random", "equidistant", "dense", "oracle")
+PER_VIDEO_COLUMNS = ["method", "K", "Ks", "random_seed", "video_id", "correct"]
+_CORRECT = "_correct"  # a row's per-video correctness while the grid is built
 
 
 @dataclass
@@ -35,6 +45,7 @@ class Videos:
     labels: np.ndarray  # (V,)
     slices: list[slice]  # clip positions of each video in the per-clip arrays
     unambiguous: np.ndarray | None = None  # (n_clips,) bool, synthetic ground truth
+    ids: np.ndarray | None = None  # (V,) video_id of each video (default 0..V-1)
 
     @classmethod
     def from_index(cls, test_index: pd.DataFrame, unambiguous: np.ndarray | None = None) -> Videos:
@@ -45,17 +56,29 @@ class Videos:
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(df)]])
         labels = df["label"].to_numpy()[starts]
-        return cls(labels, [slice(s, e) for s, e in zip(starts, ends, strict=True)], unambiguous)
+        ids = df["video_id"].to_numpy()[starts]
+        slices = [slice(s, e) for s, e in zip(starts, ends, strict=True)]
+        return cls(labels, slices, unambiguous, ids)
+
+    @property
+    def video_ids(self) -> np.ndarray:
+        return self.ids if self.ids is not None else np.arange(len(self.labels))
+
+
+def _correct(preds: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """(V,) bool: each video's predicted class is its label."""
+    return np.array([p.argmax() for p in preds]) == labels
 
 
 def _accuracy(preds: list[np.ndarray], labels: np.ndarray) -> float:
-    return float((np.array([p.argmax() for p in preds]) == labels).mean() * 100.0)
+    return float(_correct(preds, labels).mean() * 100.0)
 
 
 def _rows_for_orders(
     name: str, orders: list[np.ndarray], teacher_probs: np.ndarray, videos: Videos, ks: list[int]
 ) -> list[dict]:
-    """Top-1 at every K for a sampler given by one clip order per video."""
+    """Top-1 at every K for a sampler given by one clip order per video (each row holds its
+    per-video correctness under ``_CORRECT``)."""
     out = []
     means = [
         prefix_means(teacher_probs[sl], o) for sl, o in zip(videos.slices, orders, strict=True)
@@ -63,10 +86,12 @@ def _rows_for_orders(
     for k in ks:
         preds = [m[min(k, len(m)) - 1] for m in means]
         n_clips = np.array([len(m) for m in means])
+        correct = _correct(preds, videos.labels)
         row = {
             "method": name,
             "K": str(k),
-            "top1": _accuracy(preds, videos.labels),
+            "top1": float(correct.mean() * 100.0),
+            _CORRECT: correct,
             "n_short": int((n_clips < k).sum()),
             "clips_per_video": float(np.minimum(n_clips, k).mean()),
         }
@@ -79,17 +104,51 @@ def _rows_for_orders(
     return out
 
 
-def baseline_rows(
+def _pop_correct(rows: list[dict], **extra: object) -> list[dict]:
+    """Take the per-video correctness out of ``rows``: one key per row (its method, K, Ks,
+    ``extra`` and its ``correct`` vector), for :func:`per_video_frame`."""
+    return [
+        {"method": r["method"], "K": r["K"], "Ks": r.get("Ks"), **extra, "correct": r.pop(_CORRECT)}
+        for r in rows
+    ]
+
+
+def per_video_frame(keys: list[dict], videos: Videos) -> pd.DataFrame:
+    """The long per-video frame (:data:`PER_VIDEO_COLUMNS`) of the rows ``keys``."""
+    if not keys:
+        return pd.DataFrame(columns=PER_VIDEO_COLUMNS)
+    n = len(videos.labels)
+
+    def col(name: str) -> np.ndarray:
+        return np.repeat(np.array([k.get(name) for k in keys], dtype=object), n)
+
+    return pd.DataFrame(
+        {
+            "method": col("method").astype(str),
+            "K": col("K").astype(str),
+            "Ks": pd.array(col("Ks"), dtype="Int64"),
+            "random_seed": pd.array(col("random_seed"), dtype="Int64"),
+            "video_id": np.tile(videos.video_ids, len(keys)),
+            "correct": np.concatenate([k["correct"] for k in keys]).astype(np.int8),
+        }
+    )
+
+
+def baseline_grid(
     teacher_logits: np.ndarray, videos: Videos, ks: list[int], seeds: list[int]
-) -> pd.DataFrame:
-    """``random`` (mean and std over seeds), ``equidistant``, ``dense`` and ``oracle``."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``random`` (mean and std over seeds), ``equidistant``, ``dense`` and ``oracle``:
+    ``(rows, per-video rows)`` (module docstring; ``random`` per seed)."""
     probs = softmax_np(teacher_logits.astype(np.float64))
     rows: list[dict] = []
+    keys: list[dict] = []
     per_seed = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
         orders = [random_order(sl.stop - sl.start, rng) for sl in videos.slices]
-        per_seed.append(pd.DataFrame(_rows_for_orders("random", orders, probs, videos, ks)))
+        seed_rows = _rows_for_orders("random", orders, probs, videos, ks)
+        keys += _pop_correct(seed_rows, random_seed=seed)
+        per_seed.append(pd.DataFrame(seed_rows))
     rnd = pd.concat(per_seed).drop(columns="method").groupby("K", sort=False).agg(["mean", "std"])
     for k in rnd.index:
         row = {col: rnd.loc[k, (col, "mean")] for col in rnd.columns.get_level_values(0).unique()}
@@ -98,9 +157,10 @@ def baseline_rows(
         )
         row["n_short"] = int(row["n_short"])
         rows.append(row)
+    others: list[dict] = []
     for k in ks:
         orders = [equidistant(sl.stop - sl.start, k) for sl in videos.slices]
-        rows.extend(r for r in _rows_for_orders("equidistant", orders, probs, videos, [k]))
+        others.extend(_rows_for_orders("equidistant", orders, probs, videos, [k]))
     dense = _rows_for_orders(
         "dense",
         [np.arange(sl.stop - sl.start) for sl in videos.slices],
@@ -109,15 +169,23 @@ def baseline_rows(
         [max(sl.stop - sl.start for sl in videos.slices)],
     )
     dense[0].update(K="dense", n_short=0)
-    rows.extend(dense)
+    others.extend(dense)
     orders = [ranked(probs[sl, y]) for sl, y in zip(videos.slices, videos.labels, strict=True)]
-    rows.extend(_rows_for_orders("oracle", orders, probs, videos, ks))
-    df = pd.DataFrame(rows)
+    others.extend(_rows_for_orders("oracle", orders, probs, videos, ks))
+    keys += _pop_correct(others)
+    df = pd.DataFrame(rows + others)
     df["n_videos"] = len(videos.labels)
-    return df
+    return df, per_video_frame(keys, videos)
 
 
-def student_rows(
+def baseline_rows(
+    teacher_logits: np.ndarray, videos: Videos, ks: list[int], seeds: list[int]
+) -> pd.DataFrame:
+    """The rows of :func:`baseline_grid`."""
+    return baseline_grid(teacher_logits, videos, ks, seeds)[0]
+
+
+def student_grid(
     method: str,
     teacher_logits: np.ndarray,
     student_logits: np.ndarray,
@@ -127,9 +195,9 @@ def student_rows(
     z_test: np.ndarray,
     split_k: int | None = None,
     split_ks: list[int] | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A student-ranked sampler at every K; for ``condi_sr`` also ``condi_sr_split`` (SPEC 4)
-    at ``split_k`` for every Ks in ``split_ks``."""
+    at ``split_k`` for every Ks in ``split_ks``: ``(rows, per-video rows)``."""
     t_probs = softmax_np(teacher_logits.astype(np.float64))
     scores = student_clip_scores(student_logits, confidence_logit)
     score = scores[RANKING[method]]
@@ -153,19 +221,27 @@ def student_rows(
                 )
                 preds.append(p)
                 n_short += int(sl.stop - sl.start < split_k)
+            correct = _correct(preds, videos.labels)
             rows.append(
                 {
                     "method": "condi_sr_split",
                     "K": str(split_k),
                     "Ks": ks_,
-                    "top1": _accuracy(preds, videos.labels),
+                    "top1": float(correct.mean() * 100.0),
+                    _CORRECT: correct,
                     "n_short": n_short,
                     "auroc_teacher_correct": roc,
                 }
             )
+    keys = _pop_correct(rows)
     df = pd.DataFrame(rows)
     df["n_videos"] = len(videos.labels)
-    return df
+    return df, per_video_frame(keys, videos)
+
+
+def student_rows(*args, **kwargs) -> pd.DataFrame:
+    """The rows of :func:`student_grid` (same arguments)."""
+    return student_grid(*args, **kwargs)[0]
 
 
 def student_accuracy(student_logits: np.ndarray, videos: Videos) -> float:

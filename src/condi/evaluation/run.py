@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.grid import Videos, baseline_rows, student_accuracy, student_rows
+from condi.evaluation.grid import Videos, baseline_grid, student_accuracy, student_grid
 from condi.io import atomic_path
 from condi.training.common import IndexedData, load_model
 from condi.training.inference import forward_rows
@@ -102,18 +102,32 @@ def evaluate(
 ) -> pd.DataFrame:
     """Baselines (no student) or, with ``student_scores`` (method -> scores), every
     student-ranked method, at every K of ``params['evaluation']``."""
+    return evaluate_grid(params, index, teacher_scores, student_scores, manifest)[0]
+
+
+def evaluate_grid(
+    params: dict[str, Any],
+    index: pd.DataFrame,
+    teacher_scores: dict[str, np.ndarray],
+    student_scores: dict[str, dict[str, np.ndarray]] | None = None,
+    manifest: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`evaluate` and, for every row, each test video's correctness: ``(rows,
+    per-video rows)`` (``condi.evaluation.grid``, its module docstring), the per-video rows
+    with the video's path (``video``) beside its ``video_id`` where the index has it."""
     ev = params["evaluation"]
     rows = teacher_scores["rows"]
     videos = _test_videos(index, rows, manifest)
     ks = sorted(ev["K"])
     if not student_scores:
-        return baseline_rows(teacher_scores["logits"], videos, ks, ev["random_seeds"])
+        df, per_video = baseline_grid(teacher_scores["logits"], videos, ks, ev["random_seeds"])
+        return df, _with_paths(per_video, index)
     z_test = eq1_labels(teacher_scores["logits"], index["label"].to_numpy()[rows])
-    frames = []
+    frames, per_video = [], []
     for method, s in student_scores.items():
         if not np.array_equal(s["rows"], rows):
             raise ValueError(f"{method}: student scores cover other test clips than the teacher's")
-        df = student_rows(
+        df, pv = student_grid(
             method,
             teacher_scores["logits"],
             s["logits"],
@@ -126,4 +140,19 @@ def evaluate(
         )
         df["student_dense_top1"] = student_accuracy(s["logits"], videos)
         frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+        per_video.append(pv)
+    return (
+        pd.concat(frames, ignore_index=True),
+        _with_paths(pd.concat(per_video, ignore_index=True), index),
+    )
+
+
+def _with_paths(per_video: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+    if "video" not in index.columns or "video_id" not in index.columns:
+        return per_video
+    paths = index.drop_duplicates("video_id").set_index("video_id")["video"]
+    out = per_video.copy()
+    out.insert(
+        out.columns.get_loc("video_id") + 1, "video", paths.reindex(out["video_id"]).to_numpy()
+    )
+    return out

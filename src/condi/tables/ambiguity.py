@@ -11,6 +11,12 @@ student):
   ``primary = True``), every other score each student offers (``primary = False``; z~ only where the method
   trains the confidence head), and the
   teacher's own max-softmax as a reference (method ``teacher``);
+* ``auroc`` / ``teacher_correct_within_video``: the same AUROC computed within each test video
+  (its clips ranked against each other only, which is what a sampler does) and averaged over
+  the videos with an unweighted mean (every video counts once, however many clips it has);
+  videos whose clips are all right or all wrong have no AUROC and are skipped (``n_videos``:
+  the videos averaged; ``n_pos`` / ``n_neg``: their clips). The pooled ``teacher_correct``
+  also rewards a score for telling easy videos from hard ones; the within-video one does not;
 * synthetic data only (``<root>/manifest.parquet``): ``auroc`` / ``clean_vs_<kind>``: the AUROC
   of the score for "clean" against the clips of one ambiguity kind (clips of both only), and
   ``clean_vs_ambiguous`` against all ambiguous clips; ``teacher_correct_rate`` per kind; and
@@ -24,6 +30,7 @@ Long columns: :data:`COLUMNS`. The Markdown is a pivot (folds averaged).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,7 @@ COLUMNS = [
     "value",
     "n_pos",
     "n_neg",
+    "n_videos",
 ]
 # Students whose confidence head is trained (the others' z~ is an untrained head: not reported).
 TRAINED_CONFIDENCE = {"condi_sr", "condi_sr_split", "bce_conf", "st_conf"}
@@ -88,6 +96,42 @@ def _auroc_row(method: str, score: str, primary: bool, target: str, s, pos) -> d
     }
 
 
+def within_video_auroc(
+    scores: np.ndarray, positive: np.ndarray, video_ids: np.ndarray
+) -> tuple[float, int, int, int]:
+    """The AUROC of ``scores`` for ``positive`` within each video (Mann-Whitney U with average
+    ranks for ties, as :func:`condi.evaluation.metrics.auroc`), averaged over the videos that
+    have clips of both classes, each video weighted equally. Returns ``(mean AUROC, videos
+    averaged, positive clips, negative clips in them)``; NaN mean when no video has both."""
+    pos = np.asarray(positive).astype(bool)
+    df = pd.DataFrame({"v": np.asarray(video_ids), "s": np.asarray(scores, dtype=np.float64)})
+    df["r"] = df.groupby("v")["s"].rank(method="average").where(pos, 0.0)
+    df["p"] = pos
+    g = df.groupby("v")
+    n_pos, n, rank_sum = g["p"].sum(), g.size(), g["r"].sum()
+    n_neg = n - n_pos
+    ok = (n_pos > 0) & (n_neg > 0)
+    if not ok.any():
+        return math.nan, 0, 0, 0
+    auc = (rank_sum[ok] - n_pos[ok] * (n_pos[ok] + 1) / 2) / (n_pos[ok] * n_neg[ok])
+    return float(auc.mean()), int(ok.sum()), int(n_pos[ok].sum()), int(n_neg[ok].sum())
+
+
+def _within_row(method: str, score: str, primary: bool, s, pos, video_ids) -> dict[str, Any]:
+    value, n_videos, n_pos, n_neg = within_video_auroc(s, pos, video_ids)
+    return {
+        "method": method,
+        "score": score,
+        "primary": primary,
+        "metric": "auroc",
+        "target": "teacher_correct_within_video",
+        "value": value,
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+        "n_videos": n_videos,
+    }
+
+
 def _kind_rows(method: str, score: str, primary: bool, s: np.ndarray, kinds: np.ndarray):
     clean = kinds == "clean"
     out = [_auroc_row(method, score, primary, "clean_vs_ambiguous", s, clean)]
@@ -118,8 +162,12 @@ def compute(
     labels = index["label"].to_numpy()[rows]
     correct = eq1_labels(teacher_scores["logits"], labels).astype(bool)
     kinds = clip_kinds(index, rows, manifest) if manifest is not None else None
+    video_ids = index["video_id"].to_numpy()[rows]
     t_max = softmax_np(teacher_scores["logits"].astype(np.float64)).max(axis=1)
-    out = [_auroc_row("teacher", "max_prob", True, "teacher_correct", t_max, correct)]
+    out = [
+        _auroc_row("teacher", "max_prob", True, "teacher_correct", t_max, correct),
+        _within_row("teacher", "max_prob", True, t_max, correct, video_ids),
+    ]
     if kinds is not None:
         out += _kind_rows("teacher", "max_prob", True, t_max, kinds)
         for kind in ["clean", *sorted(set(kinds) - {"clean"})]:
@@ -146,6 +194,7 @@ def compute(
                 continue
             primary = name == primary_score
             out.append(_auroc_row(method, name, primary, "teacher_correct", scores[name], correct))
+            out.append(_within_row(method, name, primary, scores[name], correct, video_ids))
             if kinds is not None:
                 out += _kind_rows(method, name, primary, scores[name], kinds)
     df = pd.DataFrame(out)
@@ -221,10 +270,13 @@ def auroc_table(long: pd.DataFrame, primary_only: bool = True) -> pd.DataFrame:
         values="value",
         aggfunc="mean",
     )
-    cols = ["teacher_correct", "clean_vs_ambiguous"] + sorted(
-        c for c in t.columns if c.startswith("clean_vs_") and c != "clean_vs_ambiguous"
+    # a target whose AUROC is undefined everywhere (e.g. no video with right and wrong clips
+    # for the within-video AUROC) keeps its column, empty, rather than vanishing
+    targets = set(df["target"])
+    cols = ["teacher_correct", "teacher_correct_within_video", "clean_vs_ambiguous"] + sorted(
+        c for c in targets if c.startswith("clean_vs_") and c != "clean_vs_ambiguous"
     )
-    t = t[[c for c in cols if c in t.columns]]
+    t = t.reindex(columns=[c for c in cols if c in targets])
     keys = sorted(t.index, key=lambda i: (i[0], i[1], _order(i[2]), i[3]))
     return t.loc[keys]
 
@@ -250,13 +302,32 @@ def _fmt(t: pd.DataFrame, prefix: str = "") -> str:
     return flat.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
+def _within_counts(long: pd.DataFrame) -> str:
+    """``: 12 of 40 videos (synthetic, fold 1), ...``: how many videos the within-video AUROC
+    averages (the teacher's reference row: every score sees the same clips' labels)."""
+    rows = long[(long["target"] == "teacher_correct_within_video") & (long["method"] == "teacher")]
+    if rows.empty or "n_videos" not in rows:
+        return ""
+    parts = [
+        f"{int(r.n_videos)} videos ({r.dataset}, fold {r.fold}, {r.teacher})"
+        for r in rows.drop_duplicates(["dataset", "fold", "teacher"]).itertuples()
+        if pd.notna(r.n_videos)
+    ]
+    return ": " + ", ".join(parts) if parts else ""
+
+
 def write(long: pd.DataFrame, out_csv: str | Path, out_md: str | Path) -> None:
     write_csv(long, out_csv)
     text = (
         "Ambiguity detection: AUROC of each clip-ranking score for 'teacher correct on this test "
-        "clip' (Eq. 1 on the test set), and on the synthetic dataset for 'clean' against each "
-        "ambiguity kind of the manifest. Each method's own ranking score; the teacher's "
-        "max-softmax is a reference. Folds averaged.\n\n" + _fmt(auroc_table(long))
+        "clip' (Eq. 1 on the test set): teacher_correct pools all test clips; "
+        "teacher_correct_within_video ranks each video's clips against each other only and "
+        "averages over the videos (unweighted; videos whose clips are all right or all wrong "
+        "skipped"
+        + _within_counts(long)
+        + "). On the synthetic dataset also for 'clean' against each ambiguity kind of the "
+        "manifest. Each method's own ranking score; the teacher's max-softmax is a reference. "
+        "Folds averaged.\n\n" + _fmt(auroc_table(long))
     )
     extra = auroc_table(long, primary_only=False)
     extra = extra[[i[2] != "teacher" for i in extra.index]]
