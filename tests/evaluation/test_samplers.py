@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from condi.evaluation.grid import Videos, baseline_rows, student_rows
-from condi.evaluation.metrics import auroc
 from condi.evaluation.samplers import equidistant, prefix_means, split_prediction
+from condi.metrics import auroc
 
 BIG = 8.0
 

@@ -13,11 +13,12 @@ import torch
 import yaml
 
 from condi.data.index import INDEX_COLUMNS, write_index
+from condi.data.indexed import load_data
 from condi.evaluation.run import clip_scores, evaluate, save_scores
 from condi.evaluation.timing import configurations, run_timing
 from condi.models import build_model, build_student
+from condi.models.checkpoint import save_model
 from condi.models.complexity import multiply_adds
-from condi.training.common import load_data, save_model
 
 REPO = Path(__file__).resolve().parents[2]
 C, L, S, CROP = 3, 4, 10, 8
@@ -125,7 +126,7 @@ def artefacts(tmp_path_factory):
 
 
 def _models(a):
-    from condi.training.common import load_model
+    from condi.models.checkpoint import load_model
 
     teacher, _ = load_model(a["teacher"])
     students = {m: load_model(p)[0] for m, p in a["students"].items()}

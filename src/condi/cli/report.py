@@ -96,11 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_timing(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from condi.data.indexed import load_data
     from condi.evaluation.run import load_scores, scores_by_method
     from condi.evaluation.timing import TIMING_COLUMNS, run_timing
     from condi.io import write_csv
-    from condi.training.common import load_data, load_model
-    from condi.training.runtime import setup
+    from condi.models.checkpoint import load_model
+    from condi.runtime import setup
 
     ctx = stage_context(args)
     params, tcfg = ctx.params, ctx.params["timing"]

@@ -25,9 +25,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from condi.evaluation.metrics import softmax_np  # noqa: E402
 from condi.evaluation.samplers import ranked  # noqa: E402
-from condi.evaluation.scores import sigmoid  # noqa: E402
+from condi.metrics import softmax_np  # noqa: E402
+from condi.scores import sigmoid  # noqa: E402
 
 FORMATS = ("png", "svg")
 STYLE = {

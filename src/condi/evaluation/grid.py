@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.metrics import auroc, softmax_np
 from condi.evaluation.samplers import (
     equidistant,
     prefix_means,
@@ -23,7 +22,8 @@ from condi.evaluation.samplers import (
     ranked,
     split_prediction,
 )
-from condi.evaluation.scores import RANKING, student_clip_scores
+from condi.metrics import auroc, softmax_np
+from condi.scores import RANKING, student_clip_scores
 
 BASELINES = ("random", "equidistant", "dense", "oracle")
 

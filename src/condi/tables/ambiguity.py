@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.metrics import auroc, softmax_np
-from condi.evaluation.scores import RANKING, student_clip_scores
 from condi.io import write_csv, write_text
-from condi.training.pseudo_labels import eq1_labels
+from condi.metrics import auroc, eq1_labels, softmax_np
+from condi.scores import RANKING, student_clip_scores
 
 COLUMNS = [
     "dataset",

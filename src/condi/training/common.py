@@ -1,4 +1,5 @@
-"""Pieces shared by the teacher and student trainers: data, the epoch step, checkpoints."""
+"""Pieces shared by the teacher and student trainers: the training batches, the epoch step and
+the trained checkpoint."""
 
 from __future__ import annotations
 
@@ -6,61 +7,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from condi.data.dataset import ClipDataset
-from condi.data.index import read_index
-from condi.io import load_npy, load_torch, plain_data, save_torch
+from condi.data.indexed import IndexedData
+from condi.models.checkpoint import save_model
 from condi.training.distributed import DistInfo, GlobalBatchSampler
 
 log = logging.getLogger(__name__)
-
-
-TIMING_KEYS = ("clips_per_s", "epoch_time_s")
-
-
-@dataclass
-class IndexedData:
-    """An index (one row per clip) with its metadata and clip cache."""
-
-    index: pd.DataFrame
-    meta: dict[str, Any]
-    cache_path: str
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.meta["num_classes"])
-
-    def rows(self, split: str) -> np.ndarray:
-        return np.flatnonzero(self.index["split"].to_numpy() == split)
-
-    def labels(self, rows: np.ndarray) -> np.ndarray:
-        return self.index["label"].to_numpy()[rows]
-
-    def video_ids(self, rows: np.ndarray) -> np.ndarray:
-        return self.index["video_id"].to_numpy()[rows]
-
-
-def load_data(index_path: str | Path, cache_path: str | Path) -> IndexedData:
-    df, meta = read_index(index_path)
-    cache_path = Path(cache_path)
-    if not cache_path.is_file():
-        raise FileNotFoundError(f"{cache_path}: clip cache not found (run `condi data cache`)")
-    arr = load_npy(cache_path, mmap_mode="r")
-    if arr.shape[0] != len(df):
-        raise ValueError(
-            f"{cache_path}: clip cache has {arr.shape[0]} clips but {index_path} lists {len(df)}"
-        )
-    return IndexedData(df, meta, str(cache_path))
 
 
 def train_loader(
@@ -138,31 +99,6 @@ def run_epoch(
     return metrics
 
 
-def save_model(
-    path: str | Path,
-    model: nn.Module | dict,
-    *,
-    role: str,
-    arch: str,
-    kwargs: dict,
-    num_classes: int,
-    **info: Any,
-) -> None:
-    """A condi checkpoint: ``{'model': state_dict, 'role', 'arch', 'kwargs', 'num_classes', ...}``,
-    tensors and plain types only (NumPy scalars become numbers), so that it loads with
-    ``weights_only`` (:func:`condi.io.load_torch`)."""
-    state = model if isinstance(model, dict) else model.state_dict()
-    if "history" in info:  # timings vary run to run: keep them in MLflow, not in the weights file
-        info["history"] = [
-            {k: v for k, v in h.items() if k not in TIMING_KEYS} for h in info["history"]
-        ]
-    meta = plain_data(
-        {"role": role, "arch": arch, "kwargs": kwargs, "num_classes": num_classes, **info},
-        "checkpoint",
-    )
-    save_torch({"model": state, **meta}, path)
-
-
 def save_trained(
     out_path: str | Path, result: Any, spec: dict, data: IndexedData, role: str, **info: Any
 ) -> None:
@@ -182,23 +118,3 @@ def save_trained(
         **info,
     )
     state_path_for(out_path).unlink(missing_ok=True)
-
-
-def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model from a condi checkpoint written by :func:`save_model`. The file is read
-    with ``weights_only`` (:func:`condi.io.load_torch`): one that holds anything but tensors and
-    plain data raises :class:`condi.io.UnsafeFileError` naming it, and nothing in it runs."""
-    from condi.models import build_model, build_student
-
-    ckpt = load_torch(path)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
-        raise ValueError(f"{path}: not a condi checkpoint (expected keys 'model' and 'arch')")
-    if role is not None and ckpt.get("role") != role:
-        raise ValueError(f"{path}: expected a {role} checkpoint, got {ckpt.get('role')!r}")
-    builder = build_student if ckpt["role"] == "student" else build_model
-    model = builder(ckpt["arch"], ckpt["num_classes"], **ckpt["kwargs"])
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit {ckpt['arch']}: {exc}") from exc
-    return model, ckpt

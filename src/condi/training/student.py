@@ -17,14 +17,15 @@ import numpy as np
 import torch
 
 from condi import losses
-from condi.evaluation.metrics import auroc, softmax_np, video_accuracy
-from condi.evaluation.scores import ranking_score
+from condi.data.indexed import IndexedData
+from condi.inference import forward_rows
+from condi.metrics import auroc, softmax_np, video_accuracy
 from condi.models import build_student, load_pretrained
-from condi.training.common import IndexedData, run_epoch, save_trained, train_loader
+from condi.runtime import setup
+from condi.scores import ranking_score
+from condi.training.common import run_epoch, save_trained, train_loader
 from condi.training.distributed import device_for, init_distributed, wrap
-from condi.training.inference import forward_rows
 from condi.training.loop import fit, params_hash, state_path_for
-from condi.training.runtime import setup
 from condi.training.schedule import set_lrs, student_lrs, student_optimizer
 
 log = logging.getLogger(__name__)

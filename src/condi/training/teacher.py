@@ -10,20 +10,15 @@ from typing import Any
 import numpy as np
 import torch.nn.functional as F
 
-from condi.evaluation.metrics import softmax_np, video_accuracy
+from condi.data.indexed import IndexedData
+from condi.inference import forward_rows
+from condi.metrics import softmax_np, video_accuracy
 from condi.models import build_model, load_pretrained
-from condi.training.common import (
-    IndexedData,
-    load_model,
-    run_epoch,
-    save_model,
-    save_trained,
-    train_loader,
-)
+from condi.models.checkpoint import load_model, save_model
+from condi.runtime import setup
+from condi.training.common import run_epoch, save_trained, train_loader
 from condi.training.distributed import device_for, init_distributed, wrap
-from condi.training.inference import forward_rows
 from condi.training.loop import fit, params_hash, state_path_for
-from condi.training.runtime import setup
 from condi.training.schedule import set_lrs, teacher_lr, teacher_optimizer
 
 log = logging.getLogger(__name__)

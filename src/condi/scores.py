@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from condi.evaluation.metrics import softmax_np
+from condi.metrics import softmax_np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
