@@ -16,6 +16,7 @@ from condi.data.index import INDEX_COLUMNS, write_index
 from condi.data.indexed import load_data
 from condi.evaluation.run import clip_scores, evaluate, save_scores
 from condi.evaluation.timing import configurations, run_timing
+from condi.methods import TIMED_METHODS
 from condi.models import build_model, build_student
 from condi.models.checkpoint import save_model
 from condi.models.complexity import multiply_adds
@@ -25,7 +26,7 @@ C, L, S, CROP = 3, 4, 10, 8
 TEST_LENGTHS = [2, 5, 7, 1, 4, 8]
 TEACHER_KW = {"layers": [1, 1, 1, 1], "base_width": 8, "cardinality": 4, "stem_width": 8}
 STUDENT_KW = {"width_mult": 0.25}
-METHODS = ("condi_sr", "bce_conf", "st_ent")
+METHODS = TIMED_METHODS
 
 
 def params_dict() -> dict:

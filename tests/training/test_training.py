@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from condi.data.indexed import load_data
+from condi.methods import METHODS
 from condi.metrics import eq1_labels
 from condi.models.checkpoint import load_model
 from condi.training.loop import state_path_for
@@ -15,7 +16,7 @@ from condi.training.pseudo_labels import (
     load_pseudo_labels,
     save_pseudo_labels,
 )
-from condi.training.student import METHODS, train_student
+from condi.training.student import train_student
 from condi.training.teacher import train_teacher
 from tests.conftest import tiny_params
 

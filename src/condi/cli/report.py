@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from condi.cli.common import add_stage, stage_context
+from condi.methods import TIMED_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         default=[],
-        help="student checkpoints (Table IV: condi_sr bce_conf st_ent); each names its method",
+        help=f"student checkpoints (Table IV: {' '.join(TIMED_METHODS)}); each names its method",
     )
     t.add_argument("--teacher-scores", type=Path, default=None, help="cross-check top1_grid")
     t.add_argument("--student-scores", nargs="*", type=Path, default=[], help="likewise")

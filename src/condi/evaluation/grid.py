@@ -22,8 +22,9 @@ from condi.evaluation.samplers import (
     ranked,
     split_prediction,
 )
+from condi.methods import get_method
 from condi.metrics import auroc, softmax_np
-from condi.scores import RANKING, student_clip_scores
+from condi.scores import student_clip_scores
 
 BASELINES = ("random", "equidistant", "dense", "oracle")
 
@@ -132,7 +133,7 @@ def student_rows(
     at ``split_k`` for every Ks in ``split_ks``."""
     t_probs = softmax_np(teacher_logits.astype(np.float64))
     scores = student_clip_scores(student_logits, confidence_logit)
-    score = scores[RANKING[method]]
+    score = scores[get_method(method).ranking]
     orders = [ranked(score[sl]) for sl in videos.slices]
     rows = _rows_for_orders(method, orders, t_probs, videos, ks)
     roc = auroc(score, z_test)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from condi.io import write_csv, write_text
+from condi.methods import METHODS
 
 KEY = ["dataset", "fold", "teacher", "student", "method", "K", "Ks"]
 LONG_COLUMNS = KEY + [
@@ -23,14 +24,12 @@ LONG_COLUMNS = KEY + [
     "detach_confidence",
     "seed",
 ]
+# the baselines, the students (ConDi-SR last, next to its split), dense
 METHOD_ORDER = [
     "oracle",
     "random",
     "equidistant",
-    "bce_conf",
-    "st_ent",
-    "st_conf",
-    "maxprob",
+    *(m for m in METHODS if m != "condi_sr"),
     "condi_sr",
     "condi_sr_split",
     "dense",

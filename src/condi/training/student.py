@@ -19,6 +19,7 @@ import torch
 from condi import losses
 from condi.data.indexed import IndexedData
 from condi.inference import forward_rows
+from condi.methods import get_method
 from condi.metrics import auroc, softmax_np, video_accuracy
 from condi.models import build_student, load_pretrained
 from condi.runtime import setup
@@ -29,8 +30,6 @@ from condi.training.loop import fit, params_hash, state_path_for
 from condi.training.schedule import set_lrs, student_lrs, student_optimizer
 
 log = logging.getLogger(__name__)
-
-METHODS = ("condi_sr", "bce_conf", "st_ent", "st_conf", "maxprob")
 
 
 def _lookup(n_rows: int, pl: dict[str, np.ndarray]) -> np.ndarray:
@@ -47,7 +46,9 @@ def make_step(
     pos: torch.Tensor,
     extra_state: dict[str, Any],
 ):
-    """The per-batch loss of ``method``; ``rows`` index the teacher's logits and z (Eq. 1)."""
+    """The per-batch loss of ``method`` (a name of :mod:`condi.methods`' registry, else
+    ``ValueError``); ``rows`` index the teacher's logits and z (Eq. 1)."""
+    get_method(method)
     c = params["condi"]
     tau, lam, mu = c["tau"], c["lam"], c["mu"]
 
@@ -73,7 +74,7 @@ def make_step(
             beta.update(float(l_c.detach()))
             extra_state["beta"] = beta.beta
             return loss, {"conf_loss": float(l_c.detach()), "beta": beta.beta}
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+        raise ValueError(f"method {method!r} is registered but has no training objective here")
 
     return step
 
@@ -89,8 +90,7 @@ def train_student(
 ) -> dict[str, Any]:
     """Distil student ``student`` with objective ``method`` from the teacher whose Eq. 1 labels
     and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    get_method(method)  # a registered method (ValueError naming the known ones otherwise)
     spec = params["students"][student]
     cfg = params["training"]["student"]
     c = params["condi"]
