@@ -20,7 +20,7 @@ from condi.config import load_params
 from condi.data.indexed import load_data
 from condi.models import build_model
 from condi.runtime import setup
-from condi.training.common import train_loader
+from condi.training.trainer import train_loader
 
 
 def main() -> None:
