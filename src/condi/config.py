@@ -181,18 +181,3 @@ def check_dataset_roots(
             missing.append(f"{source}: datasets.{name}.root: directory {root} {what}")
     if missing:
         raise ConfigError("\n".join(missing))
-
-
-def dataset(params: dict[str, Any], name: str) -> dict[str, Any]:
-    try:
-        return params["datasets"][name]
-    except KeyError:
-        raise ConfigError(f"params: datasets.{name}: no such dataset") from None
-
-
-def model_spec(params: dict[str, Any], role: str, name: str) -> dict[str, Any]:
-    """``role`` is ``teachers`` or ``students``."""
-    try:
-        return params[role][name]
-    except KeyError:
-        raise ConfigError(f"params: {role}.{name}: no such model") from None

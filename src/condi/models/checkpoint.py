@@ -39,8 +39,6 @@ from torch import nn
 from condi.io import load_torch, plain_data, save_torch
 from condi.models.student import StudentModel
 
-StateDict = Mapping[str, torch.Tensor]
-
 # history entries that vary run to run: kept in MLflow, not in the weights file
 TIMING_KEYS = ("clips_per_s", "epoch_time_s")
 
