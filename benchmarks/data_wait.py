@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from condi.config import load_params
+from condi.data.indexed import load_data
 from condi.models import build_model
-from condi.training.common import load_data, train_loader
-from condi.training.runtime import setup
+from condi.runtime import setup
+from condi.training.trainer import train_loader
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def time_ratio(args, params, data, device) -> list[dict]:
         summarise,
         time_videos,
     )
-    from condi.training.common import load_model
+    from condi.models.checkpoint import load_model
 
     rows = data.rows("test")
     test = data.index.iloc[rows].reset_index(drop=True)
@@ -193,9 +193,9 @@ def grid_time(args, params) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from condi.config import load_params
+    from condi.data.indexed import load_data
     from condi.evaluation.timing import device_name
-    from condi.training.common import load_data
-    from condi.training.runtime import setup
+    from condi.runtime import setup
 
     args = parse(argv)
     params = load_params(args.params)

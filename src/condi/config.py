@@ -1,7 +1,10 @@
 """Loading and validating ``params.yaml`` against ``workflow/schemas/params.schema.yaml``.
 
 The same JSON schema is used by Snakemake's ``validate`` and by every ``condi`` command, so a
-wrong value stops a run before any work starts, with a message naming the key.
+wrong value stops a run before any work starts, with a message naming the key. The allowed
+student methods are the registry's (:mod:`condi.methods`): :func:`load_schema` adds them (the
+workflow validates again with :func:`validate`, so Snakemake's check of the file alone, which
+accepts any method name, is not the last word).
 """
 
 from __future__ import annotations
@@ -35,8 +38,14 @@ def schema_path() -> Path:
 
 
 def load_schema() -> dict[str, Any]:
+    """The params schema, with the allowed student methods (``$defs.method``) taken from the
+    registry (:data:`condi.methods.METHODS`)."""
+    from condi.methods import METHODS
+
     with open(schema_path()) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    schema["$defs"]["method"]["enum"] = list(METHODS)
+    return schema
 
 
 def _extend_with_defaults(validator_class):
@@ -172,18 +181,3 @@ def check_dataset_roots(
             missing.append(f"{source}: datasets.{name}.root: directory {root} {what}")
     if missing:
         raise ConfigError("\n".join(missing))
-
-
-def dataset(params: dict[str, Any], name: str) -> dict[str, Any]:
-    try:
-        return params["datasets"][name]
-    except KeyError:
-        raise ConfigError(f"params: datasets.{name}: no such dataset") from None
-
-
-def model_spec(params: dict[str, Any], role: str, name: str) -> dict[str, Any]:
-    """``role`` is ``teachers`` or ``students``."""
-    try:
-        return params[role][name]
-    except KeyError:
-        raise ConfigError(f"params: {role}.{name}: no such model") from None

@@ -14,9 +14,9 @@ from condi.evaluation.grid import (
     student_grid,
     student_rows,
 )
-from condi.evaluation.metrics import auroc
 from condi.evaluation.run import evaluate_grid
 from condi.evaluation.samplers import equidistant, prefix_means, split_prediction
+from condi.metrics import auroc
 
 BIG = 8.0
 

@@ -177,7 +177,7 @@ def test_within_video_auroc_by_hand():
     assert value == pytest.approx((1.0 + 0.375) / 2)  # each video counts once
     assert (n_videos, n_pos, n_neg) == (2, 3, 4)
     # the pooled AUROC of the same clips is another number
-    from condi.evaluation.metrics import auroc
+    from condi.metrics import auroc
 
     assert auroc(score, right) != pytest.approx(value)
     assert math.isnan(ambiguity.within_video_auroc(score[:1], right[:1], video[:1])[0])

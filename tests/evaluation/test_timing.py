@@ -14,18 +14,20 @@ import torch
 import yaml
 
 from condi.data.index import INDEX_COLUMNS, write_index
+from condi.data.indexed import load_data
 from condi.evaluation.run import clip_scores, evaluate, save_scores
 from condi.evaluation.timing import configurations, run_timing
+from condi.methods import TIMED_METHODS
 from condi.models import build_model, build_student
+from condi.models.checkpoint import save_model
 from condi.models.complexity import multiply_adds
-from condi.training.common import load_data, save_model
 
 REPO = Path(__file__).resolve().parents[2]
 C, L, S, CROP = 3, 4, 10, 8
 TEST_LENGTHS = [2, 5, 7, 1, 4, 8]
 TEACHER_KW = {"layers": [1, 1, 1, 1], "base_width": 8, "cardinality": 4, "stem_width": 8}
 STUDENT_KW = {"width_mult": 0.25}
-METHODS = ("condi_sr", "bce_conf", "st_ent")
+METHODS = TIMED_METHODS
 
 
 def params_dict() -> dict:
@@ -132,7 +134,7 @@ def artefacts(tmp_path_factory):
 
 
 def _models(a):
-    from condi.training.common import load_model
+    from condi.models.checkpoint import load_model
 
     teacher, _ = load_model(a["teacher"])
     students = {m: load_model(p)[0] for m, p in a["students"].items()}

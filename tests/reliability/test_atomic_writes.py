@@ -206,7 +206,7 @@ def test_training_crash_while_saving_its_state_keeps_the_last_epoch(
 ):
     """A crash while epoch 2's state is written leaves epoch 1's state whole; the re-run
     resumes from it, and removes the temporaries a SIGKILL mid-save would have left."""
-    from condi.training.common import load_data
+    from condi.data.indexed import load_data
     from condi.training.teacher import train_teacher
 
     _, index, cache = tiny_data
@@ -243,7 +243,7 @@ def test_training_crash_while_saving_its_state_keeps_the_last_epoch(
 
 def test_truncated_training_state_is_not_resumed(tiny_data, tmp_path, caplog):
     """A state file damaged outside condi is reported and training starts over."""
-    from condi.training.common import load_data
+    from condi.data.indexed import load_data
     from condi.training.teacher import train_teacher
 
     _, index, cache = tiny_data

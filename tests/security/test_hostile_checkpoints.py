@@ -16,7 +16,7 @@ import torch
 from condi.cli import main
 from condi.io import UnsafeFileError, load_torch, plain_data
 from condi.models import load_pretrained, model_from_checkpoint
-from condi.training.common import load_model
+from condi.models.checkpoint import load_model
 from condi.training.loop import state_path_for
 from tests.security.conftest import PARAMS, Payload, hostile_checkpoint, payload_is_live
 

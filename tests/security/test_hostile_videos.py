@@ -21,7 +21,7 @@ from condi.data import video as video_mod
 from condi.data.synthetic import encode_avi
 from condi.evaluation import predict as predict_mod
 from condi.models import build_model, build_student
-from condi.training.common import save_model
+from condi.models.checkpoint import save_model
 from tests.security.conftest import PARAMS
 
 KW = {"layers": [1, 1, 1, 1], "base_width": 8, "cardinality": 4}

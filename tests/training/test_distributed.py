@@ -10,10 +10,11 @@ import pytest
 import torch
 import yaml
 
+from condi.data.indexed import load_data
 from condi.models import build_model
-from condi.training.common import load_data, load_model
+from condi.models.checkpoint import load_model
+from condi.runtime import seed_everything
 from condi.training.distributed import GlobalBatchSampler
-from condi.training.runtime import seed_everything
 from condi.training.teacher import train_teacher
 from tests.conftest import tiny_params
 

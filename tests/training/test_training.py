@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from condi.training.common import load_data, load_model
+from condi.data.indexed import load_data
+from condi.methods import METHODS
+from condi.metrics import eq1_labels
+from condi.models.checkpoint import load_model
 from condi.training.loop import state_path_for
 from condi.training.pseudo_labels import (
     compute_pseudo_labels,
     crossfit_folds,
-    eq1_labels,
     load_pseudo_labels,
     save_pseudo_labels,
 )
-from condi.training.student import METHODS, train_student
+from condi.training.student import train_student
 from condi.training.teacher import train_teacher
 from tests.conftest import tiny_params
 

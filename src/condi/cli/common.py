@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from condi.config import ConfigError
+from condi.methods import METHODS
 
 WILDCARD_HELP = {
     "dataset": "dataset name (a key of params.yaml datasets)",
     "fold": "official split / fold",
     "teacher": "teacher name (a key of params.yaml teachers)",
     "student": "student name (a key of params.yaml students)",
-    "method": "student objective (docs/method.md, section 3)",
+    "method": "student objective (docs/method.md, section 3): " + " | ".join(METHODS),
     "source": "ablation: Eq. 1 pseudo-label source (train | crossfit)",
     "detach": "ablation: detach z~ in Eq. 5's target (false | true)",
     "seed": "ablation: the student's seed",

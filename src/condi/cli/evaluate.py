@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
+    from condi.data.indexed import load_data
     from condi.evaluation.run import clip_scores, save_scores
-    from condi.training.common import load_data
 
     ctx = stage_context(args)
     data = load_data(args.index, args.cache)

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from condi.config import load_params
     from condi.evaluation.predict import Prediction, predict_video, printable
-    from condi.training.common import load_model
-    from condi.training.runtime import setup
+    from condi.models.checkpoint import load_model
+    from condi.runtime import setup
 
     if args.k < 1 or args.ks < 0 or args.ks > args.k:
         raise ValueError(f"--k must be >= 1 and 0 <= --ks <= --k, got k={args.k}, ks={args.ks}")

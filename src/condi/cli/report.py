@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from condi.cli.common import add_stage, stage_context
+from condi.methods import TIMED_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         default=[],
-        help="student checkpoints (Table IV: condi_sr bce_conf st_ent); each names its method",
+        help=f"student checkpoints (Table IV: {' '.join(TIMED_METHODS)}); each names its method",
     )
     t.add_argument("--teacher-scores", type=Path, default=None, help="cross-check top1_grid")
     t.add_argument("--student-scores", nargs="*", type=Path, default=[], help="likewise")
@@ -96,11 +97,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_timing(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from condi.data.indexed import load_data
     from condi.evaluation.run import load_scores, scores_by_method
     from condi.evaluation.timing import TIMING_COLUMNS, run_timing
     from condi.io import write_csv
-    from condi.training.common import load_data, load_model
-    from condi.training.runtime import setup
+    from condi.models.checkpoint import load_model
+    from condi.runtime import setup
 
     ctx = stage_context(args)
     params, tcfg = ctx.params, ctx.params["timing"]

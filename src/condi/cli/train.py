@@ -50,7 +50,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    from condi.training.common import load_data
+    from condi.data.indexed import load_data
     from condi.training.teacher import train_teacher
 
     ctx = stage_context(args)
@@ -63,7 +63,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_pseudo_labels(args: argparse.Namespace) -> int:
-    from condi.training.common import load_data, load_model
+    from condi.data.indexed import load_data
+    from condi.models.checkpoint import load_model
     from condi.training.pseudo_labels import compute_pseudo_labels, save_pseudo_labels, summary
 
     ctx = stage_context(args)
@@ -81,7 +82,7 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_student(args: argparse.Namespace) -> int:
-    from condi.training.common import load_data
+    from condi.data.indexed import load_data
     from condi.training.pseudo_labels import load_pseudo_labels
     from condi.training.student import train_student
 

@@ -25,20 +25,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from condi.evaluation.metrics import softmax_np  # noqa: E402
 from condi.evaluation.samplers import ranked  # noqa: E402
-from condi.evaluation.scores import sigmoid  # noqa: E402
+from condi.methods import METHOD_REGISTRY  # noqa: E402
+from condi.metrics import softmax_np  # noqa: E402
+from condi.scores import sigmoid  # noqa: E402
 
 FORMATS = ("png", "svg")
+# line styles in legend order; a student method's label is its registry label (condi.methods)
 STYLE = {
     "oracle": dict(color="0.45", ls="--", marker="", label="Oracle"),
     "random": dict(color="tab:gray", ls="-", marker="o", label="Random (mean, ±1 std)"),
     "equidistant": dict(color="tab:brown", ls="-", marker="s", label="Equidistant"),
-    "bce_conf": dict(color="tab:orange", ls="-", marker="^", label="BCE-Conf"),
-    "st_ent": dict(color="tab:green", ls="-", marker="v", label="ST-Ent"),
-    "st_conf": dict(color="tab:purple", ls="-", marker="D", label="ST-Conf"),
-    "maxprob": dict(color="tab:pink", ls="-", marker="P", label="MaxProb"),
-    "condi_sr": dict(color="tab:red", ls="-", marker="o", label="ConDi-SR", lw=2.4),
+    "bce_conf": dict(color="tab:orange", ls="-", marker="^"),
+    "st_ent": dict(color="tab:green", ls="-", marker="v"),
+    "st_conf": dict(color="tab:purple", ls="-", marker="D"),
+    "maxprob": dict(color="tab:pink", ls="-", marker="P"),
+    "condi_sr": dict(color="tab:red", ls="-", marker="o", lw=2.4),
     "condi_sr_split": dict(color="tab:blue", ls=":", marker="x", label="ConDi-SR split"),
     "dense": dict(color="black", ls="-.", marker="*", label="Dense (all clips)"),
 }
@@ -71,7 +73,10 @@ def save(fig: plt.Figure, out_dir: str | Path, stem: str) -> list[Path]:
 
 
 def _style(method: str) -> dict:
-    return dict(STYLE.get(method, dict(ls="-", marker=".", label=method)))
+    style = dict(STYLE.get(method, dict(ls="-", marker=".")))
+    reg = METHOD_REGISTRY.get(method)
+    style.setdefault("label", reg.label if reg else method)
+    return style
 
 
 def accuracy_vs_k(table3: pd.DataFrame, out_dir: str | Path) -> list[Path]:

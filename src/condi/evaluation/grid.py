@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.metrics import auroc, softmax_np
 from condi.evaluation.samplers import (
     equidistant,
     prefix_means,
@@ -31,7 +30,9 @@ from condi.evaluation.samplers import (
     ranked,
     split_prediction,
 )
-from condi.evaluation.scores import RANKING, student_clip_scores
+from condi.methods import get_method
+from condi.metrics import auroc, softmax_np
+from condi.scores import student_clip_scores
 
 BASELINES = ("random", "equidistant", "dense", "oracle")
 PER_VIDEO_COLUMNS = ["method", "K", "Ks", "random_seed", "video_id", "correct"]
@@ -200,7 +201,7 @@ def student_grid(
     at ``split_k`` for every Ks in ``split_ks``: ``(rows, per-video rows)``."""
     t_probs = softmax_np(teacher_logits.astype(np.float64))
     scores = student_clip_scores(student_logits, confidence_logit)
-    score = scores[RANKING[method]]
+    score = scores[get_method(method).ranking]
     orders = [ranked(score[sl]) for sl in videos.slices]
     rows = _rows_for_orders(method, orders, t_probs, videos, ks)
     roc = auroc(score, z_test)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from condi.evaluation.metrics import softmax_np
 from condi.evaluation.samplers import split_choice, split_prediction
-from condi.evaluation.scores import entropy_np, sigmoid
+from condi.metrics import softmax_np
+from condi.scores import entropy_np, sigmoid
 
 
 @dataclass

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from condi.data.indexed import IndexedData
 from condi.evaluation.grid import Videos, baseline_grid, student_accuracy, student_grid
+from condi.inference import forward_rows
 from condi.io import atomic_path
-from condi.training.common import IndexedData, load_model
-from condi.training.inference import forward_rows
-from condi.training.pseudo_labels import eq1_labels
-from condi.training.runtime import setup
+from condi.metrics import eq1_labels
+from condi.models.checkpoint import load_model
+from condi.runtime import setup
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ What is timed, per test video and per configuration (method, K, Ks), with
 * ``dense``: the teacher over all N clips (batched), softmax probabilities averaged;
 * ``equidistant``: the teacher over the K equidistant clips (no student);
 * ``condi_sr`` / ``bce_conf`` / ``st_ent``: the student over all N clips (batched), its
-  ranking score (``condi.evaluation.scores.RANKING``), then the teacher over the top K clips
+  ranking score (``ranking`` in :mod:`condi.methods`), then the teacher over the top K clips
   (batched), averaged;
 * ``condi_sr_split``: the student over all N clips; the Ks lowest-entropy clips are classified
   by the student itself and the teacher sees K - Ks clips (SPEC 4, paper Fig. 2c).
 
 Clip selection and aggregation call the very functions of the evaluation grid
-(:mod:`condi.evaluation.samplers`, :mod:`condi.evaluation.scores`), so the accuracy equals
+(:mod:`condi.evaluation.samplers`, :mod:`condi.scores`), so the accuracy equals
 Table III's for the same K, given the same per-clip outputs (up to floating-point differences
 of batched forward passes, which the optional cross-check against the stored scores reports
 in ``top1_grid``). When K >= N every method is dense on that video (SPEC 3) and the student is
@@ -48,16 +48,15 @@ from torch import nn
 
 from condi.data.dataset import ClipDataset
 from condi.evaluation.grid import Videos
-from condi.evaluation.metrics import softmax_np
 from condi.evaluation.samplers import equidistant, prefix_means, ranked, split_prediction
-from condi.evaluation.scores import RANKING, student_clip_scores
+from condi.methods import METHOD_REGISTRY, get_method
+from condi.metrics import softmax_np
 from condi.models import autocast_context, to_channels_last_3d
 from condi.models.complexity import multiply_adds
+from condi.scores import student_clip_scores
 
 log = logging.getLogger(__name__)
 
-# Student-ranked methods that Table IV times (SPEC 6); others work too if given a checkpoint.
-TABLE4_STUDENT_METHODS = ("condi_sr", "bce_conf", "st_ent")
 ALL_K = "All"
 
 TIMING_COLUMNS = [
@@ -129,8 +128,8 @@ def configurations(
     out = [Config("dense")]
     out += [Config("equidistant", int(k)) for k in ks]
     for m in student_methods:
-        if m not in RANKING or m == "condi_sr_split":
-            raise ValueError(f"{m}: not a student-ranked method; known: {sorted(RANKING)}")
+        if m not in METHOD_REGISTRY:
+            raise ValueError(f"{m}: not a student-ranked method; known: {sorted(METHOD_REGISTRY)}")
         out += [Config(m, int(k)) for k in ks]
     if "condi_sr" in student_methods and split_k is not None:
         out += [Config("condi_sr_split", int(split_k), int(s)) for s in split_ks]
@@ -237,7 +236,7 @@ class VideoRunner:
                 t_probs, s_probs, scores["z_tilde"], scores["entropy"], k, cfg.ks or 0
             )
             return Outcome(p, len(t_used), n)
-        order = ranked(scores[RANKING[cfg.method]])[:k]
+        order = ranked(scores[get_method(cfg.method).ranking])[:k]
         probs = self._teacher_probs(x[torch.from_numpy(order)])
         return Outcome(prefix_means(probs, np.arange(k))[-1], k, n)
 
@@ -429,9 +428,10 @@ def run_timing(
     student_scores: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time every configuration on the test videos of ``data``
-    (:class:`condi.training.common.IndexedData`). Returns ``(summary, per_video)``.
+    (:class:`condi.data.indexed.IndexedData`). Returns ``(summary, per_video)``.
 
-    ``students`` maps method -> student model (for :data:`TABLE4_STUDENT_METHODS`; a
+    ``students`` maps method -> student model (Table IV's: :data:`condi.methods.TIMED_METHODS`;
+    any registered method works; a
     ``condi_sr`` student adds the Ks split at ``evaluation.Ks_K``). With stored scores, the
     grid's accuracy on the same videos is added as ``top1_grid``.
     """

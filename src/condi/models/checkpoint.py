@@ -1,6 +1,14 @@
-"""Loading weights: Efficient-3DCNNs, VMZ/torchvision/PyTorchVideo and condi checkpoints.
+"""Checkpoints: condi's own format (written by :func:`save_model`, read back by
+:func:`load_model`) and loading weights from Efficient-3DCNNs, VMZ/torchvision/PyTorchVideo
+and condi checkpoints into a model (:func:`load_pretrained`).
 
-Accepted inputs (a path or an already loaded object):
+A condi checkpoint is ``{'model': state_dict, 'role': 'teacher' | 'student', 'arch': str,
+'kwargs': dict, 'num_classes': int, ...}`` (plus ``class_names``, ``history``, ``method``...),
+tensors and plain types only, so every file is read with ``weights_only``
+(:func:`condi.io.load_torch`): one holding anything else raises
+:class:`condi.io.UnsafeFileError` naming it, and nothing in it runs.
+
+:func:`load_pretrained` accepts (a path or an already loaded object):
 
 * Efficient-3DCNNs ``{'epoch', 'arch', 'state_dict', 'optimizer', 'best_prec1'}`` saved from an
   ``nn.DataParallel`` model (keys start with ``module.``; ``reference/state_dicts/README.md``);
@@ -22,14 +30,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from condi.io import load_torch, plain_data, save_torch
 from condi.models.student import StudentModel
 
-StateDict = Mapping[str, torch.Tensor]
+# history entries that vary run to run: kept in MLflow, not in the weights file
+TIMING_KEYS = ("clips_per_s", "epoch_time_s")
 
 
 @dataclass
@@ -55,8 +66,6 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     """A checkpoint file, read by :func:`condi.io.load_torch`: on the CPU, ``weights_only``
     (tensors, plain containers, NumPy scalars/arrays), never an arbitrary object: a file that
     holds one raises :class:`condi.io.UnsafeFileError` naming it."""
-    from condi.io import load_torch
-
     return load_torch(path)
 
 
@@ -175,7 +184,7 @@ def model_from_checkpoint(
     """Rebuild and load a model from a condi checkpoint (``arch``, ``kwargs``, ``num_classes``).
 
     ``student=None`` decides from the checkpoint's ``role`` (``student``/``teacher``, as
-    ``condi.training.common.save_model`` writes it), else from the keys (``confidence.*``).
+    :func:`save_model` writes it), else from the keys (``confidence.*``).
     """
     from condi.models import build_model, build_student
 
@@ -194,3 +203,48 @@ def model_from_checkpoint(
     model = builder(obj["arch"], int(obj["num_classes"]), **kwargs)
     load_pretrained(model, obj)
     return model
+
+
+def save_model(
+    path: str | Path,
+    model: nn.Module | dict,
+    *,
+    role: str,
+    arch: str,
+    kwargs: dict,
+    num_classes: int,
+    **info: Any,
+) -> None:
+    """A condi checkpoint: ``{'model': state_dict, 'role', 'arch', 'kwargs', 'num_classes', ...}``,
+    tensors and plain types only (NumPy scalars become numbers), so that it loads with
+    ``weights_only`` (:func:`condi.io.load_torch`)."""
+    state = model if isinstance(model, dict) else model.state_dict()
+    if "history" in info:  # timings vary run to run: keep them in MLflow, not in the weights file
+        info["history"] = [
+            {k: v for k, v in h.items() if k not in TIMING_KEYS} for h in info["history"]
+        ]
+    meta = plain_data(
+        {"role": role, "arch": arch, "kwargs": kwargs, "num_classes": num_classes, **info},
+        "checkpoint",
+    )
+    save_torch({"model": state, **meta}, path)
+
+
+def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a condi checkpoint written by :func:`save_model`. The file is read
+    with ``weights_only`` (:func:`condi.io.load_torch`): one that holds anything but tensors and
+    plain data raises :class:`condi.io.UnsafeFileError` naming it, and nothing in it runs."""
+    from condi.models import build_model, build_student
+
+    ckpt = load_torch(path)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
+        raise ValueError(f"{path}: not a condi checkpoint (expected keys 'model' and 'arch')")
+    if role is not None and ckpt.get("role") != role:
+        raise ValueError(f"{path}: expected a {role} checkpoint, got {ckpt.get('role')!r}")
+    builder = build_student if ckpt["role"] == "student" else build_model
+    model = builder(ckpt["arch"], ckpt["num_classes"], **ckpt["kwargs"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit {ckpt['arch']}: {exc}") from exc
+    return model, ckpt

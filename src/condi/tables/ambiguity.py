@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.metrics import auroc, softmax_np
-from condi.evaluation.scores import RANKING, student_clip_scores
 from condi.io import write_csv, write_text
-from condi.training.pseudo_labels import eq1_labels
+from condi.methods import METHOD_REGISTRY, METHODS, get_method
+from condi.metrics import auroc, eq1_labels, softmax_np
+from condi.scores import student_clip_scores
 
 COLUMNS = [
     "dataset",
@@ -58,19 +58,15 @@ COLUMNS = [
     "n_neg",
     "n_videos",
 ]
-# Students whose confidence head is trained (the others' z~ is an untrained head: not reported).
-TRAINED_CONFIDENCE = {"condi_sr", "condi_sr_split", "bce_conf", "st_conf"}
 SCORE_LABELS = {"z_tilde": "z~", "neg_entropy": "-H", "max_prob": "max-softmax"}
 SHARE_KS = (1, 3, 5)
+# the teacher's reference, the baselines, the students (ConDi-SR last), all clips
 METHOD_ORDER = [
     "teacher",
     "oracle",
     "random",
     "equidistant",
-    "bce_conf",
-    "st_ent",
-    "st_conf",
-    "maxprob",
+    *(m for m in METHODS if m != "condi_sr"),
     "condi_sr",
     "all clips",
 ]
@@ -100,7 +96,7 @@ def within_video_auroc(
     scores: np.ndarray, positive: np.ndarray, video_ids: np.ndarray
 ) -> tuple[float, int, int, int]:
     """The AUROC of ``scores`` for ``positive`` within each video (Mann-Whitney U with average
-    ranks for ties, as :func:`condi.evaluation.metrics.auroc`), averaged over the videos that
+    ranks for ties, as :func:`condi.metrics.auroc`), averaged over the videos that
     have clips of both classes, each video weighted equally. Returns ``(mean AUROC, videos
     averaged, positive clips, negative clips in them)``; NaN mean when no video has both."""
     pos = np.asarray(positive).astype(bool)
@@ -188,9 +184,11 @@ def compute(
         if not np.array_equal(s["rows"], rows):
             raise ValueError(f"{method}: student scores cover other test clips than the teacher's")
         scores = student_clip_scores(s["logits"], s.get("confidence_logit"))
-        primary_score = RANKING.get(method)
+        spec = get_method(method)
+        primary_score = spec.ranking
         for name in ("z_tilde", "neg_entropy", "max_prob"):
-            if name not in scores or (name == "z_tilde" and method not in TRAINED_CONFIDENCE):
+            # an untrained confidence head's z~ is not reported
+            if name not in scores or (name == "z_tilde" and not spec.trains_confidence):
                 continue
             primary = name == primary_score
             out.append(_auroc_row(method, name, primary, "teacher_correct", scores[name], correct))
@@ -219,7 +217,9 @@ def _shares(params, index, teacher_scores, student_scores, manifest, kinds, shar
     shares = pd.DataFrame(
         {
             "method": grid["method"],
-            "score": [RANKING.get(m, "") for m in grid["method"]],
+            "score": [
+                METHOD_REGISTRY[m].ranking if m in METHOD_REGISTRY else "" for m in grid["method"]
+            ],
             "primary": True,
             "metric": "unambiguous_share",
             "target": "unambiguous",

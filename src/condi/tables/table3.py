@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from condi.io import write_csv, write_text
+from condi.methods import METHODS
 
 KEY = ["dataset", "fold", "teacher", "student", "method", "K", "Ks"]
 LONG_COLUMNS = KEY + [
@@ -47,14 +48,12 @@ LONG_COLUMNS = KEY + [
 REFERENCES = ("condi_sr", "dense")  # diff_vs_<reference>
 DIFF_COLUMNS = [f"diff_vs_{r}{s}" for r in REFERENCES for s in ("", "_lo", "_hi")]
 LONG_COLUMNS += DIFF_COLUMNS
+# the baselines, the students (ConDi-SR last, next to its split), dense
 METHOD_ORDER = [
     "oracle",
     "random",
     "equidistant",
-    "bce_conf",
-    "st_ent",
-    "st_conf",
-    "maxprob",
+    *(m for m in METHODS if m != "condi_sr"),
     "condi_sr",
     "condi_sr_split",
     "dense",

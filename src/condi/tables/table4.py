@@ -12,15 +12,13 @@ import pandas as pd
 
 from condi.evaluation.timing import ALL_K, TIMING_COLUMNS
 from condi.io import write_csv, write_text
+from condi.methods import METHOD_REGISTRY, TIMED_METHODS
 
-TABLE4_METHODS = ["condi_sr", "equidistant", "bce_conf", "st_ent"]
+# ConDi-SR, the equidistant baseline, the other timed students
+TABLE4_METHODS = ["condi_sr", "equidistant", *(m for m in TIMED_METHODS if m != "condi_sr")]
 METHOD_LABELS = {
-    "condi_sr": "ConDi-SR",
+    **{m.name: m.label for m in METHOD_REGISTRY.values()},
     "equidistant": "Equidistant",
-    "bce_conf": "BCE-Conf",
-    "st_ent": "ST-Ent",
-    "maxprob": "MaxProb",
-    "st_conf": "ST-Conf",
     "dense": "Dense (all clips)",
 }
 GROUP = ["dataset", "teacher", "student", "method", "K", "Ks"]

@@ -61,15 +61,6 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
-
-
 class GlobalBatchSampler(Sampler[list[int]]):
     """Batches of one epoch: a seeded permutation cut into global batches of ``batch_size``;
     rank ``r`` of ``world`` gets the r-th of ``world`` equal slices of each global batch.

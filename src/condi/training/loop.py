@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from condi.io import UnsafeFileError, load_torch, plain_data, save_torch
-from condi.training.runtime import rng_state, seed_everything, set_rng_state
+from condi.runtime import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 

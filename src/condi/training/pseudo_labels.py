@@ -15,17 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from condi.data.indexed import IndexedData
+from condi.inference import forward_rows
 from condi.io import atomic_path
-from condi.training.common import IndexedData
-from condi.training.inference import forward_rows
-from condi.training.runtime import setup
+from condi.metrics import eq1_labels
+from condi.runtime import setup
 
 log = logging.getLogger(__name__)
-
-
-def eq1_labels(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Eq. 1: 1 where ``argmax softmax(logits) == y`` (softmax keeps the argmax), else 0."""
-    return (np.asarray(logits).argmax(axis=1) == np.asarray(labels)).astype(np.uint8)
 
 
 def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
@@ -71,7 +67,7 @@ def compute_pseudo_labels(
     judge = out["logits"].copy()  # whose argmax decides z (Eq. 1)
     pl_cfg = params["pseudo_labels"]
     if pl_cfg["source"] == "crossfit":
-        from condi.training.common import load_model
+        from condi.models.checkpoint import load_model
         from condi.training.teacher import train_teacher
 
         if teacher is None or work_dir is None:

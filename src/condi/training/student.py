@@ -15,21 +15,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed
 
 from condi import losses
-from condi.evaluation.metrics import auroc, softmax_np, video_accuracy
-from condi.evaluation.scores import ranking_score
-from condi.models import build_student, load_pretrained
-from condi.training.common import IndexedData, run_epoch, save_trained, train_loader
-from condi.training.distributed import device_for, init_distributed, wrap
-from condi.training.inference import forward_rows
-from condi.training.loop import fit, params_hash, state_path_for
-from condi.training.runtime import setup
-from condi.training.schedule import set_lrs, student_lrs, student_optimizer
+from condi.data.indexed import IndexedData
+from condi.methods import get_method
+from condi.metrics import auroc, softmax_np, video_accuracy
+from condi.scores import ranking_score
+from condi.training.schedule import student_lrs, student_optimizer
+from condi.training.trainer import train
 
 log = logging.getLogger(__name__)
-
-METHODS = ("condi_sr", "bce_conf", "st_ent", "st_conf", "maxprob")
 
 
 def _lookup(n_rows: int, pl: dict[str, np.ndarray]) -> np.ndarray:
@@ -46,7 +42,9 @@ def make_step(
     pos: torch.Tensor,
     extra_state: dict[str, Any],
 ):
-    """The per-batch loss of ``method``; ``rows`` index the teacher's logits and z (Eq. 1)."""
+    """The per-batch loss of ``method`` (a name of :mod:`condi.methods`' registry, else
+    ``ValueError``); ``rows`` index the teacher's logits and z (Eq. 1)."""
+    get_method(method)
     c = params["condi"]
     tau, lam, mu = c["tau"], c["lam"], c["mu"]
 
@@ -80,7 +78,7 @@ def make_step(
             beta.update(float(l_c.detach()))
             extra_state["beta"] = beta.beta
             return loss, {"conf_loss": float(l_c.detach()), "beta": beta.beta}
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+        raise ValueError(f"method {method!r} is registered but has no training objective here")
 
     return step
 
@@ -96,21 +94,10 @@ def train_student(
 ) -> dict[str, Any]:
     """Distil student ``student`` with objective ``method`` from the teacher whose Eq. 1 labels
     and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-    spec = params["students"][student]
+    get_method(method)  # a registered method (ValueError naming the known ones otherwise)
     cfg = params["training"]["student"]
     c = params["condi"]
-    device = setup(params["seed"], params["threads"], params["device"])
-    dist = init_distributed(device)
-    device = device_for(device, dist)
-    model = build_student(spec["arch"], data.num_classes, **spec.get("kwargs", {}))
-    if spec.get("pretrained"):
-        load_pretrained(model.backbone, spec["pretrained"], arch=spec["arch"], strict=False)
-    model.to(device)
-    trained = wrap(model, dist, device)  # DDP when launched with torchrun
-    optimizer = student_optimizer(model, cfg)
-    train_rows, val_rows = data.rows("train"), data.rows("val")
+    train_rows = data.rows("train")
     pos = torch.from_numpy(_lookup(len(data.index), pseudo_labels))
     if (pos[torch.from_numpy(train_rows)] < 0).any():
         raise ValueError(
@@ -119,75 +106,40 @@ def train_student(
     teacher_logits = torch.from_numpy(pseudo_labels["logits"].astype(np.float32))
     z = torch.from_numpy(pseudo_labels["z"].astype(np.float32))
     extra_state: dict[str, Any] = {"beta": params["st_conf"]["beta"]}
-    step = make_step(method, params, teacher_logits, z, pos, extra_state)
 
-    def train_one_epoch(epoch: int) -> dict[str, float]:
-        loader = train_loader(
-            data,
-            train_rows,
-            params["data"],
-            cfg["batch_size"],
-            params["seed"],
-            epoch,
-            dist=dist,
-            accumulate=cfg["accumulate"],
-        )
-        return run_epoch(
-            trained,
-            loader,
-            optimizer,
-            step,
-            device,
-            accumulate=cfg["accumulate"],
-            desc=f"{method} {student} e{epoch + 1}",
-        )
-
-    def evaluate(_epoch: int) -> dict[str, float]:
-        if len(val_rows) == 0:
-            return {}
-        out = forward_rows(
-            model,
-            data.cache_path,
-            val_rows,
-            data.labels(val_rows),
-            params["data"],
-            params["evaluation"]["batch_size"],
-            device,
-        )
+    def validate(out: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
         probs = softmax_np(out["logits"])
         score = ranking_score(method, out["logits"], out.get("confidence_logit"))
-        z_val = pseudo_labels["z"][pos[torch.from_numpy(val_rows)].numpy()]
+        z_val = pseudo_labels["z"][pos[torch.from_numpy(rows)].numpy()]
         return {
-            "val_video_acc": video_accuracy(probs, data.video_ids(val_rows), data.labels(val_rows)),
+            "val_video_acc": video_accuracy(probs, data.video_ids(rows), data.labels(rows)),
             "val_auroc_teacher_correct": auroc(score, z_val),
         }
 
-    def set_epoch_lr(epoch: int) -> None:
+    def lrs(epoch: int) -> dict[str, float]:
         base, conf = student_lrs(epoch, cfg["lr"], c["lr_div"], c["conf_lr_div"])
-        set_lrs(optimizer, {"base": base, "confidence": conf})
+        return {"base": base, "confidence": conf}
 
-    result = fit(
-        model=model,
-        optimizer=optimizer,
-        epochs=cfg["epochs"],
-        seed=params["seed"],
-        state_path=state_path_for(out_path),
-        cfg_hash=params_hash(
-            params, student, method, len(train_rows), float(pseudo_labels["z"].mean())
-        ),
-        set_epoch_lr=set_epoch_lr,
-        train_one_epoch=train_one_epoch,
-        evaluate=evaluate,
+    result = train(
+        params,
+        "student",
+        student,
+        data,
+        out_path,
+        step=make_step(method, params, teacher_logits, z, pos, extra_state),
+        optimizer=lambda model: student_optimizer(model, cfg),
+        lrs=lrs,
+        validate=validate,
         select=None,
+        resume_key=(student, method, len(train_rows), float(pseudo_labels["z"].mean())),
+        desc=f"{method} {student}",
+        train_rows=train_rows,
         extra_state=extra_state,
-        on_epoch_end=(lambda e, m: tracker.log_metrics(m, step=e))
-        if tracker and dist.is_main
-        else None,
-        is_main=dist.is_main,
+        tracker=tracker,
+        method=method,
     )
-    if not dist.is_main:
-        return {"rank": dist.rank}
-    save_trained(out_path, result, spec, data, "student", method=method)
+    if result is None:  # another process of a torchrun job: rank 0 wrote the checkpoint
+        return {"rank": torch.distributed.get_rank()}
     last = result.history[-1] if result.history else {}
     return {
         "resumed_from": result.resumed_from,

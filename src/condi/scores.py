@@ -1,11 +1,13 @@
-"""Per-clip ranking scores of each method (SPEC section 3, "clip ranking at test time")."""
+"""Per-clip scores a student offers (SPEC section 3, "clip ranking at test time"); each method
+ranks clips by one of them (``ranking`` in :mod:`condi.methods`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import expit
 
-from condi.evaluation.metrics import softmax_np
+from condi.methods import get_method
+from condi.metrics import softmax_np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -15,17 +17,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def entropy_np(probs: np.ndarray) -> np.ndarray:
     p = np.clip(probs, 1e-12, 1.0)
     return -(probs * np.log(p)).sum(axis=1)
-
-
-# Which of a student's outputs ranks clips, per method (higher = send first).
-RANKING = {
-    "condi_sr": "z_tilde",  # z~: confidence that the teacher is right
-    "condi_sr_split": "z_tilde",
-    "bce_conf": "z_tilde",
-    "st_conf": "z_tilde",  # the student's confidence in itself (c)
-    "st_ent": "neg_entropy",  # lowest predictive entropy first
-    "maxprob": "max_prob",  # highest max-softmax first
-}
 
 
 def student_clip_scores(
@@ -44,4 +35,5 @@ def student_clip_scores(
 def ranking_score(
     method: str, logits: np.ndarray, confidence_logit: np.ndarray | None
 ) -> np.ndarray:
-    return student_clip_scores(logits, confidence_logit)[RANKING[method]]
+    """The score ``method`` ranks clips by (higher = send to the teacher first)."""
+    return student_clip_scores(logits, confidence_logit)[get_method(method).ranking]

@@ -1,4 +1,5 @@
-"""Metrics: top-1 video accuracy (SPEC 5) and AUROC for "teacher correct" (ambiguity detection)."""
+"""Metrics shared by training and evaluation: top-1 video accuracy (SPEC 5), Eq. 1's "teacher
+correct" labels and the AUROC of a score for them (ambiguity detection)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,8 @@ def softmax_np(logits: np.ndarray) -> np.ndarray:
     x = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(x)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def eq1_labels(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Eq. 1: 1 where ``argmax softmax(logits) == y`` (softmax keeps the argmax), else 0."""
+    return (np.asarray(logits).argmax(axis=1) == np.asarray(labels)).astype(np.uint8)
