@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from condi.io import atomic_path
@@ -29,19 +30,53 @@ def eq1_labels(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
-    """Assign every training VIDEO to one of ``k`` folds, stratified by class and seeded;
-    returns the fold of every training clip (in ``data.rows("train")`` order)."""
+    """Assign every training video to one of ``k`` folds by GROUP (the index's ``group``
+    column: UCF-101's ``<Class>/gGG``, a Kinetics YouTube id; a video without one is its own
+    group), stratified by class and seeded; returns the fold of every training clip (in
+    ``data.rows("train")`` order).
+
+    A fold teacher must not have trained on a near-duplicate of the clips it judges, so a group
+    never straddles two folds. Per class (a group's class is its most frequent label, ties the
+    smallest id), the class's groups sorted by key are visited in a seeded random order and each
+    goes to the fold with the fewest of the class's videos so far (ties: the first from a
+    seeded random offset). With one video per group this is the round robin
+    ``(i + offset) % k`` over the permuted videos.
+    """
     rows = data.rows("train")
-    videos = data.index.iloc[rows].drop_duplicates("video_id")[["video_id", "label"]]
+    index = data.index
+    group_col = index["group"] if "group" in index.columns else index["video"]
+    videos = pd.DataFrame(
+        {
+            "video_id": index["video_id"].to_numpy()[rows],
+            "label": index["label"].to_numpy()[rows],
+            "group": group_col.astype(str).to_numpy()[rows],
+        }
+    ).drop_duplicates("video_id")
+    members: dict[str, list[int]] = {}
+    for vid, group in zip(videos["video_id"], videos["group"], strict=True):
+        members.setdefault(group, []).append(int(vid))
+    group_label = (
+        videos.groupby(["group", "label"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["group", "n", "label"], ascending=[True, False, True])
+        .drop_duplicates("group")
+        .set_index("group")["label"]
+    )
     rng = np.random.default_rng(seed)
     fold_of: dict[int, int] = {}
-    for _, group in videos.groupby("label", sort=True):
-        ids = group["video_id"].to_numpy()
-        ids = ids[rng.permutation(len(ids))]
+    for _label, block in group_label.groupby(group_label, sort=True):
+        keys = sorted(block.index)
+        keys = [keys[i] for i in rng.permutation(len(keys))]
         offset = int(rng.integers(k))
-        for i, vid in enumerate(ids):
-            fold_of[int(vid)] = (i + offset) % k
-    return np.array([fold_of[int(v)] for v in data.video_ids(rows)])
+        sizes = [0] * k
+        for key in keys:
+            fold = min(range(k), key=lambda f: (sizes[f], (f - offset) % k))
+            sizes[fold] += len(members[key])
+            for vid in members[key]:
+                fold_of[vid] = fold
+    return np.array([fold_of[int(v)] for v in data.video_ids(rows)], dtype=np.int64)
 
 
 def compute_pseudo_labels(
