@@ -341,3 +341,32 @@ def test_truncated_cache_is_named(reference_run, tmp_path):
         cwd=tmp_path,
     )
     assert_clear_error(out, cache)
+
+
+def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """Durability: without the file's fsync before the rename, a power cut can leave the new
+    name pointing at an empty or partial file (the rename reaches the disk first)."""
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src), str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "out.txt"
+    io.write_text(target, "payload")
+    monkeypatch.undo()
+    (rename,) = [e for e in events if e[0] == "replace"]
+    tmp = rename[1]
+    assert rename[2] == str(target) and tmp != str(target)
+    assert events.index(("fsync", tmp)) < events.index(rename)  # the data first
+    assert events[-1] == ("fsync", str(tmp_path))  # then the rename itself
+    assert target.read_text() == "payload"

@@ -135,7 +135,7 @@ def train_student(
         z,
         pos,
         extra_state,
-        row_labels=torch.from_numpy(data.index["label"].to_numpy()),
+        row_labels=torch.tensor(data.index["label"].to_numpy()),
         mirror=torch.from_numpy(mirror),
     )
 
