@@ -12,7 +12,6 @@ from condi.training.loop import state_path_for
 from condi.training.pseudo_labels import (
     compute_pseudo_labels,
     crossfit_folds,
-    eq1_labels,
     load_pseudo_labels,
     save_pseudo_labels,
 )
@@ -87,13 +86,6 @@ def test_pseudo_labels_are_eq1_of_the_stored_logits(params_pl, data):
     # Eq. 1 written out here: z = 1 where the teacher's top class is the video's label
     top = pl["logits"].astype(np.float32).argmax(axis=1)
     np.testing.assert_array_equal(pl["z"], (top == data.labels(pl["rows"])).astype(np.uint8))
-
-
-def test_eq1_by_hand():
-    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 5.0], [4.0, 4.0, 0.0]])
-    # the top classes are 0, 1, 2 and 0 (a tie goes to the first): right, wrong, right, wrong
-    assert eq1_labels(logits, np.array([0, 0, 2, 1])).tolist() == [1, 0, 1, 0]
-    assert eq1_labels(logits, np.array([0, 0, 2, 1])).dtype == np.uint8
 
 
 class ConstantTeacher(nn.Module):

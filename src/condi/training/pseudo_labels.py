@@ -9,6 +9,7 @@ train and val clips), ``logits`` (float16, n x C), ``z`` (uint8), ``split``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,10 @@ def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
 
     A fold teacher must not have trained on a near-duplicate of the clips it judges, so a group
     never straddles two folds. Per class (a group's class is its most frequent label, ties the
-    smallest id), the class's groups sorted by key are visited in a seeded random order and each
-    goes to the fold with the fewest of the class's videos so far (ties: the first from a
-    seeded random offset). With one video per group this is the round robin
-    ``(i + offset) % k`` over the permuted videos.
+    smallest id), the class's groups sorted by key are put in a seeded random order, then the
+    larger groups first (stable), and each goes to the fold with the fewest of the class's
+    videos so far (ties: the first from a seeded random offset). With one video per group this
+    is the round robin ``(i + offset) % k`` over the permuted videos.
     """
     rows = data.rows("train")
     index = data.index
@@ -69,6 +70,7 @@ def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
     for _label, block in group_label.groupby(group_label, sort=True):
         keys = sorted(block.index)
         keys = [keys[i] for i in rng.permutation(len(keys))]
+        keys.sort(key=lambda g: -len(members[g]))
         offset = int(rng.integers(k))
         sizes = [0] * k
         for key in keys:
@@ -77,6 +79,28 @@ def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
             for vid in members[key]:
                 fold_of[vid] = fold
     return np.array([fold_of[int(v)] for v in data.video_ids(rows)], dtype=np.int64)
+
+
+def crossfit_judge(
+    teacher_logits: np.ndarray,
+    folds: np.ndarray,
+    k: int,
+    fold_logits: Callable[[int], np.ndarray],
+) -> np.ndarray:
+    """The logits whose argmax decides z (Eq. 1) under cross-fitting.
+
+    ``teacher_logits`` are the given teacher's on the training clips (the first ``len(folds)``
+    rows, in ``folds`` order) and then the val clips. Each training clip of fold ``j`` is judged
+    by fold teacher ``j`` (trained without fold j): ``fold_logits(j)`` returns its logits on
+    fold j's clips in their order. The val rows keep the given teacher's logits."""
+    judge = np.array(teacher_logits, copy=True)
+    for j in range(k):
+        idx = np.flatnonzero(folds == j)
+        logits = fold_logits(j)
+        if len(logits) != len(idx):
+            raise ValueError(f"fold teacher {j}: {len(logits)} logits for {len(idx)} clips")
+        judge[idx] = logits
+    return judge
 
 
 def compute_pseudo_labels(
@@ -116,7 +140,8 @@ def compute_pseudo_labels(
         from condi.training.loop import params_hash
 
         recipe = params_hash(params, teacher, folds.tolist())
-        for j in range(k):
+
+        def fold_logits(j: int) -> np.ndarray:
             ckpt = Path(work_dir) / f"crossfit_{recipe}_{j + 1}of{k}.pt"
             if not ckpt.is_file():
                 log.info("crossfit teacher %d/%d on %d clips", j + 1, k, int((folds != j).sum()))
@@ -124,10 +149,11 @@ def compute_pseudo_labels(
             model, _ = load_model(ckpt, role="teacher")
             model.to(device)
             held = train_rows[folds == j]
-            fold_out = forward_rows(
+            return forward_rows(
                 model, data.cache_path, held, data.labels(held), params["data"], batch, device
-            )
-            judge[np.flatnonzero(folds == j)] = fold_out["logits"]
+            )["logits"]
+
+        judge = crossfit_judge(judge, folds, k, fold_logits)
     # The KD losses keep distilling the real teacher's logits; only z changes with the source.
     z = eq1_labels(judge, labels)
     return {
