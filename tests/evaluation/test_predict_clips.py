@@ -15,7 +15,7 @@ from condi.evaluation.predict import predict_clips
 
 LN3 = math.log(3.0)
 # per clip (N = 4, C = 2): the student's class logits and confidence logit
-S_LOGITS = torch.tensor([[3.0, 0.0], [0.0, 0.0], [0.0, 0.5], [1.0, 0.0]])
+S_LOGITS = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.5], [3.0, 0.0]])
 S_CONF = torch.tensor([0.0, 2.0, 1.0, -1.0])
 T_LOGITS = torch.tensor([[0.0, 5.0], [0.0, LN3], [LN3, 0.0], [2.0, 0.0]])
 
@@ -63,9 +63,9 @@ def test_split_inference_by_hand(batch_size):
     )
     assert z.tolist() == pytest.approx([sigmoid(v) for v in S_CONF.tolist()])
     assert sorted(student.seen) == [0, 1, 2, 3]  # the student skims every clip
-    # clip 0 has the lowest student entropy: the student classifies it; of clips 1-3 the two
+    # clip 3 has the lowest student entropy: the student classifies it; of clips 0-2 the two
     # with the highest z~ (1: 0.88, 2: 0.73) go to the teacher, which sees nothing else
-    assert s_used.tolist() == [0] and t_used.tolist() == [1, 2]
+    assert s_used.tolist() == [3] and t_used.tolist() == [1, 2]
     assert sorted(teacher.seen) == [1, 2]
     ps0 = softmax([3.0, 0.0])
     w_s = 1 - entropy(ps0) / math.log(2)
@@ -87,3 +87,12 @@ def test_inference_b_and_dense():
     assert sorted(teacher.seen) == [0, 1, 2, 3] and t_used.tolist() == [0, 1, 2, 3]
     dense = np.mean([softmax(r) for r in T_LOGITS.tolist()], axis=0)
     assert probs.tolist() == pytest.approx(dense.tolist(), rel=1e-6)
+
+
+def test_defaults_are_inference_b():
+    teacher = Table(T_LOGITS)
+    probs, s_used, t_used, _ = predict_clips(clips(), teacher, Table(S_LOGITS, S_CONF), k=2)
+    assert s_used.tolist() == [] and t_used.tolist() == [1, 2]
+    z1, z2 = sigmoid(2.0), sigmoid(1.0)
+    want = [(z1 * 0.25 + z2 * 0.75) / (z1 + z2), (z1 * 0.75 + z2 * 0.25) / (z1 + z2)]
+    assert probs.tolist() == pytest.approx(want, rel=1e-6)

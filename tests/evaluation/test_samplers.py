@@ -157,3 +157,12 @@ def test_split_prediction_falls_back_to_the_plain_mean_and_dense():
     # K >= N: the teacher's dense mean, whatever the weights
     p, s_clips, t_clips = split_prediction(tp, sp, np.array([0.9, 0.1, 0.1]), h, k=3, ks=1)
     assert p.tolist() == pytest.approx([1 / 3, 2 / 3]) and s_clips.tolist() == []
+
+
+def test_split_prediction_weights_below_one_are_still_weights():
+    # z~ 0.6 and 0.2 sum to 0.8: a weighted mean, not the plain one
+    tp = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    z = np.array([0.6, 0.2, 0.1])
+    p, _, t_clips = split_prediction(tp, tp, z, np.zeros(3), k=2, ks=0)
+    assert t_clips.tolist() == [0, 1]
+    assert p.tolist() == pytest.approx([0.75, 0.25])

@@ -130,3 +130,10 @@ def test_student_learning_rates_per_epoch():
 def test_teacher_step_schedule():
     cfg = {"lr": 0.1, "lr_step": 0.1, "lr_milestones": [2, 4]}
     assert [teacher_lr(e, cfg) for e in range(5)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+
+
+def test_entropy_and_its_maximum():
+    h = losses.entropy(torch.tensor([[0.0, 0.0], [LN3, 0.0], [100.0, 0.0]]))
+    h1 = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert h.tolist() == pytest.approx([math.log(2), h1, 0.0], abs=1e-6)
+    assert losses.max_entropy(4) == pytest.approx(math.log(4))

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from condi.training.student import METHODS, make_step
+from condi.training.student import METHODS, _lookup, make_step
 
 LN3 = math.log(3.0)
 MU, LAM = 1.5, 2.0
@@ -115,3 +116,8 @@ def test_unknown_method():
     assert set(METHODS) == {"condi_sr", "bce_conf", "st_ent", "st_conf", "maxprob"}
     with pytest.raises(ValueError, match="unknown method"):
         step_for("nope")(student_out(), LABELS, ROWS)
+
+
+def test_lookup_maps_index_rows_to_pseudo_label_positions():
+    pos = _lookup(6, {"rows": np.array([5, 2])})
+    assert pos.tolist() == [-1, -1, 1, -1, -1, 0] and pos.dtype == np.int64
