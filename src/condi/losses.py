@@ -7,7 +7,6 @@ and ``teacher_logits`` (B, C); ``confidence_logit`` (B,); ``z`` (B,) in {0, 1} (
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -159,13 +158,3 @@ def st_conf_loss(
     nll = F.nll_loss(torch.log(p_prime.clamp_min(eps)), labels)
     l_c = -torch.log(c).mean()
     return nll + beta * l_c, l_c
-
-
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Predictive entropy ``H = -sum p log p`` of ``softmax(logits)`` per row (nats)."""
-    logp = F.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(dim=-1)
-
-
-def max_entropy(num_classes: int) -> float:
-    return math.log(num_classes)

@@ -159,13 +159,21 @@ def test_student_rows_condi_sr_and_its_split():
     assert (df["n_videos"] == 2).all()
 
 
+@pytest.mark.parametrize(("split_k", "n_short"), [(5, 1), (6, 2), (2, 0)])
+def test_split_rows_count_the_short_videos(split_k, n_short):
+    df = student_rows(
+        "condi_sr", teacher_logits(), STUDENT, CONF, videos(), [1], Z_TEST, split_k, [0]
+    )
+    assert df.set_index("method").loc["condi_sr_split", "n_short"] == n_short
+
+
 @pytest.mark.parametrize(
     ("method", "order0"),
     [("st_ent", [2, 0, 4, 1, 3]), ("maxprob", [2, 0, 4, 1, 3]), ("bce_conf", [0, 4, 1, 2, 3])],
 )
 def test_other_students_rank_by_their_score(method, order0):
-    df = student_rows(method, teacher_logits(), STUDENT, CONF, videos(), [1, 2], Z_TEST)
-    assert set(df["method"]) == {method}  # no split rows without split_k
+    df = student_rows(method, teacher_logits(), STUDENT, CONF, videos(), [1, 2], Z_TEST, 3, [1])
+    assert set(df["method"]) == {method}  # the Ks split is condi_sr's only
     row = df.set_index("K").loc["1"]
     right = CLASSES[order0[0]] == 0
     assert row["top1"] == 100.0 * (right + 1) / 2

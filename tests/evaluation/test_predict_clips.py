@@ -15,7 +15,7 @@ from condi.evaluation.predict import predict_clips
 
 LN3 = math.log(3.0)
 # per clip (N = 4, C = 2): the student's class logits and confidence logit
-S_LOGITS = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.5], [3.0, 0.0]])
+S_LOGITS = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 0.5], [0.0, 0.0]])
 S_CONF = torch.tensor([0.0, 2.0, 1.0, -1.0])
 T_LOGITS = torch.tensor([[0.0, 5.0], [0.0, LN3], [LN3, 0.0], [2.0, 0.0]])
 
@@ -63,17 +63,17 @@ def test_split_inference_by_hand(batch_size):
     )
     assert z.tolist() == pytest.approx([sigmoid(v) for v in S_CONF.tolist()])
     assert sorted(student.seen) == [0, 1, 2, 3]  # the student skims every clip
-    # clip 3 has the lowest student entropy: the student classifies it; of clips 0-2 the two
-    # with the highest z~ (1: 0.88, 2: 0.73) go to the teacher, which sees nothing else
-    assert s_used.tolist() == [3] and t_used.tolist() == [1, 2]
-    assert sorted(teacher.seen) == [1, 2]
-    ps0 = softmax([3.0, 0.0])
-    w_s = 1 - entropy(ps0) / math.log(2)
-    z1, z2 = sigmoid(2.0), sigmoid(1.0)
-    want = [
-        (z1 * 0.25 + z2 * 0.75 + w_s * ps0[0]) / (z1 + z2 + w_s),
-        (z1 * 0.75 + z2 * 0.25 + w_s * ps0[1]) / (z1 + z2 + w_s),
-    ]
+    # clip 1 has the lowest student entropy (and the highest z~): the student classifies it;
+    # of clips 0, 2, 3 the two with the highest z~ (2: 0.73, 0: 0.5) go to the teacher, which
+    # sees nothing else
+    assert s_used.tolist() == [1] and t_used.tolist() == [2, 0]
+    assert sorted(teacher.seen) == [0, 2]
+    ps = softmax([3.0, 0.0])
+    w_s = 1 - entropy(ps) / math.log(2)
+    z0, z2 = sigmoid(0.0), sigmoid(1.0)
+    t0, t2 = softmax([0.0, 5.0]), softmax([LN3, 0.0])
+    norm = z0 + z2 + w_s
+    want = [(z0 * t0[c] + z2 * t2[c] + w_s * ps[c]) / norm for c in range(2)]
     assert probs.tolist() == pytest.approx(want, rel=1e-6)
 
 

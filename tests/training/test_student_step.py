@@ -14,7 +14,7 @@ import torch
 from condi.training.student import METHODS, _lookup, make_step
 
 LN3 = math.log(3.0)
-MU, LAM = 1.5, 2.0
+MU, LAM, BUDGET = 2.0, 2.0, 0.25  # not the defaults: a dropped argument would show
 
 
 def kl(p, q):
@@ -29,7 +29,7 @@ def params(detach=False):
             "mu": MU,
             "detach_confidence_in_target": detach,
         },
-        "st_conf": {"beta": 0.1, "budget": 0.3},
+        "st_conf": {"beta": 0.1, "budget": BUDGET},
     }
 
 
@@ -88,9 +88,9 @@ def test_st_conf_step_updates_beta():
     step = make_step("st_conf", params(), TEACHER, Z, POS, state)
     torch.manual_seed(0)
     loss, extra = step(student_out(), LABELS, ROWS)
-    # L_c = -log .75 = 0.288 < budget 0.3: beta / 1.01
+    # L_c = -log .75 = 0.288 > budget 0.25: beta / 0.99
     assert extra["conf_loss"] == pytest.approx(-math.log(0.75), rel=1e-6)
-    assert state["beta"] == extra["beta"] == pytest.approx(0.1 / 1.01)
+    assert state["beta"] == extra["beta"] == pytest.approx(0.1 / 0.99)
     # hints: p' = .75 [.5, .5] + .25 onehot(y): NLL -log .625; without: -log .5
     torch.manual_seed(0)
     hint = (torch.rand(2) < 0.5).tolist()
@@ -121,3 +121,21 @@ def test_unknown_method():
 def test_lookup_maps_index_rows_to_pseudo_label_positions():
     pos = _lookup(6, {"rows": np.array([5, 2])})
     assert pos.tolist() == [-1, -1, 1, -1, -1, 0] and pos.dtype == np.int64
+
+
+def test_condi_sr_step_follows_the_detach_switch():
+    grads = []
+    for detach in (False, True):
+        conf = torch.full((2,), LN3, requires_grad=True)
+        step = step_for("condi_sr", p={"detach": detach})
+        loss, _ = step((torch.tensor([[2.0, 0.0], [0.0, 1.0]]), conf), LABELS, ROWS)
+        loss.backward()
+        grads.append(conf.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_mirror_without_row_labels_changes_nothing():
+    logits = torch.tensor([[0.0, LN3], [0.0, LN3]])
+    a, _ = step_for("st_ent", mirror=torch.tensor([1, 0]))((logits, torch.zeros(2)), LABELS, ROWS)
+    b, _ = step_for("st_ent")((logits, torch.zeros(2)), LABELS, ROWS)
+    assert float(a) == float(b)
