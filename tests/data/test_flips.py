@@ -50,6 +50,11 @@ def test_flip_tables_per_mode_and_dataset_default():
     with pytest.raises(ValueError, match="data.flip"):
         flips.flip_table("mirror", names)
     assert flips.logit_permutation(np.array([1, 0, 2, -1])).tolist() == [1, 0, 2, 3]
+    assert (
+        flips.resolve_mode("auto", "ucf101") == "swap"
+        and flips.resolve_mode("auto", None) == "swap"
+    )
+    assert flips.resolve_mode("auto", "ssv2") is False and flips.resolve_mode(True, "ssv2") is True
     meta = {"kind": "ssv2", "class_names": SSV2}
     assert (flips.table_for({}, meta) == -1).all()
     assert flips.table_for({"flip": "swap"}, meta).tolist()[:4] == [1, 0, 3, 2]

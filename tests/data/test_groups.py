@@ -157,6 +157,9 @@ def test_holdout_by_unit_by_hand():
     # never every unit of a class, however large the fraction
     held = holdout_by_unit([0, 0, 0], ["a", "a", "b"], 0.9, backwards)
     assert held == [False, False, True]
+    # four units, target round(0.9 * 4) = 4: three taken, the last one never
+    held = holdout_by_unit([0] * 4, ["a", "b", "c", "d"], 0.9, backwards)
+    assert held == [False, True, True, True]
     # a single unit stays in training; fraction 0 holds nothing
     assert holdout_by_unit([0, 0], ["a", "a"], 0.5, backwards) == [False, False]
     assert not any(holdout_by_unit(labels, units, 0.0, backwards))

@@ -17,6 +17,7 @@ from condi.data.index import (
     SKIPPED_NAME,
     assign_val_split,
     build_index,
+    clip_rows,
     read_index,
     write_index,
 )
@@ -109,9 +110,45 @@ def test_assign_val_split_counts_and_order_independence():
     assert {r.path for r in assign_val_split(shuffled, 0.1, seed=0) if r.split == "val"} == val
     assert {r.path for r in assign_val_split(records, 0.1, seed=1) if r.split == "val"} != val
     assert all(r.split != "val" for r in assign_val_split(records, 0.0, seed=0))
-    # a reader's own val split is kept
-    given = [VideoRecord("a.avi", 0, "c0", "val"), VideoRecord("b.avi", 0, "c0", "train")]
+    # a reader's own val split is kept (no training video of c0 is moved, though 0.5 would)
+    given = [VideoRecord("a.avi", 0, "c0", "val")]
+    given += [VideoRecord(f"b{i}.avi", 0, "c0", "train") for i in range(4)]
     assert assign_val_split(given, 0.5, seed=0) == given
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="val_fraction"):
+            assign_val_split(records, bad, seed=0)
+
+
+def test_clip_rows_by_hand():
+    videos = pd.DataFrame(
+        {
+            "video": ["a", "b"],
+            "video_id": [0, 1],
+            "label": [3, 1],
+            "split": ["train", "test"],
+            "num_frames": [33, 16],
+            "fps": [25.0, 30.0],
+        }
+    )
+    rows = clip_rows(videos, 16)
+    assert list(rows.columns) == [
+        "video",
+        "video_id",
+        "label",
+        "split",
+        "clip_index",
+        "num_clips",
+        "start_frame",
+        "end_frame",
+        "num_frames",
+        "fps",
+    ]
+    assert rows["video"].tolist() == ["a", "a", "a", "b"]
+    assert rows["clip_index"].tolist() == [0, 1, 2, 0]
+    assert rows["num_clips"].tolist() == [3, 3, 3, 1]
+    assert rows["start_frame"].tolist() == [0, 16, 32, 0]
+    assert rows["end_frame"].tolist() == [16, 32, 48, 16]
+    assert rows.index.tolist() == [0, 1, 2, 3]
 
 
 def test_bad_videos_are_skipped_with_reasons(tiny_root, tmp_path, bad_videos, caplog):

@@ -370,3 +370,17 @@ def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp
     assert events.index(("fsync", tmp)) < events.index(rename)  # the data first
     assert events[-1] == ("fsync", str(tmp_path))  # then the rename itself
     assert target.read_text() == "payload"
+
+
+def test_the_temporary_file_is_hidden_beside_the_target(tmp_path):
+    target = tmp_path / "sub" / "t.parquet"
+    with io.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent  # same file system: the rename is atomic
+        assert tmp.name.startswith(".t.parquet.") and tmp.name.endswith(".parquet.tmp")
+        tmp.write_bytes(b"x")
+    with io.atomic_path(target, suffix=".npy") as tmp:
+        assert tmp.name.endswith(".npy.tmp")
+        tmp.write_bytes(b"y")
+    assert target.read_bytes() == b"y" and sorted(p.name for p in target.parent.iterdir()) == [
+        "t.parquet"
+    ]

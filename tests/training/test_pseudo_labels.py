@@ -47,7 +47,8 @@ def index_of(videos):
 
 
 def test_crossfit_folds_without_groups_are_the_round_robin():
-    videos = [(y, f"v{i}", "train", 1 + i % 3) for i, y in enumerate([0, 1] * 7)]
+    # the first group by key (v0) is of class 1: classes are still drawn in id order
+    videos = [(y, f"v{i}", "train", 1 + i % 3) for i, y in enumerate([1, 0] * 7)]
     videos.append((0, "val0", "val", 2))
     data = index_of(videos)
     folds = crossfit_folds(data, 3, seed=4)
@@ -130,3 +131,19 @@ def test_summary_and_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="unreadable"):
         load_pseudo_labels(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("mixed", [[0, 0, 1], [0, 1]])
+def test_a_group_spanning_classes_counts_for_its_most_frequent_label(mixed):
+    """Group X holds videos of both classes; it belongs to class 0 (the majority, or on a tie
+    the smaller id). Class 1 is then two single videos Z, W, which stratification puts in
+    different folds; counted in class 1, X (the largest) would take one fold and Z, W the
+    other."""
+    videos = [(y, "X", "train", 1) for y in mixed]
+    videos += [(0, "Y", "train", 1), (1, "Z", "train", 1), (1, "W", "train", 1)]
+    data = index_of(videos)
+    for seed in range(6):
+        folds = crossfit_folds(data, 2, seed)
+        by_group = pd.Series(folds).groupby(data.index["group"].to_numpy()).agg(set)
+        assert all(len(f) == 1 for f in by_group)
+        assert by_group["Z"] != by_group["W"]
