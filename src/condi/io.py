@@ -48,6 +48,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     the target is untouched; the temporary file is removed (after a SIGKILL it stays behind as
     ``.<name>.*.tmp``, which no stage reads).
     """
+    yield from _atomic_steps(path, suffix)
+
+
+def _atomic_steps(path: str | os.PathLike, suffix: str | None) -> Iterator[Path]:
+    """The steps of :func:`atomic_path`, as a plain generator (the context manager delegates to
+    it; mutation testing, ``benchmarks/mutation.py``, cannot reach into decorated functions)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(

@@ -17,6 +17,7 @@ from condi.data.index import (
     SKIPPED_NAME,
     assign_val_split,
     build_index,
+    clip_rows,
     read_index,
     write_index,
 )
@@ -44,12 +45,12 @@ def test_one_row_per_clip(tiny_index):
     assert (df["fps"] == 25).all() and (df["width"] == 40).all() and (df["height"] == 32).all()
     assert (
         df["label_name"]
-        .map({"MoveSideways": 0, "MoveUp": 1, "MoveDown": 2, "Circle": 3})
+        .map({"MoveLeft": 0, "MoveRight": 1, "MoveUp": 2, "MoveDown": 3})
         .equals(df["label"])
     )
     meta = df.attrs["condi"]
     assert (
-        meta["class_names"] == ["MoveSideways", "MoveUp", "MoveDown", "Circle"]
+        meta["class_names"] == ["MoveLeft", "MoveRight", "MoveUp", "MoveDown"]
         and meta["num_classes"] == 4
     )
 
@@ -80,13 +81,17 @@ def test_manifest_aligns_with_index(tiny_root, tiny_index):
     assert (manifest["split"][test] == "test").all() and (manifest["split"][~test] == "train").all()
 
 
-def test_val_split_is_stratified_and_seeded(tiny_root, tiny_index):
+def test_val_split_is_stratified_by_group_and_seeded(tiny_root, tiny_index):
     df, _ = tiny_index
-    videos = df.groupby("video")[["label", "split"]].first()
-    # 4 training videos per class: round(0.1 * 4) = 0, raised to one per class
-    assert (videos[videos["split"] == "val"].groupby("label").size() == 1).all()
-    assert (videos["split"] == "val").sum() == 4
+    videos = df.groupby("video")[["label", "group", "split"]].first()
+    # 4 training videos per class in groups of 1-2: round(0.1 * 4) = 0, raised to one group
+    val = videos[videos["split"] == "val"]
+    assert (val.groupby("label")["group"].nunique() == 1).all() and val["label"].nunique() == 4
+    assert (videos.groupby("group")["split"].nunique() == 1).all()  # no group straddles
     assert (videos.groupby("label")["split"].apply(lambda s: (s == "test").sum()) == 3).all()
+    # the index's group is the reader's <Class>/gGG, parsed here independently
+    expect = [f"{v.split('/')[1]}/g{v.split('_g')[1][:2]}" for v in videos.index]
+    assert list(videos["group"]) == expect
     other, _ = build_index("ucf101", tiny_root, 1, seed=5)
     val = lambda d: set(d.loc[d["split"] == "val", "video"])  # noqa: E731
     assert val(other) != val(df)
@@ -106,14 +111,50 @@ def test_assign_val_split_counts_and_order_independence():
     assert {r.path for r in assign_val_split(shuffled, 0.1, seed=0) if r.split == "val"} == val
     assert {r.path for r in assign_val_split(records, 0.1, seed=1) if r.split == "val"} != val
     assert all(r.split != "val" for r in assign_val_split(records, 0.0, seed=0))
-    # a reader's own val split is kept
-    given = [VideoRecord("a.avi", 0, "c0", "val"), VideoRecord("b.avi", 0, "c0", "train")]
+    # a reader's own val split is kept (no training video of c0 is moved, though 0.5 would)
+    given = [VideoRecord("a.avi", 0, "c0", "val")]
+    given += [VideoRecord(f"b{i}.avi", 0, "c0", "train") for i in range(4)]
     assert assign_val_split(given, 0.5, seed=0) == given
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="val_fraction"):
+            assign_val_split(records, bad, seed=0)
+
+
+def test_clip_rows_by_hand():
+    videos = pd.DataFrame(
+        {
+            "video": ["a", "b"],
+            "video_id": [0, 1],
+            "label": [3, 1],
+            "split": ["train", "test"],
+            "num_frames": [33, 16],
+            "fps": [25.0, 30.0],
+        }
+    )
+    rows = clip_rows(videos, 16)
+    assert list(rows.columns) == [
+        "video",
+        "video_id",
+        "label",
+        "split",
+        "clip_index",
+        "num_clips",
+        "start_frame",
+        "end_frame",
+        "num_frames",
+        "fps",
+    ]
+    assert rows["video"].tolist() == ["a", "a", "a", "b"]
+    assert rows["clip_index"].tolist() == [0, 1, 2, 0]
+    assert rows["num_clips"].tolist() == [3, 3, 3, 1]
+    assert rows["start_frame"].tolist() == [0, 16, 32, 0]
+    assert rows["end_frame"].tolist() == [16, 32, 48, 16]
+    assert rows.index.tolist() == [0, 1, 2, 3]
 
 
 def test_bad_videos_are_skipped_with_reasons(tiny_root, tmp_path, bad_videos, caplog):
     root = tmp_path / "ds"
-    good = sorted((tiny_root / "UCF-101" / "MoveSideways").glob("*.avi"))[:2]
+    good = sorted((tiny_root / "UCF-101" / "MoveUp").glob("*.avi"))[:2]
     (root / "UCF-101" / "MoveRight").mkdir(parents=True)
     for g in good:
         shutil.copy(g, root / "UCF-101" / "MoveRight" / g.name)

@@ -23,7 +23,7 @@ CLASS_IND = "1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n3 YoYo\r\n"
 
 def test_reads_the_tiny_synthetic_dataset(tiny_root):
     records, names = list_videos(tiny_root, 1)
-    assert names == ["MoveSideways", "MoveUp", "MoveDown", "Circle"]
+    assert names == ["MoveLeft", "MoveRight", "MoveUp", "MoveDown"]
     assert [r.split for r in records].count("train") == 16
     assert [r.split for r in records].count("test") == 12
     for r in records:

@@ -15,7 +15,7 @@ from condi.evaluation.grid import (
     student_rows,
 )
 from condi.evaluation.run import evaluate_grid
-from condi.evaluation.samplers import equidistant, prefix_means, split_prediction
+from condi.evaluation.samplers import equidistant, prefix_means, split_choice, split_prediction
 from condi.metrics import auroc
 
 BIG = 8.0
@@ -71,7 +71,18 @@ def test_baselines_on_a_video_where_averaging_is_pulled_away():
     assert df.loc[("oracle", "3"), "top1"] == pytest.approx(100.0)  # 2 correct + 1 wrong still wins
     assert df.loc[("equidistant", "1"), "top1"] == pytest.approx(50.0)  # centre clip 2 is wrong
     assert df.loc[("equidistant", "3"), "n_short"] == 1  # video 1 has N = 2 < K = 3
-    assert 0 <= df.loc[("random", "1"), "top1_std"] <= 50
+    # random at K = 1: per seed, video 0 is right iff its first drawn clip is 0 or 4; video 1
+    # always. The draws: one permutation per video, in video order, from default_rng(seed).
+    accs = []
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(seed)
+        first = rng.permutation(5)[0]
+        rng.permutation(2)
+        accs.append(100.0 * ((first in (0, 4)) + 1) / 2)
+    assert df.loc[("random", "1"), "top1"] == pytest.approx(np.mean(accs))
+    assert df.loc[("random", "1"), "top1_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert len(set(accs)) == 2  # the seeds disagree: the std is not trivially 0
+    assert df.loc[("random", "3"), "n_short"] == 1 and df.loc[("random", "1"), "n_seeds"] == 3
     assert (df["n_videos"] == 2).all()
 
 
@@ -91,8 +102,10 @@ def test_student_ranking_picks_confident_clips_and_ks_split():
     assert df["auroc_teacher_correct"].iloc[0] == pytest.approx(1.0)
     split = df[df.method == "condi_sr_split"].set_index("Ks")["top1"]
     assert split.loc[0] == pytest.approx(100.0)  # Ks = 0 is inference (b)
-    # Ks = 1: the (uniform, maximum-entropy) student classifies alone with weight 0 -> falls back
-    assert 0.0 <= split.loc[1] <= 100.0
+    # Ks = 1 = K: the student alone classifies its lowest-entropy clip (clip 0 of each video:
+    # all tie); it is uniform, weight 1 - H / log C = 0, so the plain mean is used: uniform,
+    # argmax class 0: video 0 (label 0) right, video 1 (label 1) wrong
+    assert split.loc[1] == pytest.approx(50.0)
     assert len(by) == len(df)
 
 
@@ -184,3 +197,57 @@ def test_evaluate_grid_names_each_video_by_its_path():
     params = {"evaluation": {"K": [1], "Ks": [0], "Ks_K": 1, "random_seeds": [0]}}
     _, pv = evaluate_grid(params, index, scores)
     assert pv.groupby("video_id")["video"].first().to_dict() == {0: "a.avi", 1: "b.avi"}
+
+
+def test_split_choice_never_gives_the_student_clip_to_the_teacher():
+    # clip 2 has both the lowest entropy and the highest z~: the student takes it, so the
+    # teacher gets the next highest z~ of the others (clips 0 and 3), never clip 2 again
+    z = np.array([0.7, 0.1, 0.9, 0.5, 0.2])
+    h = np.array([0.6, 0.5, 0.1, 0.4, 0.9])
+    s_clips, t_clips = split_choice(z, h, k=3, ks=1)
+    assert s_clips.tolist() == [2] and t_clips.tolist() == [0, 3]
+    s_clips, t_clips = split_choice(z, h, k=3, ks=2)
+    assert s_clips.tolist() == [2, 3] and t_clips.tolist() == [0]
+    s_clips, t_clips = split_choice(z, h, k=3, ks=0)  # inference (b): top K by z~
+    assert s_clips.tolist() == [] and t_clips.tolist() == [2, 0, 3]
+    s_clips, t_clips = split_choice(z, h, k=5, ks=2)  # K >= N: the teacher takes every clip
+    assert s_clips.tolist() == [] and t_clips.tolist() == [0, 1, 2, 3, 4]
+    s_clips, t_clips = split_choice(z, h, k=2, ks=4)  # Ks > K is capped at K
+    assert s_clips.tolist() == [2, 3] and t_clips.tolist() == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_split_choice_properties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 12))
+    k = int(rng.integers(1, n))
+    ks = int(rng.integers(0, k + 1))
+    z, h = rng.random(n), rng.random(n)
+    s_clips, t_clips = split_choice(z, h, k, ks)
+    assert len(s_clips) == ks and len(t_clips) == k - ks
+    assert not set(s_clips.tolist()) & set(t_clips.tolist())
+    assert set(s_clips.tolist()) == set(np.argsort(h)[:ks].tolist())
+    rest = sorted(set(range(n)) - set(s_clips.tolist()), key=lambda i: -z[i])
+    assert t_clips.tolist() == rest[: k - ks]
+
+
+def test_split_prediction_falls_back_to_the_plain_mean_and_dense():
+    tp = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    sp = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])
+    h = np.full(3, np.log(2))
+    # teacher weights z~ = 0 and student weights 1 - H / log 2 = 0: the plain mean of the 2
+    p, s_clips, t_clips = split_prediction(tp, sp, np.zeros(3), h, k=2, ks=1)
+    assert s_clips.tolist() == [0] and t_clips.tolist() == [1]
+    assert p.tolist() == pytest.approx([0.25, 0.75])
+    # K >= N: the teacher's dense mean, whatever the weights
+    p, s_clips, t_clips = split_prediction(tp, sp, np.array([0.9, 0.1, 0.1]), h, k=3, ks=1)
+    assert p.tolist() == pytest.approx([1 / 3, 2 / 3]) and s_clips.tolist() == []
+
+
+def test_split_prediction_weights_below_one_are_still_weights():
+    # z~ 0.6 and 0.2 sum to 0.8: a weighted mean, not the plain one
+    tp = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    z = np.array([0.6, 0.2, 0.1])
+    p, _, t_clips = split_prediction(tp, tp, z, np.zeros(3), k=2, ks=0)
+    assert t_clips.tolist() == [0, 1]
+    assert p.tolist() == pytest.approx([0.75, 0.25])

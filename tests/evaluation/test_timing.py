@@ -53,6 +53,7 @@ def make_index(tmp: Path) -> tuple[Path, Path]:
                     "video_id": vid,
                     "label": label,
                     "label_name": f"class{label}",
+                    "group": f"c{label}/v{vid:02d}.avi",
                     "split": split,
                     "clip_index": c,
                     "num_clips": n,

@@ -36,15 +36,15 @@ PIPELINE_TIMEOUT = 600
 # The faults written into the tiny dataset: path under UCF-101/ -> start of the reason that
 # skipped_videos.csv must give.
 SKIPPED = {
-    "Circle/v_Circle_g01_c01.avi": "empty file",  # train, zero bytes
+    "MoveLeft/v_MoveLeft_g01_c01.avi": "empty file",  # train, zero bytes
     "MoveUp/v_MoveUp_g02_c01.avi": "cannot open",  # train, random bytes
     "MoveDown/v_MoveDown_g01_c01.avi": "truncated",  # train, cut in half
-    "Circle/v_Circle_g05_c01.avi": "missing",  # test: every Circle test video is gone
-    "Circle/v_Circle_g06_c01.avi": "missing",
-    "Circle/v_Circle_g07_c01.avi": "missing",
+    "MoveDown/v_MoveDown_g03_c01.avi": "missing",  # test: every MoveDown test video is gone
+    "MoveDown/v_MoveDown_g03_c02.avi": "missing",
+    "MoveDown/v_MoveDown_g04_c01.avi": "missing",
 }
-NO_TEST_CLASS = "Circle"
-SHORT_VIDEO = "MoveSideways/v_MoveSideways_g05_c01.avi"  # test, re-encoded with 10 frames
+NO_TEST_CLASS = "MoveDown"
+SHORT_VIDEO = "MoveRight/v_MoveRight_g03_c01.avi"  # test, re-encoded with 10 frames
 SHORT_FRAMES = 10
 
 

@@ -349,3 +349,46 @@ def test_truncated_cache_is_named(reference_run, tmp_path):
         cwd=tmp_path,
     )
     assert_clear_error(out, cache)
+
+
+def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """Durability: without the file's fsync before the rename, a power cut can leave the new
+    name pointing at an empty or partial file (the rename reaches the disk first)."""
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src), str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "out.txt"
+    io.write_text(target, "payload")
+    monkeypatch.undo()
+    (rename,) = [e for e in events if e[0] == "replace"]
+    tmp = rename[1]
+    assert rename[2] == str(target) and tmp != str(target)
+    assert events.index(("fsync", tmp)) < events.index(rename)  # the data first
+    assert events[-1] == ("fsync", str(tmp_path))  # then the rename itself
+    assert target.read_text() == "payload"
+
+
+def test_the_temporary_file_is_hidden_beside_the_target(tmp_path):
+    target = tmp_path / "sub" / "t.parquet"
+    with io.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent  # same file system: the rename is atomic
+        assert tmp.name.startswith(".t.parquet.") and tmp.name.endswith(".parquet.tmp")
+        tmp.write_bytes(b"x")
+    with io.atomic_path(target, suffix=".npy") as tmp:
+        assert tmp.name.endswith(".npy.tmp")
+        tmp.write_bytes(b"y")
+    assert target.read_bytes() == b"y" and sorted(p.name for p in target.parent.iterdir()) == [
+        "t.parquet"
+    ]

@@ -34,10 +34,9 @@ def test_second_invocation_is_refused_and_the_first_is_unharmed(reference_run, t
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 120
+        # no deadline: the first invocation either takes its lock or ends (the failure)
         while not (lock_dir.is_dir() and any(lock_dir.iterdir())):
             assert first.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the first invocation never locked"
             time.sleep(0.05)
         results_before = files_under(wd / "results") if (wd / "results").exists() else set()
 

@@ -32,7 +32,7 @@ from tests.reliability.conftest import (
 TEACHER_LOG = "logs/train_teacher/synthetic_fold1_resnext.log"
 
 
-def start_and_kill_after_first_epoch(wd, timeout: float = 300) -> None:
+def start_and_kill_after_first_epoch(wd) -> None:
     """Run the pipeline; as soon as the teacher's first epoch is checkpointed, SIGKILL
     Snakemake's whole process group (Snakemake and the training job)."""
     state = wd / state_path_for(TEACHER_OUT)
@@ -45,11 +45,11 @@ def start_and_kill_after_first_epoch(wd, timeout: float = 300) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
     try:
+        # no deadline (a busy machine is slow, not wrong): the run either checkpoints an epoch
+        # or ends, and ending first is the failure
         while not state.exists():  # written atomically after each epoch
             assert proc.poll() is None, (wd / "first_run.out").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no epoch finished in time"
             time.sleep(0.01)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

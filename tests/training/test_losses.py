@@ -151,3 +151,47 @@ def test_student_learning_rates_per_epoch():
 def test_teacher_step_schedule():
     cfg = {"lr": 0.1, "lr_step": 0.1, "lr_milestones": [2, 4]}
     assert [teacher_lr(e, cfg) for e in range(5)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+
+
+def test_defaults_are_the_papers():
+    """tau 0.9, lambda 1.5, mu 1.5, no detach (SPEC 2): the defaults equal explicit values."""
+    s = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0]])
+    te = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    conf, z, y = t(0.3, -0.7), t(1.0, 0.0), torch.tensor([0, 2])
+    explicit = losses.condi_sr_loss(s, conf, te, z, 0.9, 1.5, 1.5, False)
+    assert float(losses.condi_sr_loss(s, conf, te, z)) == pytest.approx(float(explicit))
+    c = conf.clone().requires_grad_()
+    losses.condi_sr_loss(s, c, te, z).backward()
+    assert float(c.grad.abs().sum()) > 0
+    c2 = conf.clone().requires_grad_()
+    losses.condi_sr_loss(s, c2, te, z, 0.9, 1.5, 1.5, True).backward()
+    assert not torch.allclose(c.grad, c2.grad)  # the default lets gradients through z~
+    assert float(losses.bce_conf_loss(s, conf, y, z)) == pytest.approx(
+        float(losses.bce_conf_loss(s, conf, y, z, 1.5))
+    )
+    assert float(losses.st_ent_loss(s, te, y)) == pytest.approx(
+        float(losses.st_ent_loss(s, te, y, 0.9))
+    )
+
+
+def test_st_ent_softens_the_teacher_by_tau():
+    # tau = 0.5: p~t = softmax([ln 3, 0] / 0.5) = [0.9, 0.1]; p~s = [0.5, 0.5]
+    loss = losses.st_ent_loss(t(0.0, 0.0)[None], t(LN3, 0.0)[None], torch.tensor([0]), tau=0.5)
+    assert float(loss) == pytest.approx(0.25 * kl([0.9, 0.1], [0.5, 0.5]) + math.log(2), rel=1e-5)
+
+
+def test_st_conf_beta_at_the_budget_is_divided_by_099():
+    beta = losses.StConfBeta(0.1, budget=0.25)
+    beta.update(0.25)  # not budget > L_c
+    assert beta.beta == pytest.approx(0.1 / 0.99)
+
+
+def test_st_conf_hint_on_a_later_class_and_saturated_confidence():
+    # 3 classes, label 1, hint: p' = 0.5 [1/3] * 3 + 0.5 onehot(1) -> p'[1] = 1/6 + 1/2
+    logits, conf, y = torch.zeros(1, 3), t(0.0), torch.tensor([1])
+    loss, _ = losses.st_conf_loss(logits, conf, y, beta=0.0, hint_mask=torch.tensor([True]))
+    assert float(loss) == pytest.approx(-math.log(1 / 6 + 1 / 2), rel=1e-6)
+    # c = sigmoid(-200) underflows to 0 in float32: L_c is -log(1e-12), not infinite
+    loss, l_c = losses.st_conf_loss(logits, t(-200.0), y, beta=1.0, hint_mask=torch.tensor([False]))
+    assert float(l_c) == pytest.approx(-math.log(1e-12), rel=1e-4)
+    assert math.isfinite(float(loss))

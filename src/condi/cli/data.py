@@ -18,11 +18,12 @@ SYNTH_HELP = textwrap.dedent(
     Generate the embedded default dataset: real MPEG-4/AVI videos in the UCF-101 layout (one
     fold), so that they take the same reader, index and decoder as UCF-101.
 
-    Each video shows a bright blob doing one of C mirror-symmetric motions (move sideways, up,
-    down, circle, zig-zag, pulse, shake, bob, ...; mirror-symmetric because training flips
-    clips) over a mildly varying background; size, speed and length vary per video (N = 3..30
-    clips of 16 frames by default). A per-video share of the clips (10-90%) is ambiguous,
-    visibly:
+    Each video shows a bright blob doing one of C motions (move left, move right, up, down,
+    circle, zig-zag, pulse, shake, ...; move left/right are a mirror pair, whose labels the
+    training flip swaps (data.flip: swap), the others face either way) over a mildly varying
+    background; size, speed and length vary per video (N = 3..30 clips of 16 frames by
+    default). Videos come in groups of 2-4 near-duplicates (v_<Class>_gGG_cCC, as UCF-101),
+    never split. A per-video share of the clips (10-90%) is ambiguous, visibly:
       distractor  a second, full-contrast blob performs another class's motion over a faint
                   true actor; the other class is fixed per video
       occlusion   an opaque block covers most of the actor's path
@@ -68,6 +69,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         seed=p["seed"],
         workers=args.workers,
         count=args.count,
+        group_pattern=ds.get("group_pattern"),
     )
     meta = {**df.attrs["condi"], "dataset": args.dataset}
     write_index(df, args.out, meta, skipped=skipped)

@@ -1,7 +1,8 @@
 """Torch access to the clip cache: crops, flips and normalisation, per clip.
 
 Training clips get a random ``crop_size`` square crop and a horizontal flip with probability
-0.5, drawn from torch's global RNG (in DataLoader workers, the per-worker RNG that torch seeds
+0.5 where the dataset allows it (``flip_labels``, :mod:`condi.data.flips`: a flipped clip of a
+direction class takes its mirror partner's label, or is not flipped), drawn from torch's global RNG (in DataLoader workers, the per-worker RNG that torch seeds
 from the loader's generator), so a fixed seed reproduces a run. Evaluation clips get the
 center crop (SPEC section 1's deterministic test transform). Pixels become
 ``(x / 255 - mean) / std`` per channel, and the clip is laid out (3, L, crop, crop).
@@ -24,6 +25,11 @@ class ClipDataset(Dataset):
     ``__getitem__(i)`` returns ``(clip float32 (3, L, crop, crop), label int64, row int64)``
     where ``row = rows[i]`` is the clip's index row. The memmap is opened lazily, once per
     process (each DataLoader worker opens its own).
+
+    ``flip_labels`` (training only): per class, the label of a horizontally flipped clip, or -1
+    where a clip of that class is never flipped (:func:`condi.data.flips.flip_table`); the
+    returned label is then the flipped clip's. ``None``: every class keeps its label (``data.flip:
+    true``).
     """
 
     def __init__(
@@ -36,6 +42,7 @@ class ClipDataset(Dataset):
         mean: Sequence[float],
         std: Sequence[float],
         aug_seed: int | None = None,
+        flip_labels: np.ndarray | None = None,
     ) -> None:
         self.cache_path = Path(cache_path)
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -62,6 +69,12 @@ class ClipDataset(Dataset):
             )
         if len(self.rows) and not (self.rows.min() >= 0 and self.rows.max() < self.num_rows):
             raise ValueError(f"rows out of range for {self.cache_path} ({self.num_rows} clips)")
+        self.flip_labels = None if flip_labels is None else np.asarray(flip_labels, np.int64)
+        fl = self.flip_labels
+        if fl is not None and len(self.labels) and self.labels.max() >= len(fl):
+            raise ValueError(
+                f"flip_labels has {len(fl)} classes, labels go up to {self.labels.max()}"
+            )
         self._data: np.ndarray | None = None
         # With aug_seed, a clip's crop and flip depend only on (aug_seed, row): the same in one
         # process, in DataLoader workers and across DDP ranks (torch.distributed).
@@ -100,6 +113,11 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         row = int(self.rows[i])
         top, left, flip = self._window(row)
+        label = self.labels[i]
+        if flip and self.flip_labels is not None:
+            mirrored = self.flip_labels[label]
+            flip = bool(mirrored >= 0)
+            label = mirrored if flip else label
         c = self.crop_size
         clip = self.data[row, :, top : top + c, left : left + c]  # (L, c, c, 3) uint8 view
         if flip:
@@ -109,7 +127,7 @@ class ClipDataset(Dataset):
         x = np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
         x *= self._scale
         x -= self._shift
-        return torch.from_numpy(x), torch.tensor(self.labels[i]), torch.tensor(row)
+        return torch.from_numpy(x), torch.tensor(label), torch.tensor(row)
 
 
 def make_loader(

@@ -1,4 +1,4 @@
-"""A user's own videos as a dataset (``condi data index --kind folder --root DIR``).
+r"""A user's own videos as a dataset (``condi data index --kind folder --root DIR``).
 
 Three layouts are recognised, tried in this order:
 
@@ -19,6 +19,14 @@ given (layout 3, or layouts 1-2 without ``test``), a seeded, stratified 20% of t
 becomes the test set (:func:`stratified_holdout`). A ``val`` split is only given where the user
 gave one; otherwise the index builder carves it out of ``train``.
 
+Groups (optional, ``group_pattern``): videos cut from one source (one long recording, one actor
+and scene) are near-duplicates and must stay on one side of every split. ``group_pattern`` is a
+regular expression searched in each video's path relative to ``root``; its first capture group
+(or, without one, the whole match) names the video's group, e.g. ``v_(.+)_c\d+`` for UCF-101-style
+names or ``^([^/]+/[^/_]+)_`` for ``<class>/<source>_<n>.mp4``. A video whose path does not match
+is its own group. The 20% test holdout, the validation split and the cross-fitting folds are
+then drawn by group. Without a pattern every video is its own group.
+
 Listed videos that don't exist are not an error: they are counted, logged with a warning and
 returned in :attr:`Listing.missing` (:func:`scan`). ``fold`` must be 1 (one split only).
 
@@ -31,12 +39,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from condi.data.records import VideoRecord
+from condi.data.records import VideoRecord, holdout_by_unit, unit_key
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +144,46 @@ def check_fold(fold: int) -> None:
 
 
 def _holdout_test(records: list[VideoRecord], fraction: float, seed: int) -> list[VideoRecord]:
-    """Turn a seeded stratified ``fraction`` of the ``train`` records into ``test`` records."""
+    """Turn a seeded stratified ``fraction`` of the ``train`` records into ``test`` records
+    (whole groups where the records have groups: :func:`condi.data.records.holdout_by_unit`)."""
     train = sorted((r for r in records if r.split == "train"), key=lambda r: r.path)
     others = [r for r in records if r.split != "train"]
-    held = stratified_holdout([r.label for r in train], fraction, seed)
+    if any(r.group is not None for r in train):
+        held = holdout_by_unit(
+            [r.label for r in train],
+            [unit_key(r.path, r.group) for r in train],
+            fraction,
+            lambda label, n: random.Random(seed * 1_000_003 + label).sample(range(n), n),
+        )
+    else:
+        held = stratified_holdout([r.label for r in train], fraction, seed)
     moved = [
-        VideoRecord(r.path, r.label, r.label_name, "test" if h else "train")
+        VideoRecord(r.path, r.label, r.label_name, "test" if h else "train", r.group)
         for r, h in zip(train, held, strict=True)
     ]
     return moved + others
+
+
+def compile_group_pattern(pattern: str | None) -> re.Pattern[str] | None:
+    """The compiled ``group_pattern`` (module docstring); a clear error for a bad one."""
+    if pattern is None or pattern == "":
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(
+            f"group_pattern {pattern!r} is not a valid regular expression: {exc}"
+        ) from None
+
+
+def group_of(path: str, pattern: re.Pattern[str] | None) -> str | None:
+    """The group ``pattern`` names in ``path`` (first capture group, else the whole match)."""
+    if pattern is None:
+        return None
+    m = pattern.search(path)
+    if m is None:
+        return None
+    return m.group(1) if pattern.groups else m.group(0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,7 +211,9 @@ def read_list_file(path: Path) -> list[tuple[str, int]]:
     return entries
 
 
-def _scan_list_files(root: Path, test_fraction: float, seed: int) -> Listing:
+def _scan_list_files(
+    root: Path, test_fraction: float, seed: int, pattern: re.Pattern[str] | None = None
+) -> Listing:
     lists = {split: root / f"{split}.txt" for split in ("train", "val", "test")}
     entries = {split: read_list_file(p) for split, p in lists.items() if p.exists()}
     classes_file = root / "classes.txt"
@@ -186,7 +228,9 @@ def _scan_list_files(root: Path, test_fraction: float, seed: int) -> Listing:
             if label >= len(names):
                 raise ValueError(f"{lists[split]}: label {label} but only {len(names)} classes")
             if (root / video).is_file():
-                records.append(VideoRecord(video, label, names[label], split))
+                records.append(
+                    VideoRecord(video, label, names[label], split, group_of(video, pattern))
+                )
             else:
                 missing.append(video)
     if "test" not in entries:
@@ -200,7 +244,11 @@ def _scan_list_files(root: Path, test_fraction: float, seed: int) -> Listing:
 
 
 def _scan_folders(
-    root: Path, split_dirs: dict[str, Path], test_fraction: float, seed: int
+    root: Path,
+    split_dirs: dict[str, Path],
+    test_fraction: float,
+    seed: int,
+    pattern: re.Pattern[str] | None = None,
 ) -> Listing:
     names = sorted({name for folder in split_dirs.values() for name in _class_dirs(folder)})
     train_names = _class_dirs(split_dirs["train"])
@@ -213,7 +261,7 @@ def _scan_folders(
         for name in _class_dirs(folder):
             for video in find_videos(folder / name):
                 rel = video.relative_to(root).as_posix()
-                records.append(VideoRecord(rel, ids[name], name, split))
+                records.append(VideoRecord(rel, ids[name], name, split, group_of(rel, pattern)))
     if "test" not in split_dirs:
         records = _holdout_test(records, test_fraction, seed)
     if not records:
@@ -222,25 +270,33 @@ def _scan_folders(
 
 
 def scan(
-    root: Path | str, fold: int = 1, *, test_fraction: float = TEST_FRACTION, seed: int = SEED
+    root: Path | str,
+    fold: int = 1,
+    *,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = SEED,
+    group_pattern: str | None = None,
 ) -> Listing:
     """Read a user's dataset in any of the module's three layouts; see the module docstring."""
     check_fold(fold)
+    pattern = compile_group_pattern(group_pattern)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root not found: {root}")
     if (root / "train.txt").is_file():
-        listing = _scan_list_files(root, test_fraction, seed)
+        listing = _scan_list_files(root, test_fraction, seed, pattern)
     elif (root / "train").is_dir():
         split_dirs = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
-        listing = _scan_folders(root, split_dirs, test_fraction, seed)
+        listing = _scan_folders(root, split_dirs, test_fraction, seed, pattern)
     else:
-        listing = _scan_folders(root, {"train": root}, test_fraction, seed)
+        listing = _scan_folders(root, {"train": root}, test_fraction, seed, pattern)
     listing.warn_missing(f"folder dataset {root}")
     return listing
 
 
-def list_videos(root: Path, fold: int = 1) -> tuple[list[VideoRecord], list[str]]:
+def list_videos(
+    root: Path, fold: int = 1, group_pattern: str | None = None
+) -> tuple[list[VideoRecord], list[str]]:
     """The index builder's entry point: records (paths relative to ``root``) and class names."""
-    listing = scan(root, fold)
+    listing = scan(root, fold, group_pattern=group_pattern)
     return listing.records, listing.class_names

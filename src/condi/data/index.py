@@ -2,12 +2,13 @@
 
 A reader (``READERS``) lists the videos; each is probed with PyAV (:func:`probe_video`), bad
 ones are skipped with their reason, a seeded class-stratified share of the training videos
-becomes ``val``, and every video of T frames is cut into N = ceil(T / L) clips ``[start,
+becomes ``val`` (drawn by group: videos of one group never straddle train and val), and every video of T frames is cut into N = ceil(T / L) clips ``[start,
 end)`` of L frames (the last clip's ``end`` may exceed T: it is padded with the final frame
 when decoded, SPEC notation).
 
 Columns: ``video`` (path relative to the root), ``video_id`` (0..V-1, by sorted path),
-``label``, ``label_name``, ``split`` (train | val | test), ``clip_index``, ``num_clips``,
+``label``, ``label_name``, ``group`` (the reader's group, e.g. UCF-101's ``<Class>/gGG`` or a
+Kinetics YouTube id; the video's own path where it has none), ``split`` (train | val | test), ``clip_index``, ``num_clips``,
 ``start_frame``, ``end_frame``, ``num_frames``, ``fps``, ``duration`` (s), ``width``,
 ``height``; rows sorted by (video_id, clip_index). The parquet file's schema metadata holds
 JSON under ``b"condi"``: kind, root, fold, clip_len, class_names, num_classes (plus
@@ -31,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from condi.data.records import VideoRecord
+from condi.data.records import VideoRecord, holdout_by_unit, unit_key
 from condi.data.video import VideoError, VideoInfo, probe_video
 from condi.io import atomic_path, write_csv
 
@@ -44,6 +45,7 @@ INDEX_COLUMNS = (
     "video_id",
     "label",
     "label_name",
+    "group",
     "split",
     "clip_index",
     "num_clips",
@@ -58,8 +60,9 @@ INDEX_COLUMNS = (
 SKIPPED_COLUMNS = ("video", "label", "label_name", "split", "reason")
 
 # kind -> "module:function" with the signature list_videos(root: Path, fold: int) ->
-# (list[VideoRecord], class_names). Imported lazily, so a reader that does not exist yet only
-# fails when that kind is asked for. Add a dataset by adding a line here.
+# (list[VideoRecord], class_names) (the folder reader also takes group_pattern=). Imported
+# lazily, so a reader that does not exist yet only fails when that kind is asked for. Add a
+# dataset by adding a line here.
 READERS: dict[str, str] = {
     "ucf101": "condi.data.ucf101:list_videos",
     "kinetics": "condi.data.kinetics:list_videos",
@@ -67,7 +70,7 @@ READERS: dict[str, str] = {
     "folder": "condi.data.folder:list_videos",
 }
 
-Reader = Callable[[Path, int], tuple[list[VideoRecord], list[str]]]
+Reader = Callable[..., tuple[list[VideoRecord], list[str]]]
 
 
 def get_reader(kind: str) -> Reader:
@@ -89,31 +92,32 @@ def get_reader(kind: str) -> Reader:
 def assign_val_split(
     records: Sequence[VideoRecord], val_fraction: float, seed: int
 ) -> list[VideoRecord]:
-    """Move a seeded, class-stratified ``val_fraction`` of the training videos to ``val``.
+    """Move a seeded, class-stratified ``val_fraction`` of the training videos to ``val``,
+    drawn by group (:attr:`VideoRecord.group`; a video without one is its own group), so that
+    near-duplicates (UCF-101's clips of one group, Kinetics clips of one YouTube video) never
+    straddle train and val and inflate validation accuracy.
 
-    Per class, ``round(val_fraction * n)`` of its n training videos, but at least one when
-    ``val_fraction > 0`` and n >= 2, and never all of them. The choice depends only on the seed
-    and the set of paths, not on their order. Records already split into ``val`` by their reader
-    (SSv2) are returned unchanged.
+    Per class, whole groups in a seeded order, as close to ``round(val_fraction * n)`` of its n
+    training videos as the group sizes allow, at least one group when ``val_fraction > 0`` and
+    the class has two or more groups, and never all of them
+    (:func:`condi.data.records.holdout_by_unit`). Without groups this is ``round(val_fraction *
+    n)`` videos, at least one when n >= 2, never all. The choice depends only on the seed and
+    the set of paths and groups, not on their order. Records already split into ``val`` by their
+    reader (SSv2) are returned unchanged.
     """
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if any(r.split == "val" for r in records):
         return list(records)
     rng = np.random.default_rng(seed)
-    by_class: dict[int, list[str]] = {}
-    for r in records:
-        if r.split == "train":
-            by_class.setdefault(r.label, []).append(r.path)
-    val: set[str] = set()
-    for label in sorted(by_class):
-        paths = sorted(by_class[label])
-        n = len(paths)
-        k = round(val_fraction * n)
-        if val_fraction > 0 and n >= 2:
-            k = max(k, 1)
-        k = min(k, n - 1)
-        val.update(paths[i] for i in rng.permutation(n)[:k])
+    train = [r for r in records if r.split == "train"]
+    held = holdout_by_unit(
+        [r.label for r in train],
+        [unit_key(r.path, r.group) for r in train],
+        val_fraction,
+        lambda _label, n: rng.permutation(n),
+    )
+    val = {r.path for r, h in zip(train, held, strict=True) if h}
     return [replace(r, split="val") if r.path in val else r for r in records]
 
 
@@ -153,17 +157,25 @@ def build_index(
     seed: int = 0,
     workers: int | None = None,
     count: str = "auto",
+    group_pattern: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clip index and skipped videos of one dataset fold (module docstring).
 
     Returns ``(index, skipped)``; ``index.attrs["condi"]`` holds the metadata for
     :func:`write_index`. ``workers`` threads probe videos in parallel (default: CPU count, at
-    most 8); ``count`` is passed to :func:`probe_video`.
+    most 8); ``count`` is passed to :func:`probe_video`. ``group_pattern`` (folder datasets
+    only, ``datasets.<name>.group_pattern``) names each video's group
+    (:mod:`condi.data.folder`); UCF-101 and Kinetics have their groups built in.
     """
     if clip_len < 1:
         raise ValueError(f"clip_len must be >= 1, got {clip_len}")
     root = Path(root)
-    records, class_names = get_reader(kind)(root, fold)
+    if group_pattern and kind != "folder":
+        raise ValueError(
+            f"group_pattern applies to folder datasets only; {kind} has its own groups or none"
+        )
+    reader_kwargs = {"group_pattern": group_pattern} if group_pattern else {}
+    records, class_names = get_reader(kind)(root, fold, **reader_kwargs)
     workers = workers or min(8, os.cpu_count() or 1)
     probed = _probe_all(root, records, workers, count)
 
@@ -190,6 +202,7 @@ def build_index(
             "video": [r.path for r, _ in kept],
             "label": [r.label for r, _ in kept],
             "label_name": [r.label_name for r, _ in kept],
+            "group": [r.group if r.group is not None else r.path for r, _ in kept],
             "split": [split[r.path] for r, _ in kept],
             "num_frames": [i.num_frames for _, i in kept],
             "fps": [i.fps for _, i in kept],
@@ -205,7 +218,7 @@ def build_index(
         {
             c: "int64"
             for c in INDEX_COLUMNS
-            if c not in ("video", "label_name", "split", "fps", "duration")
+            if c not in ("video", "label_name", "group", "split", "fps", "duration")
         }
     )
     df.attrs["condi"] = {
@@ -217,6 +230,7 @@ def build_index(
         "num_classes": len(class_names),
         "val_fraction": float(val_fraction),
         "seed": int(seed),
+        "group_pattern": group_pattern or None,
     }
     log.info(
         "%s fold %d: %d videos, %d clips (%s)",

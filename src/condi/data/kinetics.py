@@ -24,6 +24,9 @@ Decisions:
   they are counted, logged with one warning and returned in :attr:`Listing.missing` (expected
   paths ``<split dir>/{ytid}_{start:06d}_{end:06d}.mp4``), never an error.
 - ``fold`` must be 1.
+- Every record's ``group`` is its YouTube id: clips cut from one YouTube video share actor,
+  scene and camera, so validation and cross-fitting folds keep them together
+  (:mod:`condi.data.index`).
 """
 
 from __future__ import annotations
@@ -137,7 +140,9 @@ def scan(root: Path | str, fold: int = 1) -> Listing:
             if path is None:
                 missing.append(f"{folder}/{row.key}.mp4")
                 continue
-            records.append(VideoRecord(path, ids[row.label], row.label, SPLIT_MAP[split]))
+            records.append(
+                VideoRecord(path, ids[row.label], row.label, SPLIT_MAP[split], row.youtube_id)
+            )
         if unknown:
             log.warning(
                 "Kinetics %s: %d rows with labels not in the training set dropped", split, unknown

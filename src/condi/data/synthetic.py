@@ -15,6 +15,15 @@ four kinds, each visible in the clip itself:
 * ``blur``: heavy Gaussian blur and noise over a lower-contrast actor.
 * ``static``: no motion: the clip's first frame, frozen.
 
+Groups, as UCF-101 has them: UCF-101 cuts each class's long source videos into 4-7 clips
+``v_<Class>_gGG_cCC`` that share actor, background and camera, and its official splits keep a
+group on one side. Here the videos of one group (``group_size`` of them) share the whole
+per-video appearance (background texture, actor colour, size and speed, distractor class) up
+to a small jitter (``video_jitter`` grey levels of background, +-5% speed), and differ in
+length, clip kinds and the actor's paths: near-duplicates, so that a validation split or a
+cross-fitting fold that cuts through a group would be measurably optimistic. Train groups come
+first (g01, g02, ...), then test groups.
+
 The files are real encoded videos (MPEG-4 part 2 in AVI, as UCF-101) in the UCF-101 layout
 with a single fold 1, so they go through the same reader, index and decoder as UCF-101.
 ``manifest.parquet`` holds the ground truth per clip and ``synth_config.json`` the resolved
@@ -25,9 +34,12 @@ clip length for the manifest rows to align with the index rows.
 
 Two design choices, both measured with the pipeline's teacher (``benchmarks/data_regime.py``):
 
-* The classes are mirror-symmetric (each motion faces left or right at random), because the
-  training transform flips clips horizontally: direction classes such as "move right" versus
-  "move left" would be swapped by the augmentation.
+* Direction classes: ``MoveLeft`` and ``MoveRight`` are each other's mirror image, as SSv2's
+  "... from left to right" / "... from right to left"; a horizontal flip turns one into the
+  other. The training transform must swap their labels when it flips a clip (``data.flip:
+  swap``, the default for datasets whose class names form left/right pairs,
+  :mod:`condi.data.flips`), or not flip. Every other motion is mirror-symmetric (it faces left
+  or right at random), so a flip keeps its class.
 * Appearance varies per video only mildly (grey-ish backgrounds, near-white actors). With
   strongly coloured, distinctive backgrounds the teacher memorised the training videos (68%
   training clip accuracy, 40% on clean test clips); with the mild ones it learned the motions
@@ -61,11 +73,13 @@ from condi.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
-# Mirror-symmetric motion classes (see _trajectory); the first num_classes are used.
+# Motion classes (see _trajectory); the first num_classes are used. MoveLeft and MoveRight are
+# a mirror pair; the others are mirror-symmetric.
 MOTIONS = (
-    "MoveSideways",
+    "MoveLeft",
+    "MoveRight",
     "MoveUp",
     "MoveDown",
     "Circle",
@@ -83,6 +97,7 @@ MANIFEST_COLUMNS = (
     "video",
     "label",
     "split",
+    "group",
     "clip_index",
     "num_clips",
     "ambiguous",
@@ -100,8 +115,12 @@ class SynthConfig:
     """
 
     num_classes: int = 8
-    train_per_class: int = 25
+    train_per_class: int = 25  # videos
     test_per_class: int = 15
+    # Videos per group (UCF-101: 4-7 per group of 25 per class). Smaller here because a class
+    # has 25 training videos, not ~100: one group held out for validation is then ~12% of them.
+    group_size: tuple[float, float] = (2.0, 4.0)
+    video_jitter: float = 6.0  # background grey-level offset between videos of one group, +-
     min_clips: int = 3  # N per video, log-uniform between min_clips and max_clips
     max_clips: int = 30
     clip_len: int = 16
@@ -163,6 +182,10 @@ class SynthConfig:
                 raise ValueError(
                     f"synth: {f.name} must be a range (low, high), 0 <= low <= high, got {value}"
                 )
+        if self.group_size[0] < 1 or int(self.group_size[1]) < int(self.group_size[0]):
+            raise ValueError(
+                f"synth: group_size must be (low, high) videos with 1 <= low <= high, got {self.group_size}"
+            )
         if self.ambiguous_share[1] > 1:
             raise ValueError("synth: ambiguous_share must lie in [0, 1]")
         if not 1 <= self.qscale <= 31:
@@ -180,6 +203,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "test_per_class": 3,
         "min_clips": 2,
         "max_clips": 6,
+        "group_size": (1, 2),
         "height": 32,
         "width": 40,
     },
@@ -238,15 +262,18 @@ def _trajectory(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets (dx, dy) from the start and a size factor, each (n,), for one clip of ``motion``.
 
-    Every motion is drawn facing left or right at random: the classes are mirror-symmetric, so
-    the training transform's horizontal flip never turns one class into another.
+    ``MoveLeft`` and ``MoveRight`` have a direction (a horizontal flip turns one into the
+    other); every other motion is drawn facing left or right at random, so that a flip keeps
+    its class.
     """
     t = np.arange(n, dtype=np.float64)
     zero, one = np.zeros(n), np.ones(n)
     mirror = rng.choice([-1.0, 1.0])
     phase = rng.uniform(0, 2 * math.pi)
-    if motion == "MoveSideways":
-        return mirror * speed * t, zero, one
+    if motion == "MoveLeft":
+        return -speed * t, zero, one
+    if motion == "MoveRight":
+        return speed * t, zero, one
     if motion == "MoveUp":
         return zero, -speed * t, one
     if motion == "MoveDown":
@@ -399,11 +426,35 @@ def _clip_kinds(n: int, cfg: SynthConfig, rng: np.random.Generator) -> list[str]
     return kinds
 
 
+def _group_member(video: _Video, cfg: SynthConfig, rng: np.random.Generator) -> _Video:
+    """One video of a group: the group's appearance with a small jitter (module docstring)."""
+    offset = rng.uniform(-cfg.video_jitter, cfg.video_jitter)
+    return dataclasses.replace(
+        video,
+        background=np.clip(video.background + offset, 0, 255).astype(np.float32),
+        speed=video.speed * rng.uniform(0.95, 1.05),
+    )
+
+
+def group_sizes(n: int, cfg: SynthConfig, rng: np.random.Generator) -> list[int]:
+    """Sizes of the groups that hold ``n`` videos: uniform in ``group_size``, the last one cut
+    to fit."""
+    lo, hi = int(cfg.group_size[0]), int(cfg.group_size[1])
+    sizes: list[int] = []
+    while sum(sizes) < n:
+        sizes.append(int(rng.integers(lo, hi + 1)))
+    sizes[-1] -= sum(sizes) - n
+    return sizes
+
+
 def render_video(
-    label: int, cfg: SynthConfig, rng: np.random.Generator
+    label: int, cfg: SynthConfig, rng: np.random.Generator, video: _Video | None = None
 ) -> tuple[np.ndarray, list[str], int]:
-    """(T, H, W, 3) uint8 frames, the kind of each clip, and the video's distractor class."""
-    video = _draw_video(label, cfg, rng)
+    """(T, H, W, 3) uint8 frames, the kind of each clip, and the video's distractor class.
+
+    ``video``: the group's appearance (:func:`_draw_video`), jittered for this video; without
+    it the video draws its own."""
+    video = _group_member(video, cfg, rng) if video is not None else _draw_video(label, cfg, rng)
     n = _num_clips(cfg, rng)
     t = n * cfg.clip_len - int(rng.integers(0, cfg.clip_len))  # the last clip is partial
     kinds = _clip_kinds(n, cfg, rng)
@@ -441,45 +492,53 @@ def generate(
 ) -> Path:
     """Generate the synthetic benchmark into ``out_dir``; returns the manifest's path.
 
-    Layout (UCF-101, fold 1): ``UCF-101/<Class>/v_<Class>_gGG_c01.avi``,
+    Layout (UCF-101, fold 1): ``UCF-101/<Class>/v_<Class>_gGG_cCC.avi``,
     ``ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt``, plus ``manifest.parquet`` (one
-    row per clip: ``video, label, split, clip_index, num_clips, ambiguous, kind,
-    distractor_class``; ``distractor_class`` is -1 except on distractor clips) and
-    ``synth_config.json``. The first ``train_per_class`` videos of each class (g01...) are
-    training videos, the rest test videos.
+    row per clip: ``video, label, split, group, clip_index, num_clips, ambiguous, kind,
+    distractor_class``; ``group`` is ``<Class>/gGG`` as the UCF-101 reader names it;
+    ``distractor_class`` is -1 except on distractor clips) and ``synth_config.json``. Per class,
+    ``train_per_class`` training videos in groups g01, g02, ... of ``group_size`` videos, then
+    ``test_per_class`` test videos in the following groups: a group is never split.
+
+    Random streams: the group sizes of a class from ``(seed, label)``, a group's appearance from
+    ``(seed, label, g)``, a video's content from ``(seed, label, g, c)``.
     """
     cfg = make_config(preset, **overrides)
     out = Path(out_dir)
     lists = out / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
     names = list(MOTIONS[: cfg.num_classes])
-    per_class = cfg.train_per_class + cfg.test_per_class
     rows, train_lines, test_lines = [], [], []
     for label, name in enumerate(names):
         (out / "UCF-101" / name).mkdir(parents=True, exist_ok=True)
-        for g in range(1, per_class + 1):
-            rel = f"{name}/v_{name}_g{g:02d}_c01.avi"
-            split = "train" if g <= cfg.train_per_class else "test"
-            rng = np.random.default_rng([seed, label * per_class + g])
-            frames, kinds, distractor = render_video(label, cfg, rng)
-            encode_avi(out / "UCF-101" / rel, frames, cfg.fps, cfg.qscale)
-            if split == "train":
-                train_lines.append(f"{rel} {label + 1}")
-            else:
-                test_lines.append(rel)
-            for i, kind in enumerate(kinds):
-                rows.append(
-                    {
-                        "video": f"UCF-101/{rel}",
-                        "label": label,
-                        "split": split,
-                        "clip_index": i,
-                        "num_clips": len(kinds),
-                        "ambiguous": kind != "clean",
-                        "kind": kind,
-                        "distractor_class": distractor if kind == "distractor" else -1,
-                    }
-                )
+        sizes_rng = np.random.default_rng([seed, label])
+        groups = [("train", n) for n in group_sizes(cfg.train_per_class, cfg, sizes_rng)]
+        groups += [("test", n) for n in group_sizes(cfg.test_per_class, cfg, sizes_rng)]
+        for g, (split, size) in enumerate(groups, start=1):
+            look = _draw_video(label, cfg, np.random.default_rng([seed, label, g]))
+            for c in range(1, size + 1):
+                rel = f"{name}/v_{name}_g{g:02d}_c{c:02d}.avi"
+                rng = np.random.default_rng([seed, label, g, c])
+                frames, kinds, distractor = render_video(label, cfg, rng, look)
+                encode_avi(out / "UCF-101" / rel, frames, cfg.fps, cfg.qscale)
+                if split == "train":
+                    train_lines.append(f"{rel} {label + 1}")
+                else:
+                    test_lines.append(rel)
+                for i, kind in enumerate(kinds):
+                    rows.append(
+                        {
+                            "video": f"UCF-101/{rel}",
+                            "label": label,
+                            "split": split,
+                            "group": f"{name}/g{g:02d}",
+                            "clip_index": i,
+                            "num_clips": len(kinds),
+                            "ambiguous": kind != "clean",
+                            "kind": kind,
+                            "distractor_class": distractor if kind == "distractor" else -1,
+                        }
+                    )
     write_text(lists / "classInd.txt", "".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
     write_text(lists / "trainlist01.txt", "".join(f"{line}\n" for line in train_lines))
     write_text(lists / "testlist01.txt", "".join(f"{line}\n" for line in test_lines))
@@ -501,6 +560,7 @@ def generate(
         "config": dataclasses.asdict(cfg),
         "class_names": names,
         "num_videos": len(train_lines) + len(test_lines),
+        "num_groups": int(manifest["group"].nunique()),
         "num_clips": len(manifest),
         "ambiguous_share": float(manifest["ambiguous"].mean()),
         "kind_counts": {k: int((manifest["kind"] == k).sum()) for k in KINDS},

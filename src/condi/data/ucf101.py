@@ -11,16 +11,32 @@ A video's class is the folder part of its listed path, matched case-insensitivel
 ``classInd.txt`` (the real folder ``HandstandPushups`` holds ``v_HandStandPushups_*`` files).
 The label given in a training list must agree with the folder. Whether the files exist is
 checked later, by the index (a missing video is skipped there, with its reason).
+
+Groups: the clips ``cCC`` of one group ``gGG`` of a class are cut from the same long video or
+share actor and background; the official splits keep a group on one side. Every record's
+``group`` is ``<Class>/gGG`` (class name as in ``classInd.txt``), so that the validation split
+and the cross-fitting folds keep groups whole too (:mod:`condi.data.index`). A file name
+without ``_gGG_cCC`` is its own group.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from condi.data.records import VideoRecord
 
 VIDEO_DIR = "UCF-101"
 LIST_DIR = "ucfTrainTestlist"
+
+
+GROUP_RE = re.compile(r"_g(\d+)_c\d+\.[^./]+$", re.IGNORECASE)
+
+
+def video_group(class_name: str, rel: str) -> str | None:
+    """``<Class>/gGG`` for ``.../v_<Class>_gGG_cCC.avi`` (GG as two digits), else None."""
+    m = GROUP_RE.search(rel)
+    return f"{class_name}/g{int(m.group(1)):02d}" if m else None
 
 
 class ListError(ValueError):
@@ -79,7 +95,11 @@ def _read_split(
                 raise ListError(
                     f"{path}:{lineno}: class id {parts[1]} disagrees with folder {folder!r} (id {label + 1})"
                 )
-        records.append(VideoRecord(f"{VIDEO_DIR}/{rel}", label, names[label], split))
+        records.append(
+            VideoRecord(
+                f"{VIDEO_DIR}/{rel}", label, names[label], split, video_group(names[label], rel)
+            )
+        )
     return records
 
 

@@ -9,10 +9,12 @@ train and val clips), ``logits`` (float16, n x C), ``z`` (uint8), ``split``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from condi.data.indexed import IndexedData
@@ -25,19 +27,76 @@ log = logging.getLogger(__name__)
 
 
 def crossfit_folds(data: IndexedData, k: int, seed: int) -> np.ndarray:
-    """Assign every training VIDEO to one of ``k`` folds, stratified by class and seeded;
-    returns the fold of every training clip (in ``data.rows("train")`` order)."""
+    """Assign every training video to one of ``k`` folds by GROUP (the index's ``group``
+    column: UCF-101's ``<Class>/gGG``, a Kinetics YouTube id; a video without one is its own
+    group), stratified by class and seeded; returns the fold of every training clip (in
+    ``data.rows("train")`` order).
+
+    A fold teacher must not have trained on a near-duplicate of the clips it judges, so a group
+    never straddles two folds. Per class (a group's class is its most frequent label, ties the
+    smallest id), the class's groups sorted by key are put in a seeded random order, then the
+    larger groups first (stable), and each goes to the fold with the fewest of the class's
+    videos so far (ties: the first from a seeded random offset). With one video per group this
+    is the round robin ``(i + offset) % k`` over the permuted videos.
+    """
     rows = data.rows("train")
-    videos = data.index.iloc[rows].drop_duplicates("video_id")[["video_id", "label"]]
+    index = data.index
+    group_col = index["group"] if "group" in index.columns else index["video"]
+    videos = pd.DataFrame(
+        {
+            "video_id": index["video_id"].to_numpy()[rows],
+            "label": index["label"].to_numpy()[rows],
+            "group": group_col.astype(str).to_numpy()[rows],
+        }
+    ).drop_duplicates("video_id")
+    members: dict[str, list[int]] = {}
+    for vid, group in zip(videos["video_id"], videos["group"], strict=True):
+        members.setdefault(group, []).append(int(vid))
+    group_label = (
+        videos.groupby(["group", "label"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["group", "n", "label"], ascending=[True, False, True])
+        .drop_duplicates("group")
+        .set_index("group")["label"]
+    )
     rng = np.random.default_rng(seed)
     fold_of: dict[int, int] = {}
-    for _, group in videos.groupby("label", sort=True):
-        ids = group["video_id"].to_numpy()
-        ids = ids[rng.permutation(len(ids))]
+    for _label, block in group_label.groupby(group_label, sort=True):
+        keys = sorted(block.index)
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        keys.sort(key=lambda g: -len(members[g]))
         offset = int(rng.integers(k))
-        for i, vid in enumerate(ids):
-            fold_of[int(vid)] = (i + offset) % k
-    return np.array([fold_of[int(v)] for v in data.video_ids(rows)])
+        sizes = [0] * k
+        for key in keys:
+            fold = min(range(k), key=lambda f: (sizes[f], (f - offset) % k))
+            sizes[fold] += len(members[key])
+            for vid in members[key]:
+                fold_of[vid] = fold
+    return np.array([fold_of[int(v)] for v in data.video_ids(rows)], dtype=np.int64)
+
+
+def crossfit_judge(
+    teacher_logits: np.ndarray,
+    folds: np.ndarray,
+    k: int,
+    fold_logits: Callable[[int], np.ndarray],
+) -> np.ndarray:
+    """The logits whose argmax decides z (Eq. 1) under cross-fitting.
+
+    ``teacher_logits`` are the given teacher's on the training clips (the first ``len(folds)``
+    rows, in ``folds`` order) and then the val clips. Each training clip of fold ``j`` is judged
+    by fold teacher ``j`` (trained without fold j): ``fold_logits(j)`` returns its logits on
+    fold j's clips in their order. The val rows keep the given teacher's logits."""
+    judge = np.array(teacher_logits, copy=True)
+    for j in range(k):
+        idx = np.flatnonzero(folds == j)
+        logits = fold_logits(j)
+        if len(logits) != len(idx):
+            raise ValueError(f"fold teacher {j}: {len(logits)} logits for {len(idx)} clips")
+        judge[idx] = logits
+    return judge
 
 
 def compute_pseudo_labels(
@@ -77,7 +136,8 @@ def compute_pseudo_labels(
         from condi.training.loop import params_hash
 
         recipe = params_hash(params, teacher, folds.tolist())
-        for j in range(k):
+
+        def fold_logits(j: int) -> np.ndarray:
             ckpt = Path(work_dir) / f"crossfit_{recipe}_{j + 1}of{k}.pt"
             if not ckpt.is_file():
                 log.info("crossfit teacher %d/%d on %d clips", j + 1, k, int((folds != j).sum()))
@@ -85,10 +145,11 @@ def compute_pseudo_labels(
             model, _ = load_model(ckpt, role="teacher")
             model.to(device)
             held = train_rows[folds == j]
-            fold_out = forward_rows(
+            return forward_rows(
                 model, data.cache_path, held, data.labels(held), params["data"], batch, device
-            )
-            judge[np.flatnonzero(folds == j)] = fold_out["logits"]
+            )["logits"]
+
+        judge = crossfit_judge(judge, folds, k, fold_logits)
     # The KD losses keep distilling the real teacher's logits; only z changes with the source.
     z = eq1_labels(judge, labels)
     return {

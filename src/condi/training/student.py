@@ -18,6 +18,7 @@ import torch
 import torch.distributed
 
 from condi import losses
+from condi.data import flips
 from condi.data.indexed import IndexedData
 from condi.methods import get_method
 from condi.metrics import auroc, softmax_np, video_accuracy
@@ -41,9 +42,19 @@ def make_step(
     z: torch.Tensor,
     pos: torch.Tensor,
     extra_state: dict[str, Any],
+    row_labels: torch.Tensor | None = None,
+    mirror: torch.Tensor | None = None,
 ):
     """The per-batch loss of ``method`` (a name of :mod:`condi.methods`' registry, else
-    ``ValueError``); ``rows`` index the teacher's logits and z (Eq. 1)."""
+    ``ValueError``); ``rows`` index the teacher's logits and z (Eq. 1) through ``pos`` (index
+    row -> position in the pseudo-label arrays).
+
+    Flips (``data.flip: swap``): a clip whose label differs from its index row's
+    (``row_labels``) was flipped into its mirror class, so the teacher's logits, computed on the
+    unflipped clip, are permuted by ``mirror`` (class -> mirror class,
+    :func:`condi.data.flips.logit_permutation`) before they serve as its target; z is kept (the
+    teacher is as right on the mirror image as on the clip).
+    """
     get_method(method)
     c = params["condi"]
     tau, lam, mu = c["tau"], c["lam"], c["mu"]
@@ -52,6 +63,11 @@ def make_step(
         logits, conf = out
         idx = pos[rows]
         t_logits = teacher_logits[idx].to(logits.device, torch.float32)
+        if mirror is not None and row_labels is not None:
+            flipped = (labels.cpu() != row_labels[rows]).to(logits.device)
+            t_logits = torch.where(
+                flipped[:, None], t_logits[:, mirror.to(logits.device)], t_logits
+            )
         zz = z[idx].to(logits.device, torch.float32)
         if method == "condi_sr":
             return losses.condi_sr_loss(
@@ -106,6 +122,17 @@ def train_student(
     teacher_logits = torch.from_numpy(pseudo_labels["logits"].astype(np.float32))
     z = torch.from_numpy(pseudo_labels["z"].astype(np.float32))
     extra_state: dict[str, Any] = {"beta": params["st_conf"]["beta"]}
+    mirror = flips.logit_permutation(flips.table_for(params["data"], data.meta))
+    step = make_step(
+        method,
+        params,
+        teacher_logits,
+        z,
+        pos,
+        extra_state,
+        row_labels=torch.tensor(data.index["label"].to_numpy()),
+        mirror=torch.from_numpy(mirror),
+    )
 
     def validate(out: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
         probs = softmax_np(out["logits"])
@@ -126,7 +153,7 @@ def train_student(
         student,
         data,
         out_path,
-        step=make_step(method, params, teacher_logits, z, pos, extra_state),
+        step=step,
         optimizer=lambda model: student_optimizer(model, cfg),
         lrs=lrs,
         validate=validate,

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from condi.data import flips
 from condi.data.dataset import ClipDataset
 from condi.data.indexed import IndexedData
 from condi.inference import forward_rows
@@ -56,7 +57,8 @@ def train_loader(
     accumulate: int = 1,
 ) -> DataLoader:
     """Training batches of one epoch: order and augmentation depend only on ``(seed, epoch)``,
-    so a resumed run, a run with DataLoader workers and a DDP run see the same clips."""
+    so a resumed run, a run with DataLoader workers and a DDP run see the same clips. Flips
+    follow ``data_cfg["flip"]`` for this dataset (:func:`condi.data.flips.table_for`)."""
     dist = dist or DistInfo()
     epoch_seed = seed * 1009 + epoch
     ds = ClipDataset(
@@ -68,6 +70,7 @@ def train_loader(
         mean=data_cfg["mean"],
         std=data_cfg["std"],
         aug_seed=epoch_seed,
+        flip_labels=flips.table_for(data_cfg, data.meta),
     )
     sampler = GlobalBatchSampler(
         len(rows), batch_size, epoch_seed, dist.rank, dist.world, dist.world * accumulate

@@ -1,0 +1,98 @@
+"""``predict_clips`` (condi predict's core, SPEC 4): on hand-made models whose outputs per clip
+are fixed tables, the teacher runs only on the clips it classifies and the video's probability
+vector is the weighted mean worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from condi.evaluation.predict import predict_clips
+
+LN3 = math.log(3.0)
+# per clip (N = 4, C = 2): the student's class logits and confidence logit
+S_LOGITS = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 0.5], [0.0, 0.0]])
+S_CONF = torch.tensor([0.0, 2.0, 1.0, -1.0])
+T_LOGITS = torch.tensor([[0.0, 5.0], [0.0, LN3], [LN3, 0.0], [2.0, 0.0]])
+
+
+def clip_ids(x: torch.Tensor) -> torch.Tensor:
+    return x[:, 0, 0, 0, 0].round().long()
+
+
+class Table(nn.Module):
+    """Outputs row ``i`` of its tables for the clip whose pixels all equal ``i``; records the
+    clips it saw."""
+
+    def __init__(self, logits, conf=None):
+        super().__init__()
+        self.logits, self.conf, self.seen = logits, conf, []
+
+    def forward(self, x):
+        ids = clip_ids(x)
+        self.seen += ids.tolist()
+        return self.logits[ids] if self.conf is None else (self.logits[ids], self.conf[ids])
+
+
+def clips(n=4):
+    return torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1, 1).expand(n, 3, 2, 4, 4)
+
+
+def sigmoid(v):
+    return 1 / (1 + math.exp(-v))
+
+
+def entropy(p):
+    return -sum(q * math.log(q) for q in p)
+
+
+def softmax(v):
+    e = [math.exp(x) for x in v]
+    return [x / sum(e) for x in e]
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_split_inference_by_hand(batch_size):
+    teacher, student = Table(T_LOGITS), Table(S_LOGITS, S_CONF)
+    probs, s_used, t_used, z = predict_clips(
+        clips(), teacher, student, k=3, ks=1, batch_size=batch_size
+    )
+    assert z.tolist() == pytest.approx([sigmoid(v) for v in S_CONF.tolist()])
+    assert sorted(student.seen) == [0, 1, 2, 3]  # the student skims every clip
+    # clip 1 has the lowest student entropy (and the highest z~): the student classifies it;
+    # of clips 0, 2, 3 the two with the highest z~ (2: 0.73, 0: 0.5) go to the teacher, which
+    # sees nothing else
+    assert s_used.tolist() == [1] and t_used.tolist() == [2, 0]
+    assert sorted(teacher.seen) == [0, 2]
+    ps = softmax([3.0, 0.0])
+    w_s = 1 - entropy(ps) / math.log(2)
+    z0, z2 = sigmoid(0.0), sigmoid(1.0)
+    t0, t2 = softmax([0.0, 5.0]), softmax([LN3, 0.0])
+    norm = z0 + z2 + w_s
+    want = [(z0 * t0[c] + z2 * t2[c] + w_s * ps[c]) / norm for c in range(2)]
+    assert probs.tolist() == pytest.approx(want, rel=1e-6)
+
+
+def test_inference_b_and_dense():
+    teacher, student = Table(T_LOGITS), Table(S_LOGITS, S_CONF)
+    probs, s_used, t_used, _ = predict_clips(clips(), teacher, student, k=1, ks=0)
+    assert s_used.tolist() == [] and t_used.tolist() == [1] and teacher.seen == [1]
+    assert probs.tolist() == pytest.approx([0.25, 0.75])  # the teacher's clip 1 alone
+    teacher = Table(T_LOGITS)
+    probs, s_used, t_used, _ = predict_clips(clips(), teacher, Table(S_LOGITS, S_CONF), k=9)
+    assert sorted(teacher.seen) == [0, 1, 2, 3] and t_used.tolist() == [0, 1, 2, 3]
+    dense = np.mean([softmax(r) for r in T_LOGITS.tolist()], axis=0)
+    assert probs.tolist() == pytest.approx(dense.tolist(), rel=1e-6)
+
+
+def test_defaults_are_inference_b():
+    teacher = Table(T_LOGITS)
+    probs, s_used, t_used, _ = predict_clips(clips(), teacher, Table(S_LOGITS, S_CONF), k=2)
+    assert s_used.tolist() == [] and t_used.tolist() == [1, 2]
+    z1, z2 = sigmoid(2.0), sigmoid(1.0)
+    want = [(z1 * 0.25 + z2 * 0.75) / (z1 + z2), (z1 * 0.75 + z2 * 0.25) / (z1 + z2)]
+    assert probs.tolist() == pytest.approx(want, rel=1e-6)
