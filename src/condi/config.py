@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from condi.methods import METHODS
+
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "params.schema.yaml"
 
 
@@ -40,8 +42,6 @@ def schema_path() -> Path:
 def load_schema() -> dict[str, Any]:
     """The params schema, with the allowed student methods (``$defs.method``) taken from the
     registry (:data:`condi.methods.METHODS`)."""
-    from condi.methods import METHODS
-
     with open(schema_path()) as f:
         schema = yaml.safe_load(f)
     schema["$defs"]["method"]["enum"] = list(METHODS)
