@@ -1,4 +1,4 @@
-# condi: the Confidence Distillation pipeline (SPEC.md).
+# condi: the Confidence Distillation pipeline (docs/method.md).
 #   snakemake --cores all                 (the default profile, workflow/profiles/default, applies)
 #   snakemake --workflow-profile workflow/profiles/slurm     (a SLURM cluster: docs/cluster.md)
 #   snakemake --report report.html        (tables and figures of the last run)

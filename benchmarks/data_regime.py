@@ -1,4 +1,4 @@
-"""Does the synthetic benchmark put a teacher in the regime SPEC section 9 asks for?
+"""Does the synthetic benchmark put a teacher in the regime docs/method.md, section 9 asks for?
 
     PYTHONPATH=src python benchmarks/data_regime.py [--root DIR] [--epochs N] [--params params.yaml]
 

@@ -1,4 +1,4 @@
-"""The student objectives of SPEC sections 2-3 (paper Eq. 3-8 and the baselines of Table III).
+"""The student objectives of docs/method.md, sections 2-3 (paper Eq. 3-8 and the baselines of Table III).
 
 Every loss takes raw logits and returns a scalar (the batch mean). Shapes: ``student_logits``
 and ``teacher_logits`` (B, C); ``confidence_logit`` (B,); ``z`` (B,) in {0, 1} (Eq. 1);
@@ -146,7 +146,7 @@ def maxprob_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 @dataclass
 class StConfBeta:
     """DeVries and Taylor's adaptive weight: ``beta_l`` starts at 0.1; after each step it is
-    divided by 1.01 when ``budget > L_c`` and by 0.99 otherwise (SPEC section 3)."""
+    divided by 1.01 when ``budget > L_c`` and by 0.99 otherwise (docs/method.md, section 3)."""
 
     beta: float = 0.1
     budget: float = 0.3
@@ -162,7 +162,7 @@ def st_conf_loss(
     beta: float,
     hint_mask: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``st_conf`` (DeVries and Taylor 2018, SPEC section 3), on one-hot labels.
+    """``st_conf`` (DeVries and Taylor 2018, docs/method.md, section 3), on one-hot labels.
 
     ``c = sigmoid(conf)``; on the clips where ``hint_mask`` is true (a Bernoulli(0.5) half of
     the batch) the prediction gets hints, ``p' = c p + (1 - c) onehot(y)``; elsewhere ``p' = p``.

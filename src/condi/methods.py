@@ -1,4 +1,4 @@
-"""The student methods (SPEC section 3), each registered once, by name.
+"""The student methods (docs/method.md, section 3), each registered once, by name.
 
 A method is a student objective (its loss: :func:`condi.training.student.make_step`, from
 :mod:`condi.losses`) together with the per-clip score that ranks a video's clips at test time.

@@ -1,4 +1,4 @@
-"""Metrics shared by training and evaluation: top-1 video accuracy (SPEC 5), Eq. 1's "teacher
+"""Metrics shared by training and evaluation: top-1 video accuracy (docs/method.md, section 5), Eq. 1's "teacher
 correct" labels and the AUROC of a score for them (ambiguity detection)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def video_accuracy(probs: np.ndarray, video_ids: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 VIDEO accuracy (SPEC 5): clip softmax probabilities averaged per video."""
+    """Top-1 VIDEO accuracy (docs/method.md, section 5): clip softmax probabilities averaged per video."""
     df = pd.DataFrame(probs)
     mean = df.groupby(video_ids).mean()
     video_label = pd.Series(labels).groupby(video_ids).first().loc[mean.index]

@@ -1,4 +1,4 @@
-"""Per-clip scores a student offers (SPEC section 3, "clip ranking at test time"); each method
+"""Per-clip scores a student offers (docs/method.md, section 3, "clip ranking at test time"); each method
 ranks clips by one of them (``ranking`` in :mod:`condi.methods`)."""
 
 from __future__ import annotations

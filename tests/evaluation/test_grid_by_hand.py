@@ -1,4 +1,4 @@
-"""The evaluation grid, every column, on two videos worked out by hand (SPEC 3-6).
+"""The evaluation grid, every column, on two videos worked out by hand (docs/method.md, sections 3-6).
 
 Video 0 (label 0, 5 clips): the teacher says class 0 on clips 0 and 4, class 2 on clips 1-3
 (the manifest marks 1-3 ambiguous). Video 1 (label 1, 2 clips): class 1 on both, clean.

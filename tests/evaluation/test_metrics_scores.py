@@ -1,4 +1,4 @@
-"""Metrics and per-clip scores on hand-made values (SPEC 3 and 5)."""
+"""Metrics and per-clip scores on hand-made values (docs/method.md, section 3 and 5)."""
 
 from __future__ import annotations
 

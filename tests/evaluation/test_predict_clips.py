@@ -1,4 +1,4 @@
-"""``predict_clips`` (condi predict's core, SPEC 4): on hand-made models whose outputs per clip
+"""``predict_clips`` (condi predict's core, docs/method.md, section 4): on hand-made models whose outputs per clip
 are fixed tables, the teacher runs only on the clips it classifies and the video's probability
 vector is the weighted mean worked out by hand."""
 

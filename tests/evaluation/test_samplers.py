@@ -1,4 +1,4 @@
-"""Samplers and the evaluation grid on hand-built scores (SPEC sections 3-5)."""
+"""Samplers and the evaluation grid on hand-built scores (docs/method.md, sections 3-5)."""
 
 import math
 

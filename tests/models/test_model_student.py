@@ -1,4 +1,4 @@
-"""StudentModel: shared features, two heads, parameter groups (SPEC sections 2-3)."""
+"""StudentModel: shared features, two heads, parameter groups (docs/method.md, sections 2-3)."""
 
 from __future__ import annotations
 

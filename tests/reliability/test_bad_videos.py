@@ -53,7 +53,7 @@ def test_index_keeps_only_usable_videos_and_the_short_one(reference_run):
         0,
         16,
     ]
-    # the cached clip repeats the last frame (SPEC: padding), and is not all-zero
+    # the cached clip repeats the last frame (docs/method.md: padding), and is not all-zero
     clip = np.load(reference_run / CACHE, mmap_mode="r")[short.index[0]]
     assert clip[:SHORT_FRAMES].any()
     for t in range(SHORT_FRAMES, 16):

@@ -1,4 +1,4 @@
-"""The objectives of SPEC sections 2-3 against values worked out by hand on tiny tensors."""
+"""The objectives of docs/method.md, sections 2-3 against values worked out by hand on tiny tensors."""
 
 import math
 
@@ -154,7 +154,7 @@ def test_teacher_step_schedule():
 
 
 def test_defaults_are_the_papers():
-    """tau 0.9, lambda 1.5, mu 1.5, no detach (SPEC 2): the defaults equal explicit values."""
+    """tau 0.9, lambda 1.5, mu 1.5, no detach (docs/method.md, section 2): the defaults equal explicit values."""
     s = torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0]])
     te = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
     conf, z, y = t(0.3, -0.7), t(1.0, 0.0), torch.tensor([0, 2])

@@ -1,4 +1,4 @@
-"""Eq. 1 and cross-fitting on hand-made arrays (SPEC 1 and 9, issue 16.3): expectations are
+"""Eq. 1 and cross-fitting on hand-made arrays (docs/method.md, section 1 and 9, issue 16.3): expectations are
 written out here, never computed with the function under test."""
 
 from __future__ import annotations

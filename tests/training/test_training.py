@@ -1,5 +1,5 @@
 """Teacher and student training on the tiny synthetic dataset: resume, determinism, every
-objective, Eq. 1 pseudo-labels and their cross-fitted variant (SPEC 1-3, issue 5)."""
+objective, Eq. 1 pseudo-labels and their cross-fitted variant (docs/method.md, sections 1-3, issue 5)."""
 
 import numpy as np
 import pytest

@@ -31,7 +31,7 @@ COMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="condi",
-        description="Confidence Distillation for efficient action recognition (SPEC.md).",
+        description="Confidence Distillation for efficient action recognition (docs/method.md).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

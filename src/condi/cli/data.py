@@ -29,7 +29,7 @@ SYNTH_HELP = textwrap.dedent(
       occlusion   an opaque block covers most of the actor's path
       blur        heavy blur and noise
       static      no motion: a frozen frame
-    Why: SPEC section 9. Dense averaging only suffers, and clip selection can only help, when
+    Why: docs/method.md, section 9. Dense averaging only suffers, and clip selection can only help, when
     the teacher is confidently wrong on some clips in a consistent direction (the distractor
     kind), on enough clips per video, and the ambiguity is visible in the clip so that a
     student can learn to spot it. manifest.parquet records each clip's kind.

@@ -34,7 +34,7 @@ def register_data_commands(data_subparsers) -> None:
         nargs="+",
         default=["train", "val"],
         choices=["train", "val", "test"],
-        help="Kinetics splits to fetch (default: train val; SPEC: official val is the test set)",
+        help="Kinetics splits to fetch (default: train val; docs/method.md, section 7: the official val is the test set)",
     )
     p.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
     p.add_argument("--retries", type=int, default=5, help="tries per file after the first")

@@ -4,7 +4,7 @@
 results/table2.md [--index PATH ...]`` writes one row per model: the paper's four
 backbones at the class counts of its Table II (and the public reference code's MACs beside
 its figures), then every configured teacher and student of ``params.yaml`` with each dataset's
-class count, at the paper's 1x3x16x112x112 clip (SPEC section 6) and, when it differs, at the
+class count, at the paper's 1x3x16x112x112 clip (docs/method.md, section 6) and, when it differs, at the
 pipeline's own clip (``data.clip_len`` x ``data.crop_size``^2). A dataset's class count is the
 ``num_classes`` of its clip index metadata (``--index PATH``, named by its dataset), else the number of
 distinct labels of that index, else 101 (UCF-101).

@@ -1,4 +1,4 @@
-"""``condi predict``: classify videos with a trained student + teacher (SPEC section 4)."""
+"""``condi predict``: classify videos with a trained student + teacher (docs/method.md, section 4)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="classify videos: the student skims every clip, the teacher sees the K best",
         description="The student scores every 16-frame clip; the K clips with the highest z~ go "
-        "to the teacher, or Ks of them are classified by the student itself (SPEC section 4).",
+        "to the teacher, or Ks of them are classified by the student itself (docs/method.md, section 4).",
     )
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     p.add_argument(

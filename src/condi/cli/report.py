@@ -1,4 +1,4 @@
-"""``condi report``: timing (Tables IV and V), ambiguity detection and figures (SPEC 5-6)."""
+"""``condi report``: timing (Tables IV and V), ambiguity detection and figures (docs/method.md, sections 5-6)."""
 
 from __future__ import annotations
 

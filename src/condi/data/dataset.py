@@ -4,7 +4,7 @@ Training clips get a random ``crop_size`` square crop and a horizontal flip with
 0.5 where the dataset allows it (``flip_labels``, :mod:`condi.data.flips`: a flipped clip of a
 direction class takes its mirror partner's label, or is not flipped), drawn from torch's global RNG (in DataLoader workers, the per-worker RNG that torch seeds
 from the loader's generator), so a fixed seed reproduces a run. Evaluation clips get the
-center crop (SPEC section 1's deterministic test transform). Pixels become
+center crop (docs/method.md, section 1's deterministic test transform). Pixels become
 ``(x / 255 - mean) / std`` per channel, and the clip is laid out (3, L, crop, crop).
 """
 

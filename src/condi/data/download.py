@@ -1,4 +1,4 @@
-"""Resumable, size-checked downloads and archive extraction for UCF-101 and Kinetics (SPEC section 7).
+"""Resumable, size-checked downloads and archive extraction for UCF-101 and Kinetics (docs/method.md, section 7).
 
 Downloads (:func:`download_file`) go to ``<dest>.part`` and are resumed with HTTP ``Range``
 requests after a dropped connection, a retry or a killed process; the ``.part`` file is renamed to
@@ -583,7 +583,7 @@ def download_kinetics(
 ) -> Path:
     """Download Kinetics-``version`` (400, 600 or 700-2020) from the CVDF lists into ``root``.
 
-    For each split in ``splits`` (of ``train``, ``val``, ``test``; SPEC section 5 uses the
+    For each split in ``splits`` (of ``train``, ``val``, ``test``; docs/method.md, section 5 uses the
     official ``val`` as the test set, so ``test`` is not needed): fetch the split's path list,
     download its tarballs in parallel into ``root/downloads/<split>/`` and extract each into
     ``root/<split>/`` as soon as it is complete (then delete it unless ``keep_archives``). All

@@ -4,7 +4,7 @@ A reader (``READERS``) lists the videos; each is probed with PyAV (:func:`probe_
 ones are skipped with their reason, a seeded class-stratified share of the training videos
 becomes ``val`` (drawn by group: videos of one group never straddle train and val), and every video of T frames is cut into N = ceil(T / L) clips ``[start,
 end)`` of L frames (the last clip's ``end`` may exceed T: it is padded with the final frame
-when decoded, SPEC notation).
+when decoded; docs/method.md, notation).
 
 Columns: ``video`` (path relative to the root), ``video_id`` (0..V-1, by sorted path),
 ``label``, ``label_name``, ``group`` (the reader's group, e.g. UCF-101's ``<Class>/gGG`` or a

@@ -1,4 +1,4 @@
-"""Kinetics-400/600/700 (``condi data index --kind kinetics --root DIR``), SPEC sections 5 and 7.
+"""Kinetics-400/600/700 (``condi data index --kind kinetics --root DIR``), docs/method.md, section 5 and 7.
 
 Layout read (what :func:`condi.data.download.download_kinetics` writes)::
 
@@ -17,7 +17,7 @@ Decisions:
 
 - Class ids are the **sorted** unique labels of the training CSV; validation rows whose label is
   not among them are dropped with a warning.
-- SPEC section 5: the official validation set is the test set, so training rows become split
+- docs/method.md, section 5: the official validation set is the test set, so training rows become split
   ``train`` and validation rows split ``test``; ``val`` is carved out of ``train`` by the index
   builder. The official test CSV is not read (it has no labels in the CVDF release).
 - About 3-10% of the listed videos are missing from any copy of Kinetics (deleted from YouTube):
@@ -50,7 +50,7 @@ VIDEO_DIRS = {
     "train": ("train",),
     "val": ("val", "validate", "validation"),
 }
-# Official split -> VideoRecord split (SPEC section 5: Kinetics test = official validation set).
+# Official split -> VideoRecord split (docs/method.md, section 5: Kinetics test = official validation set).
 SPLIT_MAP = {"train": "train", "val": "test"}
 REQUIRED_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 

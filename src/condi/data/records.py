@@ -1,4 +1,4 @@
-"""The one record every dataset reader produces, before clip indexing (SPEC section 7)."""
+"""The one record every dataset reader produces, before clip indexing (docs/method.md, section 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Something-Something V2 (``condi data ssv2`` and ``condi data index --kind ssv2``), SPEC 5 and 7.
+"""Something-Something V2 (``condi data ssv2`` and ``condi data index --kind ssv2``), docs/method.md, section 5 and 7.
 
 SSv2 needs a login, so it cannot be downloaded for the user. :func:`instructions` says which
 files to place where; :func:`prepare` then joins the video chunks (streaming, like
@@ -15,7 +15,7 @@ Decisions:
 - The class of an entry is its ``template`` with ``[`` and ``]`` removed, looked up in
   ``labels.json`` (whose ids are strings); a case-insensitive match is the fallback, and a
   template found neither way is an error. Class names are ``labels.json``'s keys in id order.
-- SPEC section 5: the official validation set is the test set (split ``test``); the official
+- docs/method.md, section 5: the official validation set is the test set (split ``test``); the official
   training set is split 0.9/0.1 into ``train``/``val``, stratified by class, seeded (seed 0):
   the entries are sorted by id first, so the split depends neither on the JSON order nor on
   which videos are present (see :func:`condi.data.folder.stratified_holdout`).

@@ -1,6 +1,6 @@
 """The embedded default dataset: synthetic motion classes with visibly ambiguous clips.
 
-SPEC sections 7 and 9. Every video shows one bright blob (the *actor*) moving with its class's
+docs/method.md, section 7 and 9. Every video shows one bright blob (the *actor*) moving with its class's
 motion over a per-video background texture. The video is cut, exactly like the index does,
 into N = ceil(T / L) clips of L frames; every clip redraws the actor's start position (a
 visible cut at clip boundaries), and a per-video share of the clips is *ambiguous*, of one of
@@ -10,7 +10,7 @@ four kinds, each visible in the clip itself:
   performs the video's *distractor class* (one other class, fixed per video) over a faint
   true actor. A teacher tends to be wrong on these in a consistent direction, so averaging
   all clips is pulled towards the distractor class: the regime in which clip selection can
-  beat dense averaging (SPEC section 9).
+  beat dense averaging (docs/method.md, section 9).
 * ``occlusion``: an opaque rectangle covers most of the actor's path in the clip.
 * ``blur``: heavy Gaussian blur and noise over a lower-contrast actor.
 * ``static``: no motion: the clip's first frame, frozen.

@@ -1,4 +1,4 @@
-"""Table I, the dataset overview (SPEC section 6), computed from the clip indexes.
+"""Table I, the dataset overview (docs/method.md, section 6), computed from the clip indexes.
 
 An index is a parquet file with one row per clip and at least the columns ``video_id`` (or
 ``video``), ``split``, ``num_clips`` and ``duration`` (seconds), and the JSON metadata under key

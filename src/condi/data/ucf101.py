@@ -1,4 +1,4 @@
-"""UCF-101 reader (SPEC section 7): the official train/test lists of one fold.
+"""UCF-101 reader (docs/method.md, section 7): the official train/test lists of one fold.
 
 Layout under ``root``::
 

@@ -1,6 +1,6 @@
 """Video probing and decoding with PyAV: one decode path for indexing, caching and prediction.
 
-Decisions (SPEC sections 1 and 7):
+Decisions (docs/method.md, section 1 and 7):
 
 * A video's frame count ``T`` is the number of frames *our* decoder yields
   (:func:`iter_frames`), because the clip cache splits exactly those frames. The container's
@@ -231,7 +231,7 @@ def read_video_frames(
 
 def clip_frame_indices(num_frames: int, starts: np.ndarray, clip_len: int) -> np.ndarray:
     """(n, L) frame positions of clips starting at ``starts``; positions at or past
-    ``num_frames`` repeat the last frame (the SPEC's padding)."""
+    ``num_frames`` repeat the last frame (docs/method.md, notation: padding)."""
     return np.minimum(np.asarray(starts)[:, None] + np.arange(clip_len), num_frames - 1)
 
 

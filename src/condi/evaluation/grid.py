@@ -1,4 +1,4 @@
-"""The full evaluation grid from stored per-clip scores (SPEC 3-6): every sampler at every K
+"""The full evaluation grid from stored per-clip scores (docs/method.md, sections 3-6): every sampler at every K
 (and every Ks at ``Ks_K``), computed in seconds with no forward pass.
 
 Long-form rows: dataset, fold, teacher, student, method, K (``"dense"`` for dense), Ks,
@@ -197,7 +197,7 @@ def student_grid(
     split_k: int | None = None,
     split_ks: list[int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A student-ranked sampler at every K; for ``condi_sr`` also ``condi_sr_split`` (SPEC 4)
+    """A student-ranked sampler at every K; for ``condi_sr`` also ``condi_sr_split`` (docs/method.md, section 4)
     at ``split_k`` for every Ks in ``split_ks``: ``(rows, per-video rows)``."""
     t_probs = softmax_np(teacher_logits.astype(np.float64))
     scores = student_clip_scores(student_logits, confidence_logit)

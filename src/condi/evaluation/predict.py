@@ -1,4 +1,4 @@
-"""Classify whole videos with a trained student + teacher (paper Fig. 1, SPEC section 4).
+"""Classify whole videos with a trained student + teacher (paper Fig. 1, docs/method.md, section 4).
 
 The student skims every clip of the video; the K clips with the highest z~ go to the teacher
 (``ks = 0``, inference (b)), or the Ks lowest-entropy clips are classified by the student itself

@@ -1,5 +1,5 @@
 """Evaluation stages: per-clip test scores, computed once per (dataset, fold, model) and
-stored, then the whole grid of samplers, K and Ks from them (SPEC section 6)."""
+stored, then the whole grid of samplers, K and Ks from them (docs/method.md, section 6)."""
 
 from __future__ import annotations
 

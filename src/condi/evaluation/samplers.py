@@ -1,4 +1,4 @@
-"""Clip samplers (SPEC sections 3-4): which of a video's N clips the teacher sees.
+"""Clip samplers (docs/method.md, sections 3-4): which of a video's N clips the teacher sees.
 
 Every sampler returns clip positions (0..N-1) in the order they would be sent; the video
 prediction is the mean of the teacher's softmax probabilities over the first K of them
@@ -36,7 +36,7 @@ def prefix_means(probs: np.ndarray, order: np.ndarray) -> np.ndarray:
 def split_choice(
     z_tilde: np.ndarray, entropy: np.ndarray, k: int, ks: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which clips the student and the teacher classify (SPEC section 4): the Ks lowest-entropy
+    """Which clips the student and the teacher classify (docs/method.md, section 4): the Ks lowest-entropy
     clips go to the student, the K - Ks highest-z~ of the rest to the teacher; with K >= N the
     teacher takes every clip. Returns ``(student clips, teacher clips)``."""
     n = len(z_tilde)
@@ -56,7 +56,7 @@ def split_prediction(
     k: int,
     ks: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ConDi-SR inference with a student share Ks (SPEC section 4, paper Fig. 2c).
+    """ConDi-SR inference with a student share Ks (docs/method.md, section 4, paper Fig. 2c).
 
     The Ks lowest-entropy clips are classified by the student; from the remaining clips the
     Kt = K - Ks with the highest z~ go to the teacher. The prediction is the weighted mean of

@@ -1,5 +1,5 @@
 """Wall-clock time, multiply-adds and accuracy per video of the ConDi inference and its
-baselines (SPEC section 6, Tables IV and V).
+baselines (docs/method.md, section 6, Tables IV and V).
 
 What is timed, per test video and per configuration (method, K, Ks), with
 ``time.perf_counter`` around the whole call (``torch.cuda.synchronize`` on both ends on CUDA):
@@ -14,13 +14,13 @@ What is timed, per test video and per configuration (method, K, Ks), with
   ranking score (``ranking`` in :mod:`condi.methods`), then the teacher over the top K clips
   (batched), averaged;
 * ``condi_sr_split``: the student over all N clips; the Ks lowest-entropy clips are classified
-  by the student itself and the teacher sees K - Ks clips (SPEC 4, paper Fig. 2c).
+  by the student itself and the teacher sees K - Ks clips (docs/method.md, section 4, paper Fig. 2c).
 
 Clip selection and aggregation call the very functions of the evaluation grid
 (:mod:`condi.evaluation.samplers`, :mod:`condi.scores`), so the accuracy equals
 Table III's for the same K, given the same per-clip outputs (up to floating-point differences
 of batched forward passes, which the optional cross-check against the stored scores reports
-in ``top1_grid``). When K >= N every method is dense on that video (SPEC 3) and the student is
+in ``top1_grid``). When K >= N every method is dense on that video (docs/method.md, section 3) and the student is
 NOT run: its ranking cannot change which clips the teacher sees.
 
 Multiply-adds per video = student MACs per clip x (clips the student ran on) + teacher MACs per
@@ -204,7 +204,9 @@ class VideoRunner:
 
     def run(self, cfg: Config, sl: slice) -> Outcome:
         n = sl.stop - sl.start
-        if cfg.k is None or cfg.k >= n:  # dense, or K >= N: every method is dense (SPEC 3)
+        if (
+            cfg.k is None or cfg.k >= n
+        ):  # dense, or K >= N: every method is dense (docs/method.md, section 3)
             if (
                 cfg.method == "condi_sr_split"
             ):  # the grid's split path: plain mean via split_prediction

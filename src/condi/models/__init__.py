@@ -85,7 +85,7 @@ def build_model(name: str, num_classes: int, **kwargs: Any) -> VideoClassifier:
 def build_student(
     arch: str, num_classes: int, confidence_dropout: bool = False, **kwargs: Any
 ) -> StudentModel:
-    """A :class:`StudentModel` over ``build_model(arch, num_classes, **kwargs)`` (SPEC section 3)."""
+    """A :class:`StudentModel` over ``build_model(arch, num_classes, **kwargs)`` (docs/method.md, section 3)."""
     student = StudentModel(build_model(arch, num_classes, **kwargs), confidence_dropout)
     student.arch = arch
     student.arch_kwargs = dict(kwargs)

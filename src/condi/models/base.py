@@ -1,7 +1,7 @@
 """The interface every model built by :func:`condi.models.build_model` provides.
 
 A :class:`VideoClassifier` maps a clip batch ``(B, 3, T, H, W)`` to logits ``(B, C)`` in two
-steps that the student (SPEC section 3) and the feature-level tools reuse:
+steps that the student (docs/method.md, section 3) and the feature-level tools reuse:
 
 * :meth:`VideoClassifier.forward_features` -> ``(B, D)`` pooled features, before any dropout;
 * :meth:`VideoClassifier.forward_head` -> ``(B, C)``: the reference model's own head (its

@@ -1,4 +1,4 @@
-"""The student of SPEC section 3: one backbone, a class head and a confidence head.
+"""The student of docs/method.md, section 3: one backbone, a class head and a confidence head.
 
 ``StudentModel.forward(x)`` returns ``(logits (B, C), confidence_logit (B,))`` computed from the
 SAME pooled features ``f = backbone.forward_features(x)``:
@@ -12,7 +12,7 @@ SAME pooled features ``f = backbone.forward_features(x)``:
 
 One definition serves every method: ``condi_sr`` (z~ of Eq. 5-6), ``bce_conf`` (BCE on z),
 ``st_conf`` (its own confidence c = sigmoid(confidence_logit)); ``st_ent`` and ``maxprob``
-ignore the confidence output. The two learning-rate groups of SPEC section 2 are
+ignore the confidence output. The two learning-rate groups of docs/method.md, section 2 are
 :meth:`StudentModel.base_parameters` and :meth:`StudentModel.confidence_parameters`.
 """
 

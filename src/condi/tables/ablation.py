@@ -1,4 +1,4 @@
-"""The ablation table (issue 9, SPEC section 9): ``condi_sr`` under each switch beyond the paper
+"""The ablation table (issue 9, docs/method.md, section 9): ``condi_sr`` under each switch beyond the paper
 (``pseudo_labels.source`` train | crossfit, ``detach_confidence_in_target``) beside ``st_ent``,
 ``bce_conf``, ``maxprob`` and the teacher-only samplers, at small K, as mean and standard
 deviation over student seeds, so differences are read against run-to-run noise; plus each

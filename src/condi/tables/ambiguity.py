@@ -1,4 +1,4 @@
-"""Ambiguity detection (SPEC section 5, issue 6.4): how well each clip-ranking score tells the
+"""Ambiguity detection (docs/method.md, section 5, issue 6.4): how well each clip-ranking score tells the
 clips the teacher gets right from the others, and, on the synthetic dataset, which clips the
 samplers pick.
 

@@ -1,4 +1,4 @@
-"""Table III: top-1 video accuracy of every sampler at every K (SPEC section 6), with paired
+"""Table III: top-1 video accuracy of every sampler at every K (docs/method.md, section 6), with paired
 bootstrap intervals over test videos (docs/method.md, section 5).
 
 From the per-video correctness the evaluation grid writes beside each CSV

@@ -1,5 +1,5 @@
 """Table IV: mean time per video and accuracy per method and K, plus multiply-adds per video
-and the speed-up over dense (SPEC section 6). Source: the timing CSVs of ``condi report
+and the speed-up over dense (docs/method.md, section 6). Source: the timing CSVs of ``condi report
 timing``; the long CSV is their concatenation, the Markdown a pivot of it (folds averaged:
 UCF-101 is the mean over its three folds)."""
 

@@ -1,5 +1,5 @@
 """Table V: dividing the work between teacher and student (ConDi-SR with a student share Ks,
-SPEC section 4): accuracy and mean time per video for every Ks at K = ``evaluation.Ks_K``.
+docs/method.md, section 4): accuracy and mean time per video for every Ks at K = ``evaluation.Ks_K``.
 Source: the ``condi_sr_split`` rows of the timing CSVs (``condi report timing``); folds
 averaged.
 
@@ -88,7 +88,7 @@ def write(long: pd.DataFrame, out_csv: str | Path, out_md: str | Path) -> pd.Dat
     )
     title = (
         "Table V: ConDi-SR dividing the work between teacher and student: the Ks lowest-entropy "
-        "clips are classified by the student, K - Ks by the teacher (SPEC 4). Accuracy (%) and "
+        "clips are classified by the student, K - Ks by the teacher (docs/method.md, section 4). Accuracy (%) and "
         "mean time per video, end to end on decoded clips (decoding excluded). Folds averaged. "
         f"Setup: {caption_setup(long)}. Ks = 0 aggregates with z~ weights; the plain average "
         f"(Table IV's ConDi-SR) gives {refs or 'n/a'}.\n\n"

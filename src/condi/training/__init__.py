@@ -1,1 +1,1 @@
-"""Training: the teacher, Eq. 1 pseudo-labels, and the five student objectives (SPEC 1-3)."""
+"""Training: the teacher, Eq. 1 pseudo-labels, and the five student objectives (docs/method.md, sections 1-3)."""

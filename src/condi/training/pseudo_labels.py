@@ -1,6 +1,6 @@
 """Eq. 1 pseudo-labels: ``z_i = 1`` iff the teacher's argmax on training clip ``V_i`` equals the
 video's label, computed with the teacher in eval mode and the deterministic test transform
-(SPEC section 1). The teacher's raw logits are stored too (float16) for the KD losses.
+(docs/method.md, section 1). The teacher's raw logits are stored too (float16) for the KD losses.
 
 Stored per (dataset, fold, teacher) as one ``.npz``: ``rows`` (index row positions of the
 train and val clips), ``logits`` (float16, n x C), ``z`` (uint8), ``split``.
@@ -109,7 +109,7 @@ def compute_pseudo_labels(
     """Eq. 1 labels and teacher logits for every train and val clip.
 
     ``pseudo_labels.source: train`` (the paper): the given teacher judges its own training
-    clips. ``crossfit`` (beyond the paper, SPEC 9): the training videos are split into
+    clips. ``crossfit`` (beyond the paper, docs/method.md, section 9): the training videos are split into
     ``crossfit_folds`` stratified folds and each clip is judged by a teacher trained, with the
     same recipe, on the other folds only, so memorised clips are not labelled "teacher
     correct". This costs ``crossfit_folds`` extra teacher trainings (each on

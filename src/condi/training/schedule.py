@@ -1,4 +1,4 @@
-"""Optimisers and learning-rate schedules (SPEC section 2, paper section IV-A)."""
+"""Optimisers and learning-rate schedules (docs/method.md, section 2, paper section IV-A)."""
 
 from __future__ import annotations
 

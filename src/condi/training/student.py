@@ -1,4 +1,4 @@
-"""Student distillation per (teacher, student, method): the objectives of SPEC sections 2-3.
+"""Student distillation per (teacher, student, method): the objectives of docs/method.md, sections 2-3.
 
 All students share one definition (``condi.models.build_student``: backbone, classification
 head, one-logit confidence head) and the paper's two-group optimiser (IV-A): the base lr is

@@ -1,4 +1,4 @@
-"""Teacher training (SPEC section 2 conventions): SGD, step schedule, best-on-val checkpoint by
+"""Teacher training (docs/method.md, section 2 conventions): SGD, step schedule, best-on-val checkpoint by
 video-level validation accuracy; or adoption of a given checkpoint (post-training use)."""
 
 from __future__ import annotations
