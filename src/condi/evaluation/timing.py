@@ -204,9 +204,8 @@ class VideoRunner:
 
     def run(self, cfg: Config, sl: slice) -> Outcome:
         n = sl.stop - sl.start
-        if (
-            cfg.k is None or cfg.k >= n
-        ):  # dense, or K >= N: every method is dense (docs/method.md, section 3)
+        # dense, or K >= N: every method is dense (docs/method.md, section 3)
+        if cfg.k is None or cfg.k >= n:
             if (
                 cfg.method == "condi_sr_split"
             ):  # the grid's split path: plain mean via split_prediction
