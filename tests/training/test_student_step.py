@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from condi.training.student import METHODS, _lookup, make_step
+from condi.methods import METHODS
+from condi.training.student import _lookup, make_step
 
 LN3 = math.log(3.0)
 MU, LAM, BUDGET = 2.0, 2.0, 0.25  # not the defaults: a dropped argument would show
