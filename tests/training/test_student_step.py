@@ -22,13 +22,15 @@ def kl(p, q):
     return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True) if pi > 0)
 
 
-def params(detach=False):
+def params(detach=False, reduction="batchmean"):
+    # batchmean: the KD term is the plain per-clip KL (class_mean divides it by C)
     return {
         "condi": {
             "tau": 1.0,
             "lam": LAM,
             "mu": MU,
             "detach_confidence_in_target": detach,
+            "kd_reduction": reduction,
         },
         "st_conf": {"beta": 0.1, "budget": BUDGET},
     }
@@ -61,6 +63,19 @@ def test_condi_sr_step_gets_each_clips_z_and_teacher():
     bce = (-MU * math.log(0.75) - math.log(0.25)) / 2
     assert float(loss) == pytest.approx(kd + LAM * bce, rel=1e-6)
     assert extra == {}
+
+
+@pytest.mark.parametrize("method", ["condi_sr", "st_ent"])
+def test_the_step_follows_kd_reduction(method):
+    """class_mean (Eq. 7 as written) divides each KD term by C = 2; the rest is unchanged."""
+    batch = step_for(method)(student_out(), LABELS, ROWS)[0]
+    by_class = step_for(method, p={"reduction": "class_mean"})(student_out(), LABELS, ROWS)[0]
+    no_kd = step_for("bce_conf" if method == "condi_sr" else "maxprob")(
+        student_out(), LABELS, ROWS
+    )[0]
+    # the non-KD part: lambda x the confidence BCE (condi_sr), the CE on y (st_ent)
+    rest = LAM * (float(no_kd) - math.log(2)) if method == "condi_sr" else float(no_kd)
+    assert float(by_class) - rest == pytest.approx((float(batch) - rest) / 2, rel=1e-6)
 
 
 def test_bce_conf_step():
