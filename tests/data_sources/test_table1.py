@@ -104,7 +104,7 @@ def test_cli_table1(indexes, tmp_path, capsys):
     assert out_md.exists()
     assert "2 datasets" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="none.parquet: index not found"):
-        _run_cli(["table1", "--index", str(tmp_path / "none.parquet")])
+        _run_cli([*argv[:5], "--index", str(tmp_path / "none.parquet")])
 
 
 def test_indexes_are_named_per_fold_when_a_dataset_has_several(tmp_path):

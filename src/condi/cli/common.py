@@ -23,6 +23,27 @@ WILDCARD_HELP = {
 }
 
 
+def add_clip_data(p: argparse.ArgumentParser, cache: bool = True) -> None:
+    """``--index`` (and ``--cache``): the clip index and the decoded clips of a dataset."""
+    p.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
+    if cache:
+        p.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
+
+
+def add_table_outputs(p: argparse.ArgumentParser) -> None:
+    """``--out-csv`` and ``--out-md``: a table's long CSV and its Markdown."""
+    p.add_argument("--out-csv", required=True, type=Path, help="the long CSV")
+    p.add_argument("--out-md", required=True, type=Path, help="the Markdown table")
+
+
+def with_job_columns(df, args: argparse.Namespace):
+    """``df`` with the job's dataset, fold, teacher and student as its first columns."""
+    for name in ("student", "teacher", "fold", "dataset"):
+        value = getattr(args, name, None)
+        df.insert(0, name, "-" if value is None and name == "student" else value)
+    return df
+
+
 def add_stage(p: argparse.ArgumentParser, command: str) -> None:
     """``--params``, ``--stage`` and the wildcards of the stages that ``command`` runs."""
     from condi.pipeline import DEFAULT_STAGE, STAGES

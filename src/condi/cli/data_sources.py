@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from condi.cli.common import add_stage
+from condi.cli.common import add_stage, add_table_outputs
 
 DOWNLOADABLE = ("ucf101", "kinetics400", "kinetics600", "kinetics700")
 
@@ -74,8 +74,7 @@ def register_data_commands(data_subparsers) -> None:
         type=Path,
         help="clip indexes (condi data index), named by the dataset each records",
     )
-    p.add_argument("--out-csv", type=Path, default=Path("results/table1.csv"))
-    p.add_argument("--out-md", type=Path, default=Path("results/table1.md"))
+    add_table_outputs(p)
     p.set_defaults(func=cmd_table1)
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from condi.cli.common import add_stage, stage_context
+from condi.cli.common import add_clip_data, add_stage, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sc = s.add_parser("scores", help="a model's outputs on every test clip, stored once")
     add_stage(sc, "evaluate scores")
-    sc.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
-    sc.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
+    add_clip_data(sc)
     sc.add_argument("--checkpoint", required=True, type=Path, help="teacher or student checkpoint")
     sc.add_argument("--out", required=True, type=Path, help="output .npz")
     sc.set_defaults(func=cmd_scores)
@@ -30,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(for the synthetic manifest) comes from the params file.",
     )
     add_stage(g, "evaluate grid")
-    g.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
+    add_clip_data(g, cache=False)
     g.add_argument("--teacher-scores", required=True, type=Path)
     g.add_argument(
         "--student-scores",

@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from condi.cli.common import add_stage
+from condi.cli.common import add_stage, add_table_outputs
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t2 = s.add_parser("table2", help="Table II: params, multiply-adds and depth per model")
     add_stage(t2, "models table2")
-    t2.add_argument("--out-csv", required=True, type=Path)
-    t2.add_argument("--out-md", required=True, type=Path)
+    add_table_outputs(t2)
     t2.add_argument(
         "--index",
         nargs="*",

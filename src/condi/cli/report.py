@@ -6,7 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from condi.cli.common import add_stage, stage_context
+from condi.cli.common import (
+    add_clip_data,
+    add_stage,
+    add_table_outputs,
+    stage_context,
+    with_job_columns,
+)
 from condi.methods import TIMED_METHODS
 
 log = logging.getLogger(__name__)
@@ -26,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "AMP, device and threads come from the params file (evaluation, timing).",
     )
     add_stage(t, "report timing")
-    t.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
-    t.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
+    add_clip_data(t)
     t.add_argument("--teacher-ckpt", required=True, type=Path, help="teacher checkpoint")
     t.add_argument(
         "--student-ckpt",
@@ -49,16 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         tb = s.add_parser(name, help=helptext)
         add_stage(tb, f"report {name}")
         tb.add_argument("--timing", nargs="+", required=True, type=Path, help="timing CSVs")
-        tb.add_argument("--out-csv", required=True, type=Path)
-        tb.add_argument("--out-md", required=True, type=Path)
-        tb.set_defaults(func=cmd_table4 if name == "table4" else cmd_table5)
+        add_table_outputs(tb)
+        tb.set_defaults(func=cmd_table4)
 
     a = s.add_parser(
         "ambiguity",
         help="AUROC of every clip-ranking score for 'teacher correct' (and the manifest's kinds)",
     )
     add_stage(a, "report ambiguity")
-    a.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
+    add_clip_data(a, cache=False)
     a.add_argument("--teacher-scores", required=True, type=Path)
     a.add_argument("--student-scores", nargs="+", required=True, type=Path)
     a.add_argument("--out", required=True, type=Path, help="output long CSV of this job")
@@ -67,9 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     at = s.add_parser("ambiguity-table", help="assemble ambiguity CSVs: long CSV + Markdown")
     add_stage(at, "report ambiguity-table")
-    at.add_argument("--inputs", nargs="+", required=True, type=Path)
-    at.add_argument("--out-csv", required=True, type=Path)
-    at.add_argument("--out-md", required=True, type=Path)
+    at.add_argument("--inputs", nargs="+", required=True, type=Path, help="ambiguity CSVs")
+    add_table_outputs(at)
     at.set_defaults(func=cmd_ambiguity_table)
 
     f = s.add_parser(
@@ -86,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a video's per-clip z~ with the clips each sampler picks (PNG + SVG beside it)",
     )
     add_stage(tl, "report timeline")
-    tl.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
+    add_clip_data(tl, cache=False)
     tl.add_argument("--teacher-scores", required=True, type=Path)
     tl.add_argument("--student-scores", required=True, type=Path, help="condi_sr student scores")
     tl.add_argument("--video", default=None, help="the video (default: the longest)")
@@ -139,10 +142,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
             teacher_scores=t_scores,
             student_scores=s_scores,
         )
-        summary.insert(0, "student", args.student)
-        summary.insert(0, "teacher", args.teacher)
-        summary.insert(0, "fold", args.fold)
-        summary.insert(0, "dataset", args.dataset)
+        summary = with_job_columns(summary, args)
         summary = summary.reindex(columns=TIMING_COLUMNS)
         write_csv(summary, args.out)
         if args.per_video_out:
@@ -158,19 +158,11 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
 
 def cmd_table4(args: argparse.Namespace) -> int:
-    from condi.tables import table4
-
-    long = table4.assemble(args.timing)
-    table4.write(long, args.out_csv, args.out_md)
-    print(Path(args.out_md).read_text())
-    return 0
-
-
-def cmd_table5(args: argparse.Namespace) -> int:
+    """Table IV (``report table4``) or V (``report table5``) from the timing CSVs."""
     from condi.tables import table4, table5
 
-    long = table4.assemble(args.timing)
-    table5.write(long, args.out_csv, args.out_md)
+    writer = table4 if args.report_command == "table4" else table5
+    writer.write(table4.assemble(args.timing), args.out_csv, args.out_md)
     print(Path(args.out_md).read_text())
     return 0
 
@@ -188,10 +180,7 @@ def cmd_ambiguity(args: argparse.Namespace) -> int:
     student_scores = scores_by_method(args.student_scores)
     manifest = load_manifest(Path(params["datasets"][args.dataset]["root"]))
     df = ambiguity.compute(params, index, teacher_scores, student_scores, manifest)
-    df.insert(0, "student", args.student)
-    df.insert(0, "teacher", args.teacher)
-    df.insert(0, "fold", args.fold)
-    df.insert(0, "dataset", args.dataset)
+    df = with_job_columns(df, args)
     df = df.reindex(columns=ambiguity.COLUMNS)
     write_csv(df, args.out)
     if args.out_md:

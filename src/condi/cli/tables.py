@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from condi.cli.common import add_stage, stage_context
+from condi.cli.common import add_stage, add_table_outputs, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="their per-video files (condi evaluate grid --videos): paired bootstrap intervals "
         "of each row's difference to condi_sr and dense (params tables.bootstrap, seed)",
     )
-    t3.add_argument("--out-csv", required=True, type=Path)
-    t3.add_argument("--out-md", required=True, type=Path)
+    add_table_outputs(t3)
     t3.set_defaults(func=cmd_table3)
 
     ab = s.add_parser(
@@ -51,8 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--baselines", nargs="+", required=True, type=Path, help="teacher-only evaluation CSVs"
     )
-    ab.add_argument("--out-csv", required=True, type=Path)
-    ab.add_argument("--out-md", required=True, type=Path)
+    add_table_outputs(ab)
     ab.set_defaults(func=cmd_ablation)
 
 

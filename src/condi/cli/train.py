@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from condi.cli.common import add_stage, stage_context
+from condi.cli.common import add_clip_data, add_stage, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "teacher", help="train a teacher (best-on-val video accuracy) or adopt its checkpoint"
     )
     add_stage(t, "train teacher")
-    _data_args(t)
+    add_clip_data(t)
     t.add_argument("--out", required=True, type=Path, help="output checkpoint")
     t.set_defaults(func=cmd_teacher)
 
@@ -29,24 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pseudo-labels", help="Eq. 1 labels z and teacher logits for every train/val clip"
     )
     add_stage(pl, "train pseudo-labels")
-    _data_args(pl)
+    add_clip_data(pl)
     pl.add_argument("--checkpoint", required=True, type=Path, help="the teacher checkpoint")
     pl.add_argument("--out", required=True, type=Path, help="output .npz")
     pl.set_defaults(func=cmd_pseudo_labels)
 
     st = s.add_parser("student", help="distil a student with one objective (docs/method.md, 3)")
     add_stage(st, "train student")
-    _data_args(st)
+    add_clip_data(st)
     st.add_argument(
         "--pseudo-labels", required=True, type=Path, help="condi train pseudo-labels output"
     )
     st.add_argument("--out", required=True, type=Path, help="output checkpoint")
     st.set_defaults(func=cmd_student)
-
-
-def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
-    p.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
