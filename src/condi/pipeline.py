@@ -194,8 +194,9 @@ _STAGE_LIST = [
           {"root": Out(ROOT.key, cmd=False, kind="root")},
           ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30),
     Stage("index", "data index", ("dataset", "fold"), {"root": ROOT}, {"out": Out(INDEX)},
-          ("datasets.{dataset}.kind", "datasets.{dataset}.root",
-           "datasets.{dataset}.group_pattern", "data.clip_len", "data.val_fraction", "seed"),
+          # the whole dataset entry: kind, root, folds and the optional group_pattern (DVC
+          # needs every key it watches to be in params.yaml)
+          ("datasets.{dataset}", "data.clip_len", "data.val_fraction", "seed"),
           mem_mb=4000, runtime=120),
     Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
           {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
