@@ -76,6 +76,7 @@ TESTS = [
     "tests/data/test_groups.py",
     "tests/data/test_flips.py",
     "tests/data/test_clips.py",
+    "tests/data/test_decode_window.py",
     "tests/data/test_index.py",
     "tests/evaluation/test_grid_by_hand.py",
     "tests/evaluation/test_metrics_scores.py",
@@ -197,6 +198,8 @@ def run_mutmut(workdir: Path, max_children: int) -> None:
     env["MPLBACKEND"] = "Agg"
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = "1"  # one thread per worker: --max-children workers share the cores
+    # generated test videos (no mutated code writes them) are built once, not per mutant
+    env["CONDI_TEST_INPUT_CACHE"] = str(workdir.resolve() / ".input-cache")
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
     subprocess.run(cmd, cwd=workdir, env=env, check=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,16 +48,46 @@ def workflow_copy(dest: Path, params: dict | None = None) -> Path:
 TINY_SHORT_SIDE = 36
 
 
+def cached_input(name: str, dest: Path, make) -> Path:
+    """``make(dest)`` writes test input files into ``dest``. With ``$CONDI_TEST_INPUT_CACHE``
+    set (``benchmarks/mutation.py`` sets it: every mutant's test process would otherwise build
+    the same inputs again), a copy built once under that folder is reused instead. Only for
+    inputs no code under test writes (generated videos, not indexes or caches)."""
+    cache = os.environ.get("CONDI_TEST_INPUT_CACHE")
+    dest.mkdir(parents=True, exist_ok=True)
+    if not cache:
+        make(dest)
+        return dest
+    src = Path(cache) / name
+    if not src.is_dir():
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}."))
+        make(tmp)
+        try:
+            tmp.rename(src)
+        except OSError:  # another process was first
+            shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    return dest
+
+
+def tiny_synthetic(dest: Path) -> Path:
+    """The ``tiny`` synthetic dataset (seed 0) at ``dest``."""
+    from condi.data.synthetic import GENERATOR_VERSION, generate
+
+    return cached_input(
+        f"synth-tiny-0-v{GENERATOR_VERSION}", dest, lambda d: generate(d, preset="tiny", seed=0)
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """The ``tiny`` synthetic dataset indexed and cached once per session:
     ``(root, index_path, cache_path)``."""
     from condi.data.clips import build_clip_cache
     from condi.data.index import build_index, write_index
-    from condi.data.synthetic import generate
 
-    root = tmp_path_factory.mktemp("tiny_root")
-    generate(root, preset="tiny", seed=0)
+    root = tiny_synthetic(tmp_path_factory.mktemp("tiny_root"))
     df, skipped = build_index("ucf101", root, 1, clip_len=16, val_fraction=0.1, seed=0)
     work = tmp_path_factory.mktemp("tiny_work")
     index = work / "index.parquet"

@@ -11,16 +11,15 @@ import pytest
 
 from condi.data.clips import build_clip_cache
 from condi.data.index import build_index
-from condi.data.synthetic import encode_avi, generate
+from condi.data.synthetic import encode_avi
+from tests.conftest import tiny_synthetic
 
 SHORT_SIDE = 36
 
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth_tiny")
-    generate(root, preset="tiny", seed=0)
-    return root
+    return tiny_synthetic(tmp_path_factory.mktemp("synth_tiny"))
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from condi.data.indexed import IndexedData
 from condi.data.records import VideoRecord, holdout_by_unit, unit_key
 from condi.data.synthetic import encode_avi
 from condi.training.pseudo_labels import crossfit_folds
+from tests.conftest import cached_input
 from tests.data.conftest import write_video
 
 H, W, T = 32, 40, 20
@@ -61,7 +62,7 @@ def ucf_dataset(root: Path, classes=("Jump", "Wave"), groups=5, members=3) -> Pa
     """UCF-101 layout; groups 1..groups-1 train, the last one test; group members are
     near-duplicates of one source."""
     lists = root / "ucfTrainTestlist"
-    lists.mkdir(parents=True)
+    lists.mkdir(parents=True, exist_ok=True)
     train, test = [], []
     for c, name in enumerate(classes):
         for g in range(1, groups + 1):
@@ -77,7 +78,7 @@ def ucf_dataset(root: Path, classes=("Jump", "Wave"), groups=5, members=3) -> Pa
 
 @pytest.fixture(scope="module")
 def ucf_root(tmp_path_factory) -> Path:
-    return ucf_dataset(tmp_path_factory.mktemp("ucf_groups"))
+    return cached_input("groups-ucf-v1", tmp_path_factory.mktemp("ucf_groups"), ucf_dataset)
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +197,13 @@ KINETICS_TRAIN = "label,youtube_id,time_start,time_end,split\n"
 
 @pytest.fixture(scope="module")
 def kinetics_root(tmp_path_factory) -> Path:
+    return cached_input("groups-kinetics-v1", tmp_path_factory.mktemp("k_groups"), kinetics_dataset)
+
+
+def kinetics_dataset(root: Path) -> Path:
     """Kinetics layout: 2 classes x 4 YouTube videos x 3 clips each (near-duplicates)."""
-    root = tmp_path_factory.mktemp("k_groups")
     for folder in ("annotations", "train", "val"):
-        (root / folder).mkdir()
+        (root / folder).mkdir(parents=True, exist_ok=True)
     rows, val = [], []
     for c, label in enumerate(("bowling", "surfing")):
         for y in range(5):
@@ -244,7 +248,7 @@ def folder_dataset(root: Path) -> Path:
 
 
 def test_folder_group_pattern_keeps_sources_whole(tmp_path):
-    root = folder_dataset(tmp_path / "folder")
+    root = cached_input("groups-folder-v1", tmp_path / "folder", folder_dataset)
     pattern = r"^([^/]+/[^_]+)_"
     df, _ = build_index("folder", root, 1, clip_len=8, val_fraction=0.25, group_pattern=pattern)
     videos = df.groupby("video")[["group", "split"]].first()
@@ -267,7 +271,7 @@ def test_folder_group_pattern_keeps_sources_whole(tmp_path):
 
 
 def test_group_pattern_errors(tmp_path, ucf_root):
-    root = folder_dataset(tmp_path / "folder")
+    root = cached_input("groups-folder-v1", tmp_path / "folder", folder_dataset)
     with pytest.raises(ValueError, match="not a valid regular expression"):
         build_index("folder", root, 1, group_pattern="(")
     with pytest.raises(ValueError, match="folder datasets only"):
