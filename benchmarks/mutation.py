@@ -42,11 +42,10 @@ SCOPE: dict[str, set[str] | None] = {
     "src/condi/losses.py": None,
     "src/condi/evaluation/samplers.py": None,
     "src/condi/evaluation/grid.py": None,
-    "src/condi/evaluation/scores.py": None,
-    "src/condi/evaluation/metrics.py": None,
+    "src/condi/scores.py": None,
+    "src/condi/metrics.py": None,
     "src/condi/evaluation/predict.py": {"predict_clips", "_batched"},
     "src/condi/training/pseudo_labels.py": {
-        "eq1_labels",
         "crossfit_folds",
         "crossfit_judge",
         "summary",
