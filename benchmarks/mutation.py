@@ -90,6 +90,7 @@ TESTS = [
             "test_scores_crash_keeps_the_old_scores",
             "test_clip_cache_crash_leaves_no_cache",
             "test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after",
+            "test_the_temporary_file_is_hidden_beside_the_target",
         )
     ),
 ]

@@ -74,6 +74,28 @@ def test_landscape_source_is_scaled_then_cropped(tmp_path):
     assert 7 <= bright <= 9
 
 
+def test_the_audio_stream_is_ignored(tmp_path):
+    """Real videos (UCF-101's AVIs among them) carry sound: only the video stream decodes."""
+    path = tmp_path / "with_sound.mkv"
+    with av.open(str(path), "w", format="matroska") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 40, 32, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        for i in range(6):
+            frame = np.full((32, 40, 3), 40 * i, np.uint8)
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            sound = av.AudioFrame.from_ndarray(
+                np.zeros((1, 320), np.int16), format="s16", layout="mono"
+            )
+            sound.sample_rate, sound.pts = 8000, i * 320
+            out.mux(audio.encode(sound))
+        out.mux(video.encode())
+        out.mux(audio.encode())
+    got = read_video_frames(path, 16)
+    assert got.shape == (6, 16, 16, 3)
+    assert np.abs(got.astype(np.int16) - reference(path, 16)).mean() < 4
+
+
 def test_one_frame_video(tmp_path):
     encode_avi(tmp_path / "one.avi", np.full((1, 32, 40, 3), 90, np.uint8), 25)
     out = read_video_frames(tmp_path / "one.avi", 16)

@@ -105,7 +105,10 @@ def test_random_rows_every_column():
         assert row["n_seeds"] == 3
     assert df.loc[("random", "1"), "n_short"] == 0 and df.loc[("random", "3"), "n_short"] == 1
     assert df.loc[("random", "3"), "clips_per_video"] == 2.5
-    assert (df["n_videos"] == 2).all()
+    assert (df["n_videos"] == 2).all() and df["n_short"].dtype == np.int64
+    # the random rows come in the order of the K asked for
+    order = baseline_rows(teacher_logits(), videos(), ks=[3, 1], seeds=[0, 1])
+    assert order[order["method"] == "random"]["K"].tolist() == ["3", "1"]
     assert list(df.index.get_level_values("method").unique()) == [
         "random",
         "equidistant",

@@ -70,6 +70,7 @@ def test_student_clip_scores_and_ranking():
     assert s["max_prob"].tolist() == pytest.approx([0.75, 0.5])
     assert s["z_tilde"].tolist() == pytest.approx([0.75, 0.5])
     assert "z_tilde" not in student_clip_scores(logits, None)
+    assert all(v.dtype == np.float64 for v in s.values())  # float32 logits, float64 scores
     RANKING = {m: get_method(m).ranking for m in METHODS}
     for method, key in RANKING.items():
         assert ranking_score(method, logits, conf).tolist() == s[key].tolist()

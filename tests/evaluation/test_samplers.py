@@ -15,7 +15,13 @@ from condi.evaluation.grid import (
     student_rows,
 )
 from condi.evaluation.run import evaluate_grid
-from condi.evaluation.samplers import equidistant, prefix_means, split_choice, split_prediction
+from condi.evaluation.samplers import (
+    equidistant,
+    prefix_means,
+    ranked,
+    split_choice,
+    split_prediction,
+)
 from condi.metrics import auroc
 
 BIG = 8.0
@@ -212,6 +218,7 @@ def test_split_choice_never_gives_the_student_clip_to_the_teacher():
     assert s_clips.tolist() == [] and t_clips.tolist() == [2, 0, 3]
     s_clips, t_clips = split_choice(z, h, k=5, ks=2)  # K >= N: the teacher takes every clip
     assert s_clips.tolist() == [] and t_clips.tolist() == [0, 1, 2, 3, 4]
+    assert s_clips.dtype == np.int64
     s_clips, t_clips = split_choice(z, h, k=2, ks=4)  # Ks > K is capped at K
     assert s_clips.tolist() == [2, 3] and t_clips.tolist() == []
 
@@ -251,3 +258,14 @@ def test_split_prediction_weights_below_one_are_still_weights():
     p, _, t_clips = split_prediction(tp, tp, z, np.zeros(3), k=2, ks=0)
     assert t_clips.tolist() == [0, 1]
     assert p.tolist() == pytest.approx([0.75, 0.25])
+
+
+def test_ties_keep_temporal_order_in_long_videos():
+    """Stable sorting: numpy's default sort reorders ties once a video has more than 16 clips."""
+    score = np.tile([0.0, 1.0, 0.5], 20)  # 60 clips, 20 of each value
+    order = ranked(score)
+    assert order.tolist() == [*range(1, 60, 3), *range(2, 60, 3), *range(0, 60, 3)]
+    entropy = np.tile([0.3, 0.1], 30)
+    s_clips, t_clips = split_choice(np.zeros(60), entropy, k=40, ks=30)
+    assert s_clips.tolist() == list(range(1, 60, 2))  # the 30 tied lowest, in temporal order
+    assert t_clips.tolist() == list(range(0, 20, 2))  # z~ ties too: the earliest first
