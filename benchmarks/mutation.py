@@ -262,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for s in status.values():
         counts[s] = counts.get(s, 0) + 1
-    killed = counts.get("killed", 0) + counts.get("timeout", 0)
-    survivors = sorted(n for n, s in status.items() if s not in ("killed", "timeout"))
+    # a mutant that makes the tests time out or crash is detected as well
+    detected = ("killed", "timeout", "segfault")
+    killed = sum(counts.get(s, 0) for s in detected)
+    survivors = sorted(n for n, s in status.items() if s not in detected)
     equiv = [n for n in survivors if n in equivalent]
     unexplained = [n for n in survivors if n not in equivalent]
     stale = sorted(equivalent - set(survivors))
