@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condi.evaluation.grid import Videos, baseline_rows, student_accuracy, student_rows
+from condi.evaluation.grid import (
+    PER_VIDEO_COLUMNS,
+    Videos,
+    baseline_grid,
+    baseline_rows,
+    per_video_frame,
+    student_accuracy,
+    student_grid,
+    student_rows,
+)
 
 BIG = 8.0
 CLASSES = [0, 2, 2, 2, 0, 1, 1]
@@ -189,3 +198,18 @@ def test_student_accuracy_is_the_dense_student():
     assert student_accuracy(STUDENT, videos()) == pytest.approx(100.0 * np.mean(want))
     assert student_accuracy(STUDENT[:, [1, 0, 2]], videos()) == pytest.approx(0.0)
     assert sigmoid(CONF[0]) > sigmoid(CONF[4]) > sigmoid(CONF[1])
+
+
+def test_per_video_frame_types():
+    """The per-video file's columns keep their types whether or not a row has a Ks or a seed
+    (nullable integers, not objects; correctness as 0/1 integers)."""
+    _, pv = baseline_grid(teacher_logits(), videos(), ks=[1], seeds=[0])
+    assert list(pv.columns) == PER_VIDEO_COLUMNS
+    assert pv["Ks"].dtype == "Int64" and pv["Ks"].isna().all()
+    assert pv["random_seed"].dtype == "Int64" and pv["correct"].dtype == np.int8
+    assert pv["video_id"].tolist()[:2] == [3, 8]
+    _, pv = student_grid("st_ent", teacher_logits(), STUDENT, CONF, videos(), [1], Z_TEST)
+    assert pv["random_seed"].dtype == "Int64" and pv["random_seed"].isna().all()
+    assert pv["correct"].dtype == np.int8
+    empty = per_video_frame([], videos())
+    assert list(empty.columns) == PER_VIDEO_COLUMNS and len(empty) == 0

@@ -381,7 +381,7 @@ def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp
 
 
 def test_the_temporary_file_is_hidden_beside_the_target(tmp_path):
-    target = tmp_path / "sub" / "t.parquet"
+    target = tmp_path / "new" / "sub" / "t.parquet"  # folders that do not exist yet
     with io.atomic_path(target) as tmp:
         assert tmp.parent == target.parent  # same file system: the rename is atomic
         assert tmp.name.startswith(".t.parquet.") and tmp.name.endswith(".parquet.tmp")

@@ -197,3 +197,12 @@ def test_st_conf_hint_on_a_later_class_and_saturated_confidence():
     loss, l_c = losses.st_conf_loss(logits, t(-200.0), y, beta=1.0, hint_mask=torch.tensor([False]))
     assert float(l_c) == pytest.approx(-math.log(1e-12), rel=1e-4)
     assert math.isfinite(float(loss))
+
+
+def test_kd_reduction_default_is_eq7():
+    """Eq. 7 as written (1/C inside the KL) unless asked otherwise (docs/method.md, section 2)."""
+    target = torch.tensor([[0.75, 0.25, 0.0]])
+    s = torch.zeros(1, 3)
+    default = float(losses.kd_kl(target, s, 1.0))
+    assert default == pytest.approx(float(losses.kd_kl(target, s, 1.0, "class_mean")))
+    assert default == pytest.approx(kl([0.75, 0.25], [1 / 3, 1 / 3]) / 3, rel=1e-6)
