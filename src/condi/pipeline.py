@@ -437,7 +437,7 @@ def job_wildcards(config: dict[str, Any], stage: Stage) -> list[dict[str, str]]:
 
 
 def job_name(stage: str, w: dict[str, Any]) -> str:
-    """``train_student@synthetic-1-resnext-resnext8-condi_sr``: DVC's name for the job."""
+    """``train_student@synthetic-1-resnext14-resnext14half-condi_sr``: DVC's name for the job."""
     return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
 
 
@@ -683,7 +683,7 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
     ``ablation/dvc.yaml`` (``"ablation"``: its paths relative to the repository root, its
     ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
     wildcards (and references to their params paths), so its jobs are named as in MLflow
-    (``train_teacher@synthetic-1-resnext``); jobs that differ in shape get a stage each."""
+    (``train_teacher@synthetic-1-resnext14``); jobs that differ in shape get a stage each."""
     if part not in ("main", "ablation"):
         raise ValueError(f"part: main | ablation, not {part!r}")
     ablation = part == "ablation"

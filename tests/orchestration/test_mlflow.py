@@ -82,7 +82,7 @@ def test_runs_on_an_mlflow_server(pipelines):
         assert t["dataset"] == "synthetic"
         by_rule.setdefault(t.get("rule"), []).append((r, t))
     teacher_run, teacher = by_rule["train_teacher"][0]
-    assert teacher["model_path"] == "models/synthetic/fold1/teacher_resnext.pt"
+    assert teacher["model_path"] == "models/synthetic/fold1/teacher_resnext14.pt"
     assert len(teacher["model_dvc_md5"]) == 32
     assert {
         "dvc_md5/data/index/synthetic_fold1.parquet",
@@ -91,10 +91,11 @@ def test_runs_on_an_mlflow_server(pipelines):
     for r, t in by_rule["train_student"]:
         assert {"fold", "teacher", "student", "method"} <= set(t)
         assert (
-            t["model_path"] == f"models/synthetic/fold1/student_resnext_resnext8_{t['method']}.pt"
+            t["model_path"]
+            == f"models/synthetic/fold1/student_resnext14_resnext14half_{t['method']}.pt"
         )
-        assert t["dvc_stage"] == f"train_student@synthetic-1-resnext-resnext8-{t['method']}"
-        assert "dvc_md5/data/pseudo_labels/synthetic/fold1/resnext.npz" in t
+        assert t["dvc_stage"] == f"train_student@synthetic-1-resnext14-resnext14half-{t['method']}"
+        assert "dvc_md5/data/pseudo_labels/synthetic/fold1/resnext14.npz" in t
         # nested under the run that trained the teacher
         assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
         metrics = {m["key"] for m in r["data"].get("metrics", [])}

@@ -106,13 +106,13 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     dvc = check_same_dag(workdir)
     names = {v[0] for v in dvc.values()}
     student = next(iter(load_yaml(workdir / "params.yaml")["students"]))
-    assert f"train_student@synthetic-1-resnext-{student}-condi_sr" in names
+    assert f"train_student@synthetic-1-resnext14-{student}-condi_sr" in names
     finals = {"table1", "table2", "table3", "table4", "table5", "ambiguity_table", "figures"}
     assert finals | {"metrics", "ablation_table"} <= names
     for stage in ("timing", "ambiguity", "timeline"):
-        assert f"{stage}@synthetic-1-resnext-{student}" in names
+        assert f"{stage}@synthetic-1-resnext14-{student}" in names
     for variant in ("condi_sr-crossfit-true-2", "maxprob-train-false-0"):
-        assert f"ablation_train_student@synthetic-1-resnext-{student}-{variant}" in names
+        assert f"ablation_train_student@synthetic-1-resnext14-{student}-{variant}" in names
     n_variants = sum(1 for n in names if n.startswith("ablation_train_student@"))
     assert n_variants == 2 * 2 * 3 + 3 * 3  # condi_sr x sources x detach, 3 methods; 3 seeds
     # every stage with wildcards is one foreach stage whose jobs carry Snakemake's names
@@ -139,15 +139,15 @@ def test_the_ablation_variants_carry_their_switches():
     p = validate(p)
     js = {j.name: j for j in jobs(p)}
     s = next(iter(p["students"]))
-    condi = js[f"ablation_train_student@synthetic-1-resnext-{s}-condi_sr-crossfit-true-4"]
+    condi = js[f"ablation_train_student@synthetic-1-resnext14-{s}-condi_sr-crossfit-true-4"]
     assert condi.inputs["pseudo_labels"] == [
-        "data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz"
+        "data/pseudo_labels/synthetic/fold1/resnext14_crossfit.npz"
     ]
     narrowed, values = stage_params(p, condi.stage, condi.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "crossfit"
     assert narrowed["condi"]["detach_confidence_in_target"] is True
     assert narrowed["seed"] == 4 and values["seed"] == 4
-    faithful = js[f"ablation_evaluate@synthetic-1-resnext-{s}-st_ent-train-false-4"]
+    faithful = js[f"ablation_evaluate@synthetic-1-resnext14-{s}-st_ent-train-false-4"]
     narrowed, _ = stage_params(p, faithful.stage, faithful.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "train"
     assert narrowed["condi"]["detach_confidence_in_target"] is False
@@ -156,8 +156,8 @@ def test_the_ablation_variants_carry_their_switches():
     )
     labels = {n for n in js if n.startswith("ablation_pseudo_labels@")}
     assert labels == {
-        "ablation_pseudo_labels@synthetic-1-resnext-crossfit",
-        "ablation_pseudo_labels@synthetic-1-resnext-train",
+        "ablation_pseudo_labels@synthetic-1-resnext14-crossfit",
+        "ablation_pseudo_labels@synthetic-1-resnext14-train",
     }
     assert len([n for n in js if n.startswith("ablation_train_student@")]) == 2
     narrowed, _ = stage_params(p, js["ablation_table"].stage, {})
@@ -212,7 +212,7 @@ def test_an_adopted_teacher_checkpoint_is_an_input(tmp_path):
     dvc = check_same_dag(workdir)
     deps = {v[0]: v[2] for v in dvc.values()}
     assert "ckpt/mine.pt" in deps["train_teacher--synthetic-1-mine"]
-    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext"]
+    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext14"]
 
 
 def test_committed_dvc_yaml_is_up_to_date():
@@ -300,7 +300,7 @@ def test_a_values_edit_leaves_dvc_yaml_unchanged_and_a_shape_edit_does_not():
         ("evaluation.K", [1, 2]),
         ("timing.repeats", 3),
         ("training.teacher.epochs", 2),
-        ("teachers.resnext.kwargs", {"layers": [1, 1, 1, 1]}),
+        ("teachers.resnext14.kwargs", {"layers": [1, 1, 1, 1]}),
     ]:
         q = copy.deepcopy(p)
         node = q

@@ -29,7 +29,7 @@ from tests.reliability.conftest import (
     snakemake,
 )
 
-TEACHER_LOG = "logs/train_teacher/synthetic_fold1_resnext.log"
+TEACHER_LOG = "logs/train_teacher/synthetic_fold1_resnext14.log"
 
 
 def start_and_kill_after_first_epoch(wd) -> None:

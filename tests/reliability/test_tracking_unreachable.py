@@ -46,7 +46,7 @@ def grid_stage(ref, cwd, env_extra):
         "--fold",
         "1",
         "--teacher",
-        "resnext",
+        "resnext14",
         "--index",
         ref / INDEX,
         "--teacher-scores",
