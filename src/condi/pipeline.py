@@ -82,6 +82,10 @@ ABL_EVAL_VIDEOS = (
 )
 ABLATION_CSV, ABLATION_MD = "results/ablation.csv", "results/ablation.md"
 LOGS = "logs"
+# What a Snakemake rule runs (Snakemake's placeholders): the job's output goes to its log, and
+# file descriptor 3 is Snakemake's own stderr, where long jobs write one progress line per
+# epoch naming the log (condi.progress).
+RULE_SHELL = "(export CONDI_PROGRESS_FD=3 CONDI_LOG={log:q}; {params.cmd}) 3>&2 > {log:q} 2>&1"
 BENCHMARKS = "logs/benchmark"  # Snakemake's per-job time and memory (benchmark:)
 
 # Students timed for Table IV (those of them in params `methods`): the registry's timed ones.

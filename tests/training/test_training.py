@@ -27,7 +27,8 @@ class Interrupt(Exception):
 
 
 class StopAfter:
-    """A tracker that kills the job after epoch ``n`` (its checkpoint is already written)."""
+    """A tracker that kills the job after epoch ``n`` (1-based; its checkpoint is already
+    written)."""
 
     def __init__(self, n):
         self.n = n
@@ -65,7 +66,7 @@ def test_interrupted_teacher_resumes_to_the_same_weights(data, teacher_ckpt, tmp
     params = tiny_params(**{"training.teacher.epochs": 2})
     out = tmp_path / "teacher.pt"
     with pytest.raises(Interrupt):
-        train_teacher(params, "resnext14", data, out, tracker=StopAfter(0))
+        train_teacher(params, "resnext14", data, out, tracker=StopAfter(1))
     assert not out.exists() and state_path_for(out).exists()
     summary = train_teacher(params, "resnext14", data, out)
     assert summary["resumed_from"] == 1
@@ -76,7 +77,8 @@ def test_interrupted_teacher_resumes_to_the_same_weights(data, teacher_ckpt, tmp
 def test_teacher_checkpoint_records_best_on_val(teacher_ckpt):
     model, ckpt = load_model(teacher_ckpt, role="teacher")
     accs = [h["val_video_acc"] for h in ckpt["history"]]
-    assert ckpt["best_epoch"] == int(np.argmax(accs))
+    assert ckpt["best_epoch"] == int(np.argmax(accs)) + 1  # epochs count from 1
+    assert [h["epoch"] for h in ckpt["history"]] == list(range(1, len(accs) + 1))
     assert ckpt["class_names"] and len(ckpt["class_names"]) == ckpt["num_classes"]
 
 

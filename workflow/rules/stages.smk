@@ -25,7 +25,7 @@ for stage in pl.STAGES.values():
             mem_mb=stage.mem_mb,
             runtime=stage.runtime,
         shell:
-            "({params.cmd}) > {log:q} 2>&1"
+            pl.RULE_SHELL
 
 # Tables and figures run on the submitting node, never as cluster jobs.
 workflow.localrules(*(stage.name for stage in pl.STAGES.values() if stage.local))

@@ -220,7 +220,7 @@ def train(
     last epoch's). ``resume_key`` (with the params) decides whether a resume state beside
     ``out_path`` may be resumed; ``extra_state`` is saved and restored with it (the step may
     update it). A ``pretrained`` checkpoint of the model's spec initialises it (a student's
-    backbone). The checkpoint records ``best_epoch`` and ``info``. Returns the loop's result,
+    backbone). The checkpoint records ``best_epoch`` (1-based) and ``info``. Returns the loop's result,
     or ``None`` in the processes of a torchrun job other than rank 0 (only rank 0 writes).
     """
     job = prepare(params, role, name, data.num_classes)
