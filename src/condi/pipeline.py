@@ -66,6 +66,7 @@ TABLE4_CSV, TABLE4_MD = "results/table4.csv", "results/table4.md"
 TABLE5_CSV, TABLE5_MD = "results/table5.csv", "results/table5.md"
 AMBIGUITY = "results/ambiguity/{dataset}_fold{fold}_{teacher}_{student}.csv"
 AMBIGUITY_CSV, AMBIGUITY_MD = "results/ambiguity.csv", "results/ambiguity.md"
+STAGE_TIMES_CSV, STAGE_TIMES_MD = "results/stage_times.csv", "results/stage_times.md"
 FIGURES = "results/figures"
 ACCURACY_VS_K = FIGURES + "/accuracy_vs_k_{dataset}_{teacher}_{student}"
 ACCURACY_VS_COST = FIGURES + "/accuracy_vs_cost_{dataset}_{teacher}_{student}"
@@ -174,9 +175,14 @@ def has_split(config: dict[str, Any]) -> bool:
     return "condi_sr" in config["methods"]
 
 
-def _table(name: str, paths: tuple[str, str], caption: str, **kw: Any) -> Stage:
+def _table(
+    name: str, paths: tuple[str, str], caption: str, category: str = "Tables", **kw: Any
+) -> Stage:
     """A local stage writing a table as CSV + Markdown (``--out-csv``, ``--out-md``)."""
-    out = {"out_csv": Out(paths[0], caption=caption), "out_md": Out(paths[1], caption=caption)}
+    out = {
+        "out_csv": Out(paths[0], caption=caption, category=category),
+        "out_md": Out(paths[1], caption=caption, category=category),
+    }
     return Stage(name, kw.pop("command"), (), kw.pop("inputs"), out, kw.pop("params", ()),
                  local=True, **kw)  # fmt: skip
 
@@ -298,6 +304,15 @@ _STAGE_LIST = [
           {"out": Out(ABL_EVAL), "videos": Out(ABL_EVAL_VIDEOS)}, ("evaluation",),
           overrides=VARIANT_OVERRIDES, ablation=True,
           **GRID),
+    # the time every stage took in the last Snakemake run (its benchmark: files): made after
+    # every other final output, so that all of the run's jobs are in
+    _table("stage_times", (STAGE_TIMES_CSV, STAGE_TIMES_MD), "stage_times",
+           category="Stage times", command="report stage-times",
+           inputs={"after": tuple(Gather(name, out) for name, out in (
+               ("table3", "out_csv"), ("metrics", "out"), ("table1", "out_csv"),
+               ("table2", "out_csv"), ("table4", "out_csv"), ("table5", "out_csv"),
+               ("ambiguity_table", "out_csv"), ("figures", "k_png"), ("figures", "cost_png"),
+               ("timeline", "out")))}),
     _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
            inputs={"students": Gather("ablation_evaluate", "out"),
                    "baselines": Gather("evaluate_baselines", "out")},
@@ -475,7 +490,8 @@ def gathered(
         if g.methods is not None and sw.get("method") not in g.methods:
             continue
         shown = {**sw, **{k: (show or w)[k] for k in g.match}}
-        out.append(src.outputs[g.output].pattern.format(**shown))
+        o = src.outputs[g.output]
+        out += _expand_over(config, o, shown) if o.over else [o.pattern.format(**shown)]
     return out
 
 
@@ -556,7 +572,7 @@ def targets(config: dict[str, Any], ablation: bool = False) -> list[str]:
         ["ablation_table"]
         if ablation
         else ["table3", "metrics", "table1", "table2", "table4", "table5"]
-        + ["ambiguity_table", "figures", "timeline"]
+        + ["ambiguity_table", "figures", "timeline", "stage_times"]
     )
     out = []
     for name in final:

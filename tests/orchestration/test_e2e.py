@@ -5,6 +5,7 @@ and a K edit that re-runs only evaluation, timing and what follows them (issues 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -182,7 +183,7 @@ def test_noop_rerun_is_fast(pipelines):
 def test_snakemake_report_has_the_tables_and_figures(pipelines):
     out = run(["snakemake", "--report", "report.html"], pipelines.smk, timeout=300)
     html = (pipelines.smk / "report.html").read_text(errors="replace")
-    names = ["table3.csv", "table3.md", "metrics.json", "accuracy_vs_k.png"]
+    names = ["table3.csv", "table3.md", "metrics.json", "accuracy_vs_k.png", "stage_times.md"]
     names += [f"table{i}.{ext}" for i in (1, 2, 4, 5) for ext in ("csv", "md")]
     names += [
         "ambiguity.csv",
@@ -195,6 +196,14 @@ def test_snakemake_report_has_the_tables_and_figures(pipelines):
     ]
     for name in names:
         assert name in html, (name, out.stderr[-2000:])
+    # every caption (workflow/report/*.rst) is in, and the per-stage times with their numbers
+    for caption in ("Table I:", "Table II:", "Table III in the paper", "Table IV:", "Table V:"):
+        assert caption in html, caption
+    assert "The time each stage took" in html and "Ambiguity detection" in html
+    encoded = re.search(r"stage_times\.md;base64,([A-Za-z0-9+/=]+)", html).group(1)
+    times = base64.b64decode(encoded).decode()
+    for stage in ("train_teacher", "train_student", "timing", "table3", "figures"):
+        assert re.search(rf"^\| {stage} +\| +\d+ \| [\d.]+ (s|min|h) ", times, re.M), times
 
 
 def test_dvc_repro_gives_the_same_table3_as_snakemake(pipelines):
@@ -285,7 +294,7 @@ def test_editing_k_reruns_only_evaluation_and_tables(pipelines, tmp_path):
     text = out.stdout + out.stderr
     ran = sorted(set(re.findall(r"Running stage '([^'@]+)", text)))
     expected = ["evaluate_baselines", "evaluate_students", "figures", "metrics", "table3"]
-    expected += ["table4", "table5", "timing"]
+    expected += ["stage_times", "table4", "table5", "timing"]
     assert ran == sorted(expected), text[-3000:]
     assert {p: p.stat().st_mtime_ns for p in models} == models
     t3 = read_table3(dvc / "results" / "table3.csv")

@@ -31,7 +31,10 @@ def snakemake_jobs(workdir, target="results/table3.csv"):
     for block in re.split(r"\n(?=\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]\n)", out.stdout):
         rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
         cmd = re.search(
-            r"^(?:Shell command: )?\s*\((condi .*?)\) > logs/\S+ 2>&1\s*$", block, flags=re.M
+            r"^(?:Shell command: )?\s*\(export CONDI_PROGRESS_FD=3 CONDI_LOG='?logs/\S+; "
+            r"(condi .*?)\) 3>&2 > '?logs/\S+ 2>&1\s*$",
+            block,
+            flags=re.M,
         )
         outs = re.search(r"^\s+output: (.*)$", block, flags=re.M)
         if rule and cmd:

@@ -14,6 +14,7 @@ from condi.cli.common import (
     with_job_columns,
 )
 from condi.methods import TIMED_METHODS
+from condi.pipeline import BENCHMARKS
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--table3", type=Path, default=None, help="long Table III CSV: accuracy vs K")
     f.add_argument("--timing", nargs="*", type=Path, default=[], help="timing CSVs: vs cost")
     f.set_defaults(func=cmd_figures)
+
+    st = s.add_parser(
+        "stage-times",
+        help="the time each pipeline stage took in the last Snakemake run",
+        description="One row per job of Snakemake's benchmark: files (logs/benchmark/) in the "
+        "CSV, one per stage (jobs, total and longest time, peak memory) in the Markdown, "
+        "which the Snakemake report shows. Without such files (a dvc repro run) the Markdown "
+        "says so.",
+    )
+    add_stage(st, "report stage-times")
+    st.add_argument(
+        "--after",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="the pipeline's final outputs: the table is made once they exist (not read)",
+    )
+    st.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=Path(BENCHMARKS),
+        help=f"Snakemake's benchmark folder (default {BENCHMARKS})",
+    )
+    add_table_outputs(st)
+    st.set_defaults(func=cmd_stage_times)
 
     tl = s.add_parser(
         "timeline",
@@ -240,4 +266,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     )
     for p in written:
         print(p)
+    return 0
+
+
+def cmd_stage_times(args: argparse.Namespace) -> int:
+    from condi.pipeline import STAGES
+    from condi.tables import stage_times
+
+    stage_context(args)
+    print(stage_times.write(args.benchmarks, args.out_csv, args.out_md, order=list(STAGES)))
     return 0
