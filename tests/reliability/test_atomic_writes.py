@@ -313,9 +313,9 @@ def test_predict_with_a_truncated_teacher(reference_run, tmp_path):
     out = condi(
         "predict",
         reference_run / DATA_ROOT / "UCF-101" / SHORT_VIDEO,
-        "--teacher",
+        "--teacher-ckpt",
         ckpt,
-        "--student",
+        "--student-ckpt",
         reference_run / STUDENT_OUT,
         "--params",
         reference_run / "params.yaml",

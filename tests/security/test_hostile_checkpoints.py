@@ -60,7 +60,7 @@ def test_predict_refuses_hostile_teacher_and_student(tmp_path, marker, capsys):
     video = tmp_path / "v.avi"
     video.write_bytes(b"")
     rc = main(
-        ["predict", str(video), "--teacher", str(evil), "--student", str(evil)]
+        ["predict", str(video), "--teacher-ckpt", str(evil), "--student-ckpt", str(evil)]
         + ["--params", str(PARAMS)]
     )
     assert_refused(rc, capsys, evil)

@@ -220,5 +220,6 @@ def test_every_log_line_and_error_line_is_redacted(capsys):
     )  # fmt: skip
     assert _redact_credentials(rec)
     assert SECRET not in rec.getMessage() and "https://***@mirror/" in rec.getMessage()
-    assert main(["predict", "x.avi", "--teacher", f"http://u:{SECRET}@h/t.pt", "--student", "s"])
+    argv = ["predict", "x.avi", "--teacher-ckpt", f"http://u:{SECRET}@h/t.pt"]
+    assert main([*argv, "--student-ckpt", "s"])
     assert SECRET not in capsys.readouterr().err

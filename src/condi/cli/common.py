@@ -30,10 +30,12 @@ def add_clip_data(p: argparse.ArgumentParser, cache: bool = True) -> None:
         p.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
 
 
-def add_table_outputs(p: argparse.ArgumentParser) -> None:
-    """``--out-csv`` and ``--out-md``: a table's long CSV and its Markdown."""
-    p.add_argument("--out-csv", required=True, type=Path, help="the long CSV")
-    p.add_argument("--out-md", required=True, type=Path, help="the Markdown table")
+def add_table_outputs(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--out-csv`` and ``--out-md``: a table's long CSV and its Markdown (optional when
+    not ``required``: the table is printed either way)."""
+    opt = "" if required else " (optional: the table is printed either way)"
+    p.add_argument("--out-csv", required=required, type=Path, help="the long CSV" + opt)
+    p.add_argument("--out-md", required=required, type=Path, help="the Markdown table" + opt)
 
 
 def with_job_columns(df, args: argparse.Namespace):

@@ -27,7 +27,9 @@ def register_data_commands(data_subparsers) -> None:
             "Something-Something V2 needs a login: see `condi data ssv2`."
         ),
     )
-    p.add_argument("--dataset", required=True, choices=DOWNLOADABLE)
+    p.add_argument(
+        "--dataset", required=True, choices=DOWNLOADABLE, help="which public dataset to fetch"
+    )
     p.add_argument("--root", required=True, type=Path, help="dataset folder to fill")
     p.add_argument(
         "--splits",

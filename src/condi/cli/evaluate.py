@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_stage(g, "evaluate grid")
     add_clip_data(g, cache=False)
-    g.add_argument("--teacher-scores", required=True, type=Path)
+    g.add_argument(
+        "--teacher-scores", required=True, type=Path, help="teacher per-clip scores (.npz)"
+    )
     g.add_argument(
         "--student-scores",
         nargs="*",

@@ -62,9 +62,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rows (dataset, method, K, top1) for every numeric K, FIGURE = the same as a PNG.",
     )
     add_stage(m, "pipeline metrics")
-    m.add_argument("--table3", type=Path, default=Path("results/table3.csv"))
-    m.add_argument("--out", type=Path, default=Path("results/metrics.json"))
-    m.add_argument("--plots", type=Path, default=Path("results/plots/accuracy_vs_k.csv"))
+    m.add_argument(
+        "--table3",
+        type=Path,
+        default=Path("results/table3.csv"),
+        help="the long Table III CSV (default results/table3.csv)",
+    )
+    m.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/metrics.json"),
+        help="DVC metrics JSON: {dataset: {method: {K: top1}}} (default results/metrics.json)",
+    )
+    m.add_argument(
+        "--plots",
+        type=Path,
+        default=Path("results/plots/accuracy_vs_k.csv"),
+        help="DVC plot data, one row per dataset, method and K "
+        "(default results/plots/accuracy_vs_k.csv)",
+    )
     m.add_argument("--figure", type=Path, default=None, help="optional PNG of the plots")
     m.set_defaults(func=cmd_metrics)
 

@@ -43,7 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"student checkpoints (Table IV: {' '.join(TIMED_METHODS)}); each names its method",
     )
     t.add_argument("--teacher-scores", type=Path, default=None, help="cross-check top1_grid")
-    t.add_argument("--student-scores", nargs="*", type=Path, default=[], help="likewise")
+    t.add_argument(
+        "--student-scores",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="student per-clip scores: cross-check top1_grid",
+    )
     t.add_argument("--out", required=True, type=Path, help="output CSV, one row per method/K/Ks")
     t.add_argument("--per-video-out", type=Path, default=None, help="optional per-video CSV")
     t.set_defaults(func=cmd_timing)
@@ -64,8 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_stage(a, "report ambiguity")
     add_clip_data(a, cache=False)
-    a.add_argument("--teacher-scores", required=True, type=Path)
-    a.add_argument("--student-scores", nargs="+", required=True, type=Path)
+    a.add_argument(
+        "--teacher-scores", required=True, type=Path, help="teacher per-clip scores (.npz)"
+    )
+    a.add_argument(
+        "--student-scores",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="per-clip scores of the students (.npz), each naming its method",
+    )
     a.add_argument("--out", required=True, type=Path, help="output long CSV of this job")
     a.add_argument("--out-md", type=Path, default=None, help="optional Markdown of this job")
     a.set_defaults(func=cmd_ambiguity)
@@ -116,7 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_stage(tl, "report timeline")
     add_clip_data(tl, cache=False)
-    tl.add_argument("--teacher-scores", required=True, type=Path)
+    tl.add_argument(
+        "--teacher-scores", required=True, type=Path, help="teacher per-clip scores (.npz)"
+    )
     tl.add_argument("--student-scores", required=True, type=Path, help="condi_sr student scores")
     tl.add_argument("--video", default=None, help="the video (default: the longest)")
     tl.add_argument("--out", required=True, type=Path, help="the PNG (the SVG is written beside)")

@@ -1,9 +1,13 @@
-"""Classify whole videos with a trained student + teacher (paper Fig. 1, docs/method.md, section 4).
+"""Classify whole videos with a trained student + teacher (paper Fig. 1, docs/method.md, sections 3-4).
 
-The student skims every clip of the video; the K clips with the highest z~ go to the teacher
-(``ks = 0``, inference (b)), or the Ks lowest-entropy clips are classified by the student itself
-and K - Ks go to the teacher (inference (c)). Timing covers the forward passes on decoded clips
-(decoding is reported separately).
+The student skims every clip of the video and ranks them by its method's own score (the
+registry's ``ranking``, :mod:`condi.methods`): a ``condi_sr`` student sends the K clips with the
+highest z~ to the teacher (``ks = 0``, inference (b)), or classifies the Ks lowest-entropy clips
+itself and sends K - Ks to the teacher (inference (c)); any other student sends its top K
+clips (``bce_conf``: z~, ``st_ent``: lowest entropy, ``st_conf``: its confidence c,
+``maxprob``: max-softmax), whose teacher probabilities are averaged, as in the evaluation grid.
+:func:`student_method` refuses a student whose checkpoint names no method it can rank with.
+Timing covers the forward passes on decoded clips (decoding is reported separately).
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from condi.evaluation.samplers import split_choice, split_prediction
+from condi.evaluation.samplers import ranked, split_choice, split_prediction
+from condi.methods import METHODS, Method, get_method
 from condi.metrics import softmax_np
-from condi.scores import entropy_np, sigmoid
+from condi.scores import student_clip_scores
+
+# the method whose inference (c) splits K between student and teacher (docs/method.md, section 4)
+SPLIT_METHOD = "condi_sr"
 
 
 @dataclass
@@ -35,7 +43,9 @@ class Prediction:
     decode_s: float
     model_s: float
     error: str | None = None
-    z_tilde: list[float] = field(default_factory=list)
+    method: str = ""  # the student's method
+    ranking: str = ""  # the per-clip score it ranks clips by (z_tilde, neg_entropy, max_prob)
+    clip_scores: list[float] = field(default_factory=list)  # that score, per clip
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +91,31 @@ def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.d
     return torch.cat(outs).float().cpu().numpy(), None
 
 
+def student_method(ckpt: dict[str, Any], source: str = "student") -> Method:
+    """The registered method a student checkpoint was trained with, if condi can rank clips
+    with it; ``ValueError`` saying why not otherwise (no method recorded, an unknown one, or
+    one that would rank by a confidence head it never trained)."""
+    name = ckpt.get("method")
+    if not name:
+        raise ValueError(
+            f"{source}: the student checkpoint names no method, so condi cannot tell which "
+            "per-clip score ranks its clips (z~, entropy, confidence or max-prob); use a "
+            f"student written by `condi train student` (methods: {', '.join(METHODS)})"
+        )
+    try:
+        method = get_method(str(name))
+    except ValueError:
+        raise ValueError(
+            f"{source}: trained with method {name!r}, which this condi cannot rank clips with "
+            f"(known: {', '.join(METHODS)})"
+        ) from None
+    if method.ranking == "z_tilde" and not method.trains_confidence:
+        raise ValueError(
+            f"{source}: method {name!r} ranks by z~ but never trains the confidence head"
+        )
+    return method
+
+
 def predict_clips(
     clips: torch.Tensor,
     teacher: nn.Module,
@@ -89,23 +124,41 @@ def predict_clips(
     ks: int = 0,
     batch_size: int = 64,
     device: torch.device | None = None,
+    method: str = SPLIT_METHOD,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run the ConDi inference on one video's normalised clips.
+    """Run the inference of a ``method`` student on one video's normalised clips (module
+    docstring); ``ks > 0`` only for ``condi_sr`` (inference (c)).
 
-    Returns ``(probabilities (C,), student clips, teacher clips, z~ per clip)``.
+    Returns ``(probabilities (C,), student clips, teacher clips, the ranking score per clip)``
+    (the score: z~ for condi_sr and bce_conf, -H for st_ent, c for st_conf, max-prob for
+    maxprob; higher is sent to the teacher first).
     """
+    ranking = get_method(method).ranking
+    if ks and method != SPLIT_METHOD:
+        raise ValueError(
+            f"--ks {ks}: the student share Ks is ConDi-SR's inference (c); a {method} student "
+            f"only ranks clips (by {ranking}): use --ks 0"
+        )
     device = device or torch.device("cpu")
     s_logits, conf = _batched(student, clips, batch_size, device)
-    z_tilde = sigmoid(conf)
-    s_probs = softmax_np(s_logits.astype(np.float64))
-    h = entropy_np(s_probs)
+    scores = student_clip_scores(s_logits, conf)
+    score = scores[ranking]
+    n = len(clips)
+    if method == SPLIT_METHOD:
+        s_probs = softmax_np(s_logits.astype(np.float64))
+        z_tilde, h = scores["z_tilde"], scores["entropy"]
+        chosen_t = np.sort(split_choice(z_tilde, h, k, ks)[1])
+    else:  # the top K by the method's own score, as the evaluation grid ranks them
+        order = ranked(score)[: min(k, n)]
+        chosen_t = np.sort(order)
     # the teacher runs only on the clips it will classify; the others' rows stay unused zeros
-    chosen_t = np.sort(split_choice(z_tilde, h, k, ks)[1])
     t_logits, _ = _batched(teacher, clips[torch.from_numpy(chosen_t)], batch_size, device)
-    t_probs = np.zeros((len(clips), s_probs.shape[1]))
+    t_probs = np.zeros((n, s_logits.shape[1]))
     t_probs[chosen_t] = softmax_np(t_logits.astype(np.float64))
-    probs, s_used, t_used = split_prediction(t_probs, s_probs, z_tilde, h, k, ks)
-    return probs, s_used, t_used, z_tilde
+    if method == SPLIT_METHOD:
+        probs, s_used, t_used = split_prediction(t_probs, s_probs, z_tilde, h, k, ks)
+        return probs, s_used, t_used, score
+    return t_probs[order].mean(axis=0), np.zeros(0, np.int64), order, score
 
 
 def predict_video(
@@ -117,6 +170,7 @@ def predict_video(
     k: int,
     ks: int = 0,
     device: torch.device | None = None,
+    method: str = SPLIT_METHOD,
 ) -> Prediction:
     """Decode ``path`` (PyAV) and classify it; a bad file (missing, a directory, empty, not a
     video, undecodable, too big for memory) gives a Prediction with ``error`` instead of
@@ -148,7 +202,9 @@ def predict_video(
     try:
         x = normalise_clips(clips, data_cfg["crop_size"], data_cfg["mean"], data_cfg["std"])
         t1 = time.perf_counter()
-        probs, s_used, t_used, z_tilde = predict_clips(x, teacher, student, k, ks, device=device)
+        probs, s_used, t_used, score = predict_clips(
+            x, teacher, student, k, ks, device=device, method=method
+        )
     except MemoryError:
         return failed("out of memory while classifying (too many clips)")
     model_s = time.perf_counter() - t1
@@ -163,5 +219,7 @@ def predict_video(
         num_clips=len(clips),
         decode_s=decode_s,
         model_s=model_s,
-        z_tilde=[round(float(z), 4) for z in z_tilde],
+        method=method,
+        ranking=get_method(method).ranking,
+        clip_scores=[round(float(z), 4) for z in score],
     )

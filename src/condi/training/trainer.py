@@ -25,7 +25,7 @@ from condi.data.dataset import ClipDataset
 from condi.data.indexed import IndexedData
 from condi.inference import forward_rows
 from condi.models import build_model, build_student, load_pretrained
-from condi.models.checkpoint import save_model
+from condi.models.checkpoint import save_model, training_config
 from condi.runtime import setup
 from condi.training.distributed import (
     DistInfo,
@@ -220,7 +220,8 @@ def train(
     last epoch's). ``resume_key`` (with the params) decides whether a resume state beside
     ``out_path`` may be resumed; ``extra_state`` is saved and restored with it (the step may
     update it). A ``pretrained`` checkpoint of the model's spec initialises it (a student's
-    backbone). The checkpoint records ``best_epoch`` (1-based) and ``info``. Returns the loop's result,
+    backbone). The checkpoint records ``best_epoch`` (1-based), ``config`` (the params it trained
+with: :func:`condi.models.checkpoint.training_config`) and ``info``. Returns the loop's result,
     or ``None`` in the processes of a torchrun job other than rank 0 (only rank 0 writes).
     """
     job = prepare(params, role, name, data.num_classes)
@@ -274,5 +275,14 @@ def train(
     )
     if not dist.is_main:
         return None
-    save_trained(out_path, result, spec, data, role, best_epoch=result.best_epoch, **info)
+    save_trained(
+        out_path,
+        result,
+        spec,
+        data,
+        role,
+        best_epoch=result.best_epoch,
+        config=training_config(params),
+        **info,
+    )
     return result
