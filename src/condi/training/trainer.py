@@ -210,19 +210,20 @@ def train(
     **info: Any,
 ) -> FitResult | None:
     """Train model ``name`` of ``params['teachers' | 'students']`` (``role`` teacher | student,
-        with ``params['training'][role]``) on ``train_rows`` (default: the train split) and write
-        its checkpoint to ``out_path``.
+    with ``params['training'][role]``) on ``train_rows`` (default: the train split) and write
+    its checkpoint to ``out_path``.
 
-        ``step`` is the objective's per-batch loss, ``optimizer(model)`` builds the optimiser and
-        ``lrs(epoch)`` gives its learning rate(s) (:func:`condi.training.schedule.set_lrs`) for
-        that epoch. After every epoch ``validate`` turns the model's outputs on the val clips into
-        metrics; ``select`` names the one whose maximum picks the weights to keep (``None``: the
-        last epoch's). ``resume_key`` (with the params) decides whether a resume state beside
-        ``out_path`` may be resumed; ``extra_state`` is saved and restored with it (the step may
-        update it). A ``pretrained`` checkpoint of the model's spec initialises it (a student's
-        backbone). The checkpoint records ``best_epoch`` (1-based), ``config`` (the params it trained
-    with: :func:`condi.models.checkpoint.training_config`) and ``info``. Returns the loop's result,
-        or ``None`` in the processes of a torchrun job other than rank 0 (only rank 0 writes).
+    ``step`` is the objective's per-batch loss, ``optimizer(model)`` builds the optimiser and
+    ``lrs(epoch)`` gives its learning rate(s) (:func:`condi.training.schedule.set_lrs`) for
+    that epoch. After every epoch ``validate`` turns the model's outputs on the val clips into
+    metrics; ``select`` names the one whose maximum picks the weights to keep (``None``: the
+    last epoch's). ``resume_key`` (with the params) decides whether a resume state beside
+    ``out_path`` may be resumed; ``extra_state`` is saved and restored with it (the step may
+    update it). A ``pretrained`` checkpoint of the model's spec initialises it (a student's
+    backbone). The checkpoint records ``best_epoch`` (1-based), ``config`` (the params it
+    trained with: :func:`condi.models.checkpoint.training_config`) and ``info``. Returns the
+    loop's result, or ``None`` in the processes of a torchrun job other than rank 0 (only rank
+    0 writes).
     """
     job = prepare(params, role, name, data.num_classes)
     model, device, dist = job.model, job.device, job.dist
