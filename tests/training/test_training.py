@@ -9,7 +9,7 @@ from torch import nn
 from condi.data.indexed import load_data
 from condi.inference import forward_rows
 from condi.methods import METHODS
-from condi.models.checkpoint import load_model
+from condi.models.checkpoint import DATA_KEYS, data_config, load_model
 from condi.training.loop import state_path_for
 from condi.training.pseudo_labels import (
     compute_pseudo_labels,
@@ -80,6 +80,10 @@ def test_teacher_checkpoint_records_best_on_val(teacher_ckpt):
     assert ckpt["best_epoch"] == int(np.argmax(accs)) + 1  # epochs count from 1
     assert [h["epoch"] for h in ckpt["history"]] == list(range(1, len(accs) + 1))
     assert ckpt["class_names"] and len(ckpt["class_names"]) == ckpt["num_classes"]
+    # the params it trained with travel with the weights (condi predict needs no params file)
+    data = tiny_params()["data"]
+    assert data_config(ckpt) == {k: data[k] for k in DATA_KEYS}
+    assert ckpt["config"]["training"]["teacher"]["epochs"] == 2 and "threads" not in ckpt["config"]
 
 
 def test_pseudo_labels_are_eq1_of_the_stored_logits(params_pl, data):
