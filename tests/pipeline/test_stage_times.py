@@ -9,7 +9,9 @@ import pytest
 from condi.cli import main
 from condi.pipeline import STAGES
 from condi.tables import stage_times
+from tests.conftest import REPO
 
+PAIR = "synthetic_fold1_resnext14_resnext14half"  # the default params' teacher and student
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
@@ -23,10 +25,10 @@ def bench(folder, rel, s, rss, cpu="1.00"):
 def folder(tmp_path):
     b = tmp_path / "logs/benchmark"
     bench(b, "table3.tsv", "12.30", "260.00")
-    bench(b, "train_student/synthetic_fold1_t_s_condi_sr.tsv", "270.50", "900.00")
-    bench(b, "train_student/synthetic_fold1_t_s_st_ent.tsv", "100.00", "950.00")
+    bench(b, f"train_student/{PAIR}_condi_sr.tsv", "270.50", "900.00")
+    bench(b, f"train_student/{PAIR}_st_ent.tsv", "100.00", "950.00")
     bench(b, "synth/data/synthetic.tsv", "17.19", "-")  # a job named by its root
-    bench(b, "train_teacher/synthetic_fold1_t.tsv", "5400.00", "1000.00")
+    bench(b, "train_teacher/synthetic_fold1_resnext14.tsv", "5400.00", "1000.00")
     return b
 
 
@@ -36,10 +38,10 @@ def test_one_row_per_job(folder):
     by_job = {(r.stage, r.job): r for r in jobs.itertuples()}
     assert set(by_job) == {
         ("table3", "-"),
-        ("train_student", "synthetic_fold1_t_s_condi_sr"),
-        ("train_student", "synthetic_fold1_t_s_st_ent"),
+        ("train_student", f"{PAIR}_condi_sr"),
+        ("train_student", f"{PAIR}_st_ent"),
         ("synth", "data/synthetic"),
-        ("train_teacher", "synthetic_fold1_t"),
+        ("train_teacher", "synthetic_fold1_resnext14"),
     }
     assert by_job[("table3", "-")].s == 12.3 and by_job[("table3", "-")].max_rss_mb == 260.0
     assert pd.isna(by_job[("synth", "data/synthetic")].max_rss_mb)
@@ -54,8 +56,12 @@ def test_stages_in_the_pipeline_order_with_totals(folder):
 
 
 def test_the_cli_writes_the_csv_and_the_markdown(folder, tmp_path, capsys):
+    # a job the pipeline no longer has (a renamed teacher) and a dropped stage: not counted
+    bench(folder, "train_teacher/synthetic_fold1_resnext.tsv", "999.00", "1.00")
+    bench(folder, "old_stage.tsv", "999.00", "1.00")
     out_csv, out_md = tmp_path / "st.csv", tmp_path / "st.md"
-    argv = ["report", "stage-times", "--params", "params.yaml", "--benchmarks", str(folder)]
+    params = str(REPO / "params.yaml")
+    argv = ["report", "stage-times", "--params", params, "--benchmarks", str(folder)]
     assert main([*argv, "--out-csv", str(out_csv), "--out-md", str(out_md)]) == 0
     assert len(pd.read_csv(out_csv)) == 5
     md = out_md.read_text()
@@ -71,6 +77,15 @@ def test_the_cli_writes_the_csv_and_the_markdown(folder, tmp_path, capsys):
         "table3": ["1", "12 s", "12 s", "260"],
     }
     assert "All jobs together: 1.6 h (5 jobs;" in md
+
+
+def test_the_jobs_of_the_default_pipeline():
+    from condi.config import load_params
+
+    jobs = stage_times.job_files(load_params(REPO / "params.yaml"))
+    assert {"synth/data/synthetic", "table3", "stage_times", f"train_student/{PAIR}_maxprob",
+            "train_teacher/synthetic_fold1_resnext14", f"timing/{PAIR}"} <= jobs  # fmt: skip
+    assert "train_teacher/synthetic_fold1_resnext" not in jobs
 
 
 def test_without_snakemake_records_the_table_says_so(tmp_path):

@@ -286,9 +286,14 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_stage_times(args: argparse.Namespace) -> int:
+    from condi.config import load_params
     from condi.pipeline import STAGES
     from condi.tables import stage_times
 
     stage_context(args)
-    print(stage_times.write(args.benchmarks, args.out_csv, args.out_md, order=list(STAGES)))
+    # the pipeline's jobs (its shape, as dvc.yaml has it), so that a benchmark file of a job
+    # it no longer has is not counted
+    jobs = stage_times.job_files(load_params(args.params))
+    md = stage_times.write(args.benchmarks, args.out_csv, args.out_md, list(STAGES), jobs)
+    print(md)
     return 0

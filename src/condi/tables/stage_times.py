@@ -27,13 +27,17 @@ def _number(value: object) -> float:
     return float(out)
 
 
-def collect(folder: str | Path) -> pd.DataFrame:
+def collect(folder: str | Path, jobs: set[str] | None = None) -> pd.DataFrame:
     """One row per benchmark file under ``folder`` (:data:`JOB_COLUMNS`); the last row of a
-    file when Snakemake appended several (``--benchmark-repeats``)."""
+    file when Snakemake appended several (``--benchmark-repeats``). With ``jobs`` (paths
+    relative to ``folder``, without ``.tsv``: :func:`job_files`), only those: a file left by a
+    job the pipeline no longer has (a renamed model, a dropped stage) is not counted."""
     folder = Path(folder)
     rows = []
     for path in sorted(folder.rglob("*.tsv")) if folder.is_dir() else []:
         rel = path.relative_to(folder).with_suffix("")
+        if jobs is not None and rel.as_posix() not in jobs:
+            continue
         parts = rel.parts
         try:
             df = pd.read_csv(path, sep="\t")
@@ -53,6 +57,22 @@ def collect(folder: str | Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def job_files(config: dict) -> set[str]:
+    """The benchmark file of every job of ``config``'s pipeline (the ablation's included),
+    relative to the benchmark folder and without ``.tsv``, as the Snakemake rules name them
+    (:func:`condi.pipeline.log_pattern`)."""
+    from condi import pipeline as pl
+
+    out = set()
+    for stage in pl.STAGES.values():
+        pattern = pl.log_pattern(stage, "", "")[1:]  # "<stage>/<job>" or "<stage>"
+        for w in pl.job_wildcards(config, stage):
+            if stage.name == "synth":
+                w = {"root": config["datasets"][w["dataset"]]["root"]}
+            out.add(pattern.format(**w))
+    return out
 
 
 def summarise(jobs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
@@ -112,10 +132,16 @@ def markdown(stages: pd.DataFrame, folder: str | Path) -> str:
     )
 
 
-def write(folder: str | Path, out_csv: str | Path, out_md: str | Path, order: list[str]) -> str:
-    """Collect ``folder``'s benchmark files, write the per-job CSV and the per-stage Markdown;
-    returns the Markdown."""
-    jobs = collect(folder)
+def write(
+    folder: str | Path,
+    out_csv: str | Path,
+    out_md: str | Path,
+    order: list[str],
+    jobs_of: set[str] | None = None,
+) -> str:
+    """Collect ``folder``'s benchmark files (of the jobs ``jobs_of`` only, when given), write
+    the per-job CSV and the per-stage Markdown; returns the Markdown."""
+    jobs = collect(folder, jobs_of)
     write_csv(jobs, out_csv)
     md = markdown(summarise(jobs, order), folder)
     write_text(out_md, md)
