@@ -485,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or project / "models" / d / f"fold{f}" / "diagnose"
     work.mkdir(parents=True, exist_ok=True)
 
+    # every variant's params checked before any work
+    checked = {name: variant_params(params, variants[name], name) for name in order}
+
     t_start = time.perf_counter()
     data = load_data(paths["index"], paths["cache"])
     pl_labels = load_pseudo_labels(paths["labels"])
@@ -507,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in order:
         spec = variants[name]
-        p = variant_params(params, spec, name)
+        p = checked[name]
         init = spec.get("init")
         if init:
             p["students"][st]["pretrained"] = str(resolved[init][1])
