@@ -268,12 +268,14 @@ def main() -> None:
             steps[label] = step_time(arch, mkw, args.batch, L, C, args.steps)
         lossy = [n for n in rates if n.startswith("resized") and not n.endswith(" 0")]
         main_store = lossy[0] if lossy else next(n for n in rates if n.startswith("resized"))
-        print(
-            f"\nstep time at batch {args.batch} on this CPU ({torch.get_num_threads()} threads, "
-            f"measured here with condi.models) and workers for a data wait < 10%:"
-        )
-        header = "".join(f"{n:>22}" for n in rates)
-        print(f"  {'model':<28}{'step s':>8}{header}")
+        print(f"\nworkers for a data wait < 10% at batch {args.batch}:")
+        if steps:
+            print(
+                f"  step time on this CPU ({torch.get_num_threads()} threads, measured here with "
+                "condi.models) and the workers it needs per path:"
+            )
+            header = "".join(f"{n:>22}" for n in rates)
+            print(f"  {'model':<28}{'step s':>8}{header}")
         for label, t_step in steps.items():
             need = "".join(f"{workers_needed(args.batch, r, t_step):>22d}" for r in rates.values())
             print(f"  {label:<28}{t_step:>8.2f}{need}")
@@ -282,6 +284,12 @@ def main() -> None:
             share0 = (args.batch / r) / (t_step + args.batch / r)
             print(f"  {label}: {main_store} without workers (decoded in the training "
                   f"process) waits {share0:.1%} of a step")  # fmt: skip
+        print("  by the step's compute time T (a GPU's step: W >= 0.9 B / (r T) with its T):")
+        grid = (1.0, 0.3, 0.1, 0.03, 0.01)
+        print(f"  {'path':<26}" + "".join(f"{f'T={t * 1000:g} ms':>12}" for t in grid))
+        for name, r in rates.items():
+            need = "".join(f"{workers_needed(args.batch, r, t):>12d}" for t in grid)
+            print(f"  {name:<26}{need}")
         if args.check:
             # the estimate's premise: W workers deliver W times one worker's rate
             torch.set_num_threads(1)
