@@ -372,3 +372,18 @@ def test_cli_resize_stage(kinetics, tmp_path, monkeypatch):
     )  # fmt: skip
     assert load_data(index, tmp_path / "store").storage == "resized"
     assert len(manifest) == df["video"].nunique()
+
+
+def test_preloaded_items_are_the_decoded_ones(tiny_index, lossy):
+    """Timing decodes a video's clips before its timed runs (decoding excluded): the items it
+    then reads are those decoded on demand, and nothing is left decoding."""
+    df, _ = tiny_index
+    rows = np.flatnonzero(df["split"].to_numpy() == "test")
+    ds = ResizedClipDataset(lossy, df, rows, df["label"].to_numpy()[rows], CROP, False, MEAN, STD)
+    fresh = items(ds)
+    ds.preload(slice(2, 6))
+    assert sorted(ds._preloaded) == [2, 3, 4, 5]
+    ds._reader = None  # a preloaded item must not decode
+    for i in range(2, 6):
+        x, y, r = ds[i]
+        assert torch.equal(x, fresh[i][0]) and (int(y), int(r)) == fresh[i][1:]
