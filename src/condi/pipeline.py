@@ -33,13 +33,15 @@ from condi.methods import TIMED_METHODS
 
 PARAMS_FILE = "params.yaml"
 # params keys that are runtime settings, never results: every stage may read them, and they are
-# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``)
-RUNTIME_KEYS = ("threads",)
+# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``;
+# ``workers``: DataLoader worker processes, which change no clip: condi.data.indexed)
+RUNTIME_KEYS = ("threads", "workers")
 
 # -- paths (Snakemake patterns; wildcards: dataset, fold, teacher, student, method and the
 # ablation's source, detach, seed) ----------------------------------------------------------
 INDEX = "data/index/{dataset}_fold{fold}.parquet"
 CACHE = "data/cache/{dataset}_fold{fold}.npy"
+RESIZED = "data/resized/{dataset}"  # a folder: every fold's videos (storage: resized)
 TEACHER = "models/{dataset}/fold{fold}/teacher_{teacher}.pt"
 LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}.npz"
 STUDENT = "models/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.pt"
@@ -135,7 +137,8 @@ class ParamPath:
 @dataclass(frozen=True)
 class Out:
     """An output. ``cmd=False``: written beside another output, not named on the command line.
-    ``kind``: ``out`` (DVC-cached), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
+    ``kind``: ``out`` (DVC-cached), ``folder`` (a DVC-cached folder: Snakemake's
+    ``directory()``), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
     ``over``: one file per (dataset, teacher, student) (the figures). ``caption``: the
     Snakemake report's caption (workflow/report/<caption>.rst) and ``category``."""
 
@@ -147,7 +150,23 @@ class Out:
     category: str = "Tables"
 
 
-Input = str | Gather | ParamPath | tuple[Gather, ...]
+@dataclass(frozen=True)
+class Clips:
+    """Input: a dataset's decoded clips, where its ``datasets.<d>.storage`` keeps them: the
+    clip cache (``cache``) or the resized store (``resized``; docs/method.md, section 7)."""
+
+    paths: tuple[tuple[str, str], ...] = (("cache", CACHE), ("resized", RESIZED))
+
+    def pattern(self, config: dict[str, Any], w: dict[str, Any]) -> str:
+        return dict(self.paths)[storage_of(config, w["dataset"])]
+
+
+def storage_of(config: dict[str, Any], dataset: str) -> str:
+    """``datasets.<dataset>.storage`` (default ``cache``)."""
+    return config["datasets"][dataset].get("storage") or "cache"
+
+
+Input = str | Gather | ParamPath | Clips | tuple[Gather, ...]
 
 
 @dataclass(frozen=True)
@@ -168,6 +187,7 @@ class Stage:
     mem_mb: int = 2000
     runtime: int = 10  # minutes (cluster executors)
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
+    storage: str | None = None  # only for the datasets with this storage (cache | resized)
 
 
 def has_split(config: dict[str, Any]) -> bool:
@@ -190,7 +210,7 @@ def _table(
 ROOT = ParamPath("datasets.{dataset}.root")
 DSFT = ("dataset", "fold", "teacher")
 PAIR = ("dataset", "fold", "teacher", "student")
-DATA = {"index": INDEX, "cache": CACHE}
+DATA = {"index": INDEX, "cache": Clips()}  # --cache: a clip cache or a resized store
 RUN_KEYS = ("data", "evaluation.batch_size", "seed", "device")  # what forward passes read
 EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
 TRAINING = dict(gpu=True, mem_mb=16000, runtime=24 * 60)
@@ -210,7 +230,13 @@ _STAGE_LIST = [
           mem_mb=4000, runtime=120),
     Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
           {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
-          mem_mb=8000, runtime=600),
+          mem_mb=8000, runtime=600, storage="cache"),
+    # storage: resized (condi.data.resized): every fold's videos re-encoded once, a folder
+    Stage("resize", "data resize", ("dataset",),
+          {"root": ROOT, "index": Gather("index", "out", ("dataset",))},
+          {"out": Out(RESIZED, kind="folder")},
+          ("datasets.{dataset}.root", "data.short_side", "resize"),
+          mem_mb=4000, runtime=24 * 60, storage="resized"),
     Stage("train_teacher", "train teacher", DSFT,
           {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True)},
           {"out": Out(TEACHER)}, ("teachers.{teacher}", "training.teacher", *RUN_KEYS),
@@ -431,7 +457,12 @@ def _choices(config: dict[str, Any], stage: Stage, name: str, w: dict[str, Any])
     """The values of wildcard ``name`` for a job of ``stage`` whose earlier wildcards are ``w``."""
     if name == "dataset":
         ds = config["datasets"]
-        return [d for d in ds if stage.name != "synth" or "synth" in ds[d]]
+        return [
+            d
+            for d in ds
+            if (stage.name != "synth" or "synth" in ds[d])
+            and (stage.storage is None or storage_of(config, d) == stage.storage)
+        ]
     if name == "fold":
         return [str(f) for f in config["datasets"][w["dataset"]].get("folds", [1])]
     if name in ("teacher", "student"):
@@ -543,6 +574,8 @@ def job(
                 params_paths[spec.key.format(**w)] = path
         elif isinstance(spec, str):
             inputs[name] = [spec.format(**fmt)]
+        elif isinstance(spec, Clips):
+            inputs[name] = [spec.pattern(config, w).format(**fmt)]
         else:
             parts = spec if isinstance(spec, tuple) else (spec,)
             inputs[name] = [p for g in parts for p in gathered(config, g, w, show)]
@@ -677,7 +710,9 @@ def _dvc_entry(
     keys = param_keys(st, show or w)
     if keys:
         entry["params"] = keys
-    for kind, key in (("out", "outs"), ("root", "outs"), ("metric", "metrics"), ("plot", "plots")):
+    kinds = (("out", "outs"), ("folder", "outs"), ("root", "outs"), ("metric", "metrics"),
+             ("plot", "plots"))  # fmt: skip
+    for kind, key in kinds:
         files: list[Any] = []
         for name, o in st.outputs.items():
             if o.kind != kind:
@@ -685,7 +720,7 @@ def _dvc_entry(
             for f in j.outputs[name]:
                 if kind == "root":
                     files.append(ref(ROOT.key.format(**w)))
-                elif kind == "out":
+                elif kind in ("out", "folder"):
                     files.append(f)
                 elif f.endswith(".csv"):
                     files.append(

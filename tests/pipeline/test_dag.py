@@ -194,6 +194,45 @@ def test_several_datasets_folds_and_models(tmp_path):
     assert re.search(r"--student-ckpt \S+_condi_sr\.pt \S+_st_ent\.pt --student-scores", timing)
 
 
+def test_a_resized_dataset_reads_its_store_instead_of_a_cache(tmp_path):
+    """storage: resized (issue 19) beside the synthetic dataset's cache: one resize job (every
+    fold's index in, one folder out) and no cache job for it; every stage that reads clips
+    gets the folder, the other dataset keeps its cache; DVC runs what Snakemake runs."""
+    p = load_yaml(REPO / "params.yaml")
+    (tmp_path / "k400").mkdir()
+    p["datasets"]["k400"] = {"kind": "folder", "root": "k400", "folds": [1, 2],
+                             "storage": "resized"}  # fmt: skip
+    workdir = workflow_copy(tmp_path, p)
+    dvc = check_same_dag(workdir)
+    names = {v[0] for v in dvc.values()}
+    assert {"cache@synthetic-1", "resize@k400"} <= names
+    assert not [n for n in names if n.startswith("cache@k400") or n.startswith("resize@synth")]
+    resize = next(c for c, v in dvc.items() if v[0] == "resize@k400")
+    assert resize.endswith(
+        "--index data/index/k400_fold1.parquet data/index/k400_fold2.parquet "
+        "--out data/resized/k400"
+    )
+    assert dvc[resize][1] == ["data/resized/k400"]
+    readers = {"train_teacher", "pseudo_labels", "train_student", "teacher_scores",
+               "student_scores", "timing", "ablation_pseudo_labels",
+               "ablation_train_student", "ablation_student_scores"}  # fmt: skip
+    for cmd, (name, _, deps, _, _) in dvc.items():
+        stage, _, job = name.replace("--", "@").partition("@")
+        if stage not in readers:
+            continue
+        if job.startswith("k400"):
+            assert "--cache data/resized/k400 " in cmd and "data/resized/k400" in deps
+            assert not any(d.startswith("data/cache/") for d in deps), name
+        else:
+            assert "--cache data/cache/synthetic_fold1.npy " in cmd, name
+    stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
+    assert stages["resize"]["do"]["params"] == [
+        "datasets.${item.dataset}.root",
+        "data.short_side",
+        "resize",
+    ]
+
+
 def test_without_condi_sr_there_is_no_table5_nor_timeline(tmp_path):
     p = load_yaml(REPO / "params.yaml")
     p["methods"] = ["maxprob"]

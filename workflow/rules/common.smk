@@ -56,13 +56,16 @@ def inputs_of(stage):
 
 
 def outputs_of(stage):
-    """The rule's named outputs: patterns, a synthetic dataset's manifest, the figure lists;
-    with their report captions."""
+    """The rule's named outputs: patterns, a synthetic dataset's manifest, the figure lists,
+    a resized store's folder; with their report captions."""
     if stage.name == "synth":
         return {"manifest": "{root}/manifest.parquet"}
     out = {}
     for name, o in stage.outputs.items():
         if o.kind == "dir":
+            continue
+        if o.kind == "folder":  # a resized store: one folder, written whole
+            out[name] = directory(o.pattern)
             continue
         files = pl.job(config, stage, {}).outputs[name] if o.over else [o.pattern]
         if o.caption:

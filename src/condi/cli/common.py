@@ -27,7 +27,13 @@ def add_clip_data(p: argparse.ArgumentParser, cache: bool = True) -> None:
     """``--index`` (and ``--cache``): the clip index and the decoded clips of a dataset."""
     p.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
     if cache:
-        p.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
+        p.add_argument(
+            "--cache",
+            required=True,
+            type=Path,
+            help="the decoded clips: a clip cache file (condi data cache) or a resized store "
+            "folder (condi data resize)",
+        )
 
 
 def add_table_outputs(p: argparse.ArgumentParser, required: bool = True) -> None:

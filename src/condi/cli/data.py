@@ -1,4 +1,5 @@
-"""``condi data ...``: generate the synthetic benchmark, index a dataset, cache its clips.
+"""``condi data ...``: generate the synthetic benchmark, index a dataset, cache its clips or
+resize its videos.
 
 Further ``data`` subcommands (e.g. downloads) belong in their own modules: give them a
 ``register(data_subparsers)`` and call it at the end of :func:`register` below.
@@ -97,9 +98,38 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resize(args: argparse.Namespace) -> int:
+    from condi.cli.common import stage_context
+    from condi.data.index import read_index
+    from condi.data.resized import ResizeSettings, build_resized_store
+
+    ctx = stage_context(args)
+    indexes = [read_index(path)[0] for path in args.index]
+    clip_lens = {int(df.attrs["condi"]["clip_len"]) for df in indexes}
+    if len(clip_lens) != 1:
+        raise ValueError(f"the indexes have different clip lengths {sorted(clip_lens)}")
+    settings = ResizeSettings(
+        short_side=ctx.params["data"]["short_side"],
+        clip_len=clip_lens.pop(),
+        crf=ctx.params["resize"]["crf"],
+        preset=ctx.params["resize"]["preset"],
+    )
+    build_resized_store(
+        indexes,
+        Path(ctx.params["datasets"][args.dataset]["root"]),
+        args.out,
+        settings,
+        workers=args.workers,
+    )
+    print(args.out)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add the ``data`` command group; returns its subparsers for other modules to extend."""
-    data = subparsers.add_parser("data", help="datasets: synthesize, index, cache clips")
+    data = subparsers.add_parser(
+        "data", help="datasets: synthesize, index, cache clips, resize videos"
+    )
     sub = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     from condi.cli.common import add_stage
@@ -152,6 +182,28 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         help="decoder threading",
     )
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser(
+        "resize",
+        help="re-encode every indexed video once at the working size (storage: resized)",
+        description="For datasets with datasets.<d>.storage: resized (condi.data.resized): "
+        "every video of the given indexes (one dataset's folds) decoded as the clip cache "
+        "would hold it (data.short_side, center crop) and written as H.264 (resize.crf, "
+        "resize.preset) with a keyframe at every clip start, into one folder. Training and "
+        "scoring then decode each clip in DataLoader workers. A killed run resumes.",
+    )
+    add_stage(p, "data resize")
+    p.add_argument(
+        "--index", type=Path, nargs="+", required=True, help="the dataset's clip indexes"
+    )
+    p.add_argument("--out", type=Path, required=True, help="the store's folder")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="videos re-encoded at once, one process each (default: CPUs, at most 8)",
+    )
+    p.set_defaults(func=cmd_resize)
 
     # download, ssv2 and table1 (real datasets and Table I)
     from condi.cli.data_sources import register_data_commands

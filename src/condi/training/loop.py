@@ -46,8 +46,11 @@ def config_hash(obj: Any) -> str:
 
 def params_hash(params: dict[str, Any], *extra: Any) -> str:
     """The resume key of a job: its params (from a stage command, the stage's own keys:
-    condi.pipeline.narrow) without the runtime settings, and ``extra`` facts about its data."""
-    return config_hash([{k: v for k, v in params.items() if k != "threads"}, *extra])
+    condi.pipeline.narrow) without the runtime settings (threads, DataLoader workers: a job
+    may resume with others), and ``extra`` facts about its data."""
+    from condi.pipeline import RUNTIME_KEYS
+
+    return config_hash([{k: v for k, v in params.items() if k not in RUNTIME_KEYS}, *extra])
 
 
 @dataclass
