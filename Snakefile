@@ -5,12 +5,20 @@
 #   snakemake --cores all ablation        (the ablation, results/ablation.csv: not in the default)
 # Every rule is a stage of the table in src/condi/pipeline.py, which also writes dvc.yaml
 # (condi pipeline dvc), so the two DAGs cannot drift.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
 configfile: "params.yaml"
+
+
+# Site settings a profile may give as `config:` (workflow/profiles/slurm/profile.yaml: how a
+# GPU job asks for its GPU); they are no params (no result depends on them).
+SITE = {key: config.pop(key) for key in ("gpu_model", "gpu_gres") if key in config}
+if SITE.get("gpu_model") and SITE.get("gpu_gres"):
+    raise WorkflowError("profile config: give gpu_model or gpu_gres, not both")
 
 
 validate(config, "workflow/schemas/params.schema.yaml")

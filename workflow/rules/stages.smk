@@ -21,7 +21,7 @@ for stage in pl.STAGES.values():
             ENV
         threads: threads_of(stage)
         resources:
-            gpu=GPU if stage.gpu else 0,
+            **gpu_of(stage),
             mem_mb=stage.mem_mb,
             runtime=stage.runtime,
         shell:
