@@ -109,7 +109,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     params, tcfg = ctx.params, ctx.params["timing"]
-    device = setup(params["seed"], params["threads"], params["device"])
+    # exactly params threads (a result here), whatever the job's CPUs (locally: every core)
+    device = setup(params["seed"], params["threads"], params["device"], follow_scheduler=False)
     data = load_data(args.index, args.cache)
     teacher, tck = load_model(args.teacher_ckpt, role="teacher")
     students = {}
