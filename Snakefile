@@ -5,10 +5,22 @@
 #   snakemake --cores all ablation        (the ablation, results/ablation.csv: not in the default)
 # Every rule is a stage of the table in src/condi/pipeline.py, which also writes dvc.yaml
 # (condi pipeline dvc), so the two DAGs cannot drift.
+import sys
+from pathlib import Path
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# Every job, and this Snakemake too, runs this checkout's code: its src/ first on the path
+# (also in a conda env that a shared --conda-prefix shares with other checkouts); the envs'
+# post-deploy script installs condi from here (src/condi/condaenv.py, workflow/envs).
+if (Path(workflow.basedir) / "src" / "condi").is_dir():
+    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+import condi.condaenv
+
+condi.condaenv.export_checkout(workflow.basedir)
 
 
 configfile: "params.yaml"

@@ -10,7 +10,6 @@ import condi.pipeline as pl
 condi.config.validate(config, source="params.yaml")
 condi.config.check_dataset_roots(config)
 
-ENV = "../envs/condi.yaml"
 SYNTH = {d["root"]: name for name, d in config["datasets"].items() if "synth" in d}
 METHODS = [*config["methods"], *(v["method"] for v in pl.ablation_variants(config))]
 STARTED = time.time()
@@ -107,6 +106,13 @@ def threads_of(stage):
         return cores
 
     return get
+
+
+def env_of(stage):
+    """The conda environment of the stage's jobs (--use-conda; src/condi/condaenv.py): torch's
+    CUDA wheels for a job that asks for a GPU, its CPU wheels for every other job."""
+    gpu = stage.gpu and config["device"] == "cuda"
+    return "../envs/condi-cuda.yaml" if gpu else "../envs/condi-cpu.yaml"
 
 
 def gpu_of(stage):

@@ -18,7 +18,7 @@ for stage in pl.STAGES.values():
         benchmark:
             pl.log_pattern(stage, pl.BENCHMARKS, ".tsv")
         conda:
-            ENV
+            env_of(stage)
         threads: threads_of(stage)
         resources:
             **gpu_of(stage),
