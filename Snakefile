@@ -19,8 +19,12 @@ min_version("9.0")
 if (Path(workflow.basedir) / "src" / "condi").is_dir():
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 import condi.condaenv
+import condi.tracking
 
 condi.condaenv.export_checkout(workflow.basedir)
+# This run's id, which every job (SLURM's too) inherits: their MLflow runs nest under this
+# invocation's run (condi.tracking; docs/cluster.md, "MLflow").
+condi.tracking.export_invocation()
 
 
 configfile: "params.yaml"
@@ -57,14 +61,20 @@ rule ablation:
 
 
 onstart:
-    # Create the MLflow store once, before parallel jobs race to create its schema. Tracking
-    # never costs a result: without a store the jobs keep their records in .mlflow_pending/.
+    # Create the MLflow store once, before parallel jobs race to create its schema, and this
+    # invocation's parent run in each dataset's experiment. Tracking never costs a result:
+    # without a store the jobs keep their records in .mlflow_pending/.
     shell(
-        "condi tracking init > /dev/null || echo 'condi: going on without MLflow; "
-        "`condi tracking import` sends the kept records later' >&2"
+        "condi tracking init --params params.yaml > /dev/null || echo 'condi: going on "
+        "without MLflow; `condi tracking import` sends the kept records later' >&2"
     )
 
 
 onsuccess:
     # What this run made becomes DVC's too: `dvc status` clean, `dvc push` complete.
     condi.adoption.commit(config, since=STARTED)
+    shell("condi tracking end --status FINISHED > /dev/null || true")
+
+
+onerror:
+    shell("condi tracking end --status FAILED > /dev/null || true")

@@ -207,8 +207,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         with atomic_path(args.figure) as tmp:
             plot_figure(plot, dense, tmp)
     for dataset, values in metrics.items():
-        flat = {f"top1_{m}_K{k}": v for m, ks in values.items() for k, v in ks.items()}
-        with ctx.run("metrics", dataset=dataset) as run:
+        flat = {f"top1/{m}/K{k}": v for m, ks in values.items() for k, v in ks.items()}
+        with ctx.run(dataset=dataset) as run:
             run.log_metrics(flat)
             for path in (args.out, args.plots, args.figure):
                 if path is not None:
