@@ -324,8 +324,10 @@ _METRIC_KEY = re.compile(r"[^\w\-. /:]")
 
 
 def metric_key(name: str) -> str:
-    """``name`` as MLflow accepts a metric key (letters, digits, ``_ - . / : `` and space)."""
-    return _METRIC_KEY.sub("_", str(name))[:250]
+    """``name`` as MLflow accepts a metric key: letters, digits, ``_ - . / :`` and space, and
+    a path that stays itself when normalised (no empty, ``.`` or ``..`` part)."""
+    parts = [p for p in _METRIC_KEY.sub("_", str(name)).split("/") if p.strip()]
+    return "/".join("_" if p in (".", "..") else p for p in parts)[:250] or "_"
 
 
 def _local_artifact_root(uri: str | None = None) -> Path | None:

@@ -120,7 +120,10 @@ def table_metrics(df, keys: list[str], values: list[str] | None = None) -> dict[
     columns and by fold, teacher and student where they vary (``top1/condi_sr/K1``)."""
     import pandas as pd
 
-    varying = [c for c in VARYING if c in df and c not in keys and df[c].nunique() > 1]
+    def given(col):  # a column's values that say something ("-": a baseline's student)
+        return df[col][~df[col].isin(["-", ""])].dropna()
+
+    varying = [c for c in VARYING if c in df and c not in keys and given(c).nunique() > 1]
     names = [c for c in (*varying, *keys) if c in df]
     if values is None:
         skip = {*names, "dataset", *VARYING}
@@ -130,7 +133,7 @@ def table_metrics(df, keys: list[str], values: list[str] | None = None) -> dict[
         parts = []
         for c in names:
             v = row[c]
-            if v is None or (not isinstance(v, str) and pd.isna(v)):
+            if v is None or v in ("-", "") or (not isinstance(v, str) and pd.isna(v)):
                 continue
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
