@@ -340,7 +340,7 @@ def test_table_metric_keys():
             "student": ["-", "s", "s", "s"],
             "method": ["random", "condi_sr", "condi_sr_split", "st_ent"],
             "K": ["1", "1", "5", "dense"],
-            "Ks": [np.nan, np.nan, 3.0, np.nan],
+            "Ks": pd.array([pd.NA, pd.NA, 3, pd.NA], dtype="Int64"),  # as table3 reads it
             "top1": [10.0, 20.0, 30.0, 40.0],
         }
     )
@@ -351,6 +351,8 @@ def test_table_metric_keys():
         "top1/condi_sr_split/K5/Ks3": 30.0,
         "top1/st_ent/Kdense": 40.0,
     }
+    floats = df.assign(Ks=[np.nan, np.nan, 3.0, np.nan])  # a CSV read without dtypes
+    assert table_metrics(floats, keys, ["top1"]) == table_metrics(df, keys, ["top1"])
     two = pd.concat([df, df.assign(student="s2", top1=df["top1"] + 1)], ignore_index=True)
     got = table_metrics(two, keys, ["top1"])
     assert got["top1/s/condi_sr/K1"] == 20.0 and got["top1/s2/condi_sr/K1"] == 21.0

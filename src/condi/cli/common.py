@@ -133,7 +133,9 @@ def table_metrics(df, keys: list[str], values: list[str] | None = None) -> dict[
         parts = []
         for c in names:
             v = row[c]
-            if v is None or v in ("-", "") or (not isinstance(v, str) and pd.isna(v)):
+            if isinstance(v, str) and v in ("-", ""):
+                continue
+            if not isinstance(v, str) and pd.isna(v):  # None, NaN, pd.NA
                 continue
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
