@@ -18,10 +18,10 @@ for stage in pl.STAGES.values():
         benchmark:
             pl.log_pattern(stage, pl.BENCHMARKS, ".tsv")
         conda:
-            ENV
+            env_of(stage)
         threads: threads_of(stage)
         resources:
-            gpu=GPU if stage.gpu else 0,
+            **gpu_of(stage),
             mem_mb=stage.mem_mb,
             runtime=stage.runtime,
         shell:

@@ -48,9 +48,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     ds = ctx.params["datasets"][args.dataset]
     synth = dict(ds["synth"])
     overrides = synth.get("overrides") or {}
-    manifest = generate(
-        ds["root"], preset=synth.get("preset", "default"), seed=synth.get("seed", 0), **overrides
-    )
+    with ctx.run() as run:
+        manifest = generate(
+            ds["root"],
+            preset=synth.get("preset", "default"),
+            seed=synth.get("seed", 0),
+            **overrides,
+        )
+        run.log_artifact(manifest)
     print(manifest)
     return 0
 
@@ -61,19 +66,23 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     p, ds = ctx.params, ctx.params["datasets"][args.dataset]
-    df, skipped = build_index(
-        ds["kind"],
-        Path(ds["root"]),
-        args.fold,
-        clip_len=p["data"]["clip_len"],
-        val_fraction=p["data"]["val_fraction"],
-        seed=p["seed"],
-        workers=args.workers,
-        count=args.count,
-        group_pattern=ds.get("group_pattern"),
-    )
-    meta = {**df.attrs["condi"], "dataset": args.dataset}
-    write_index(df, args.out, meta, skipped=skipped)
+    with ctx.run() as run:
+        df, skipped = build_index(
+            ds["kind"],
+            Path(ds["root"]),
+            args.fold,
+            clip_len=p["data"]["clip_len"],
+            val_fraction=p["data"]["val_fraction"],
+            seed=p["seed"],
+            workers=args.workers,
+            count=args.count,
+            group_pattern=ds.get("group_pattern"),
+        )
+        meta = {**df.attrs["condi"], "dataset": args.dataset}
+        write_index(df, args.out, meta, skipped=skipped)
+        run.log_metrics(
+            {"clips": len(df), "videos": df["video"].nunique(), "skipped_videos": len(skipped)}
+        )
     print(args.out)
     return 0
 
@@ -85,15 +94,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     df, meta = read_index(args.index)
-    build_clip_cache(
-        df,
-        Path(ctx.params["datasets"][args.dataset]["root"]),
-        args.out,
-        meta["clip_len"],
-        ctx.params["data"]["short_side"],
-        workers=args.workers,
-        thread_type=args.thread_type,
-    )
+    with ctx.run() as run:
+        build_clip_cache(
+            df,
+            Path(ctx.params["datasets"][args.dataset]["root"]),
+            args.out,
+            meta["clip_len"],
+            ctx.params["data"]["short_side"],
+            workers=args.workers,
+            thread_type=args.thread_type,
+        )
+        run.log_metrics({"clips": len(df), "cache_mb": Path(args.out).stat().st_size / 2**20})
     print(args.out)
     return 0
 
@@ -114,13 +125,15 @@ def cmd_resize(args: argparse.Namespace) -> int:
         crf=ctx.params["resize"]["crf"],
         preset=ctx.params["resize"]["preset"],
     )
-    build_resized_store(
-        indexes,
-        Path(ctx.params["datasets"][args.dataset]["root"]),
-        args.out,
-        settings,
-        workers=args.workers,
-    )
+    with ctx.run() as run:
+        build_resized_store(
+            indexes,
+            Path(ctx.params["datasets"][args.dataset]["root"]),
+            args.out,
+            settings,
+            workers=args.workers,
+        )
+        run.log_metrics({"videos": float(len({v for df in indexes for v in df["video"]}))})
     print(args.out)
     return 0
 

@@ -156,12 +156,13 @@ def table2_markdown(df) -> str:
 
 
 def cmd_table2(args: argparse.Namespace) -> int:
-    from condi.cli.common import stage_context
+    from condi.cli.common import stage_context, table_runs
     from condi.data.index import named_indexes
     from condi.io import write_csv, write_text
     from condi.models.complexity import PAPER_CONFIGS, table2_rows
 
-    params = stage_context(args).params
+    ctx = stage_context(args)
+    params = ctx.params
     # the configured models are listed per dataset whose index is given (its class count)
     indexes = named_indexes(args.index, per_fold=False)
     params = {**params, "datasets": dict.fromkeys(indexes)}
@@ -175,6 +176,8 @@ def cmd_table2(args: argparse.Namespace) -> int:
         write_csv(df, args.out_csv)
     if args.out_md:
         write_text(args.out_md, md)
+    artifacts = tuple(a for a in (args.out_csv, args.out_md) if a)
+    table_runs(ctx, df, ["model", "num_classes"], artifacts=artifacts)
     print(md)
     return 0
 

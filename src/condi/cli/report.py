@@ -11,6 +11,8 @@ from condi.cli.common import (
     add_stage,
     add_table_outputs,
     stage_context,
+    table_metrics,
+    table_runs,
     with_job_columns,
 )
 from condi.methods import TIMED_METHODS
@@ -140,8 +142,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_timing(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from condi.data.indexed import load_data
     from condi.evaluation.run import load_scores, scores_by_method
     from condi.evaluation.timing import TIMING_COLUMNS, run_timing
@@ -151,7 +151,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     params, tcfg = ctx.params, ctx.params["timing"]
-    device = setup(params["seed"], params["threads"], params["device"])
+    # exactly params threads (a result here), whatever the job's CPUs (locally: every core)
+    device = setup(params["seed"], params["threads"], params["device"], follow_scheduler=False)
     data = load_data(args.index, args.cache)
     teacher, tck = load_model(args.teacher_ckpt, role="teacher")
     students = {}
@@ -168,7 +169,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
         )
     t_scores = load_scores(args.teacher_scores) if args.teacher_scores else None
     s_scores = scores_by_method(args.student_scores)
-    with ctx.run(f"timing {args.teacher}->{args.student}") as run:
+    with ctx.run() as run:
         summary, per_video = run_timing(
             params,
             data,
@@ -189,9 +190,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
         write_csv(summary, args.out)
         if args.per_video_out:
             write_csv(per_video, args.per_video_out)
-        for r in summary.itertuples():
-            tag = f"{r.method}_K{r.K}" + ("" if pd.isna(r.Ks) else f"_Ks{int(r.Ks)}")
-            run.log_metrics({f"time_s_{tag}": r.time_s, f"top1_{tag}": r.top1})
+        run.log_metrics(table_metrics(summary, ["method", "K", "Ks"], ["time_s", "top1"]))
         run.log_artifact(args.out)
     cols = ["method", "K", "Ks", "time_s", "top1", "top1_grid", "gmacs_per_video", "speedup_time"]
     print(summary[cols].to_string(index=False))
@@ -203,10 +202,17 @@ def cmd_table4(args: argparse.Namespace) -> int:
     """Table IV (``report table4``) or V (``report table5``) from the timing CSVs."""
     from condi.tables import table4, table5
 
+    ctx = stage_context(args)
     writer = table4 if args.report_command == "table4" else table5
-    writer.write(table4.assemble(args.timing), args.out_csv, args.out_md)
+    long = table4.assemble(args.timing)
+    writer.write(long, args.out_csv, args.out_md)
+    keys = ["method", "K", "Ks"]
+    table_runs(ctx, long, keys, ["time_s", "top1"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0
+
+
+AMBIGUITY_KEYS = ["method", "score", "metric", "target", "K"]
 
 
 def cmd_ambiguity(args: argparse.Namespace) -> int:
@@ -221,13 +227,16 @@ def cmd_ambiguity(args: argparse.Namespace) -> int:
     teacher_scores = load_scores(args.teacher_scores)
     student_scores = scores_by_method(args.student_scores)
     manifest = load_manifest(Path(params["datasets"][args.dataset]["root"]))
-    df = ambiguity.compute(params, index, teacher_scores, student_scores, manifest)
-    df = with_job_columns(df, args)
-    df = df.reindex(columns=ambiguity.COLUMNS)
-    write_csv(df, args.out)
-    if args.out_md:
-        ambiguity.write(ambiguity.assemble([args.out]), args.out, args.out_md)
-        print(Path(args.out_md).read_text())
+    with ctx.run() as run:
+        df = ambiguity.compute(params, index, teacher_scores, student_scores, manifest)
+        df = with_job_columns(df, args)
+        df = df.reindex(columns=ambiguity.COLUMNS)
+        write_csv(df, args.out)
+        if args.out_md:
+            ambiguity.write(ambiguity.assemble([args.out]), args.out, args.out_md)
+            print(Path(args.out_md).read_text())
+        run.log_metrics(table_metrics(df, AMBIGUITY_KEYS, ["value"]))
+        run.log_artifact(args.out)
     log.info("%d rows -> %s", len(df), args.out)
     return 0
 
@@ -235,8 +244,10 @@ def cmd_ambiguity(args: argparse.Namespace) -> int:
 def cmd_ambiguity_table(args: argparse.Namespace) -> int:
     from condi.tables import ambiguity
 
+    ctx = stage_context(args)
     long = ambiguity.assemble(args.inputs)
     ambiguity.write(long, args.out_csv, args.out_md)
+    table_runs(ctx, long, AMBIGUITY_KEYS, ["value"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0
 
@@ -246,18 +257,28 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     from condi.evaluation import figures
 
-    stage_context(args)
-    written = []
+    ctx = stage_context(args)
+    written, datasets = [], set()
     if args.table3:
-        written += figures.accuracy_vs_k(pd.read_csv(args.table3, dtype={"K": str}), args.out_dir)
+        long = pd.read_csv(args.table3, dtype={"K": str})
+        written += figures.accuracy_vs_k(long, args.out_dir)
+        datasets |= set(long["dataset"])
     if args.timing:
         from condi.tables.table4 import assemble
 
-        written += figures.accuracy_vs_cost(assemble(args.timing), args.out_dir)
+        timing = assemble(args.timing)
+        written += figures.accuracy_vs_cost(timing, args.out_dir)
+        datasets |= set(timing["dataset"])
     if not written:
         raise ValueError("nothing to draw: give --table3 or --timing")
     for p in written:
         print(p)
+    # one run per dataset drawn, with its figures (their names carry the dataset)
+    for dataset in sorted(datasets):
+        with ctx.run(dataset=dataset) as run:
+            for p in written:
+                if f"_{dataset}_" in Path(p).name:
+                    run.log_artifact(p)
     return 0
 
 
@@ -271,15 +292,18 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: the timeline is written as PNG (and SVG beside it)")
     index, _ = read_index(args.index)
     root = ctx.params["datasets"][args.dataset]["root"] if args.dataset else None
-    written = figures.ztilde_timeline(
-        index,
-        load_scores(args.teacher_scores),
-        load_scores(args.student_scores),
-        args.out.parent,
-        manifest=load_manifest(Path(root)) if root else None,
-        video=args.video,
-        stem=args.out.stem,
-    )
+    with ctx.run() as run:
+        written = figures.ztilde_timeline(
+            index,
+            load_scores(args.teacher_scores),
+            load_scores(args.student_scores),
+            args.out.parent,
+            manifest=load_manifest(Path(root)) if root else None,
+            video=args.video,
+            stem=args.out.stem,
+        )
+        for p in written:
+            run.log_artifact(p)
     for p in written:
         print(p)
     return 0
@@ -290,10 +314,13 @@ def cmd_stage_times(args: argparse.Namespace) -> int:
     from condi.pipeline import STAGES
     from condi.tables import stage_times
 
-    stage_context(args)
+    ctx = stage_context(args)
     # the pipeline's jobs (its shape, as dvc.yaml has it), so that a benchmark file of a job
     # it no longer has is not counted
     jobs = stage_times.job_files(load_params(args.params))
-    md = stage_times.write(args.benchmarks, args.out_csv, args.out_md, list(STAGES), jobs)
+    with ctx.run() as run:
+        md = stage_times.write(args.benchmarks, args.out_csv, args.out_md, list(STAGES), jobs)
+        for path in (args.out_csv, args.out_md):
+            run.log_artifact(path)
     print(md)
     return 0
