@@ -1,5 +1,6 @@
 """Batched forward passes over cached clips (eval transform: center crop), used for
-pseudo-labels (Eq. 1), validation and the per-clip test scores."""
+pseudo-labels (Eq. 1), validation and the per-clip test scores. ``batch_size: auto`` runs the
+model at its fastest batch size per clip on this device (:mod:`condi.batching`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from condi.batching import batch_profile
 from condi.data.dataset import ClipDataset, make_loader
 
 
@@ -17,10 +19,11 @@ def forward_rows(
     rows: np.ndarray,
     labels: np.ndarray,
     data_cfg: dict,
-    batch_size: int,
+    batch_size: int | str,
     device: torch.device,
 ) -> dict[str, np.ndarray]:
-    """Run ``model`` in eval mode over the cached clips ``rows``.
+    """Run ``model`` in eval mode over the cached clips ``rows``, ``batch_size`` clips at a
+    time (``"auto"``: the model's fastest size per clip, :func:`condi.batching.batch_profile`).
 
     Returns ``{"logits": (n, C) float32}`` for a teacher, plus ``"confidence_logit": (n,)``
     for a student (a model whose forward returns ``(logits, confidence_logit)``).
@@ -34,7 +37,9 @@ def forward_rows(
         mean=data_cfg["mean"],
         std=data_cfg["std"],
     )
-    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, seed=0)
+    clip_shape = (3, dataset.clip_len, dataset.crop_size, dataset.crop_size)
+    batch = batch_profile(model, device, clip_shape, batch_size).best()
+    loader = make_loader(dataset, batch_size=batch, shuffle=False, seed=0)
     was_training = model.training
     model.eval()
     logits, conf = [], []

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from condi.config import load_params
-    from condi.evaluation.predict import Prediction, predict_video, printable
+    from condi.evaluation.predict import predict_videos, printable
     from condi.models.checkpoint import load_model
     from condi.runtime import setup
 
@@ -60,16 +60,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     teacher.to(device).eval()
     student.to(device).eval()
     failed = 0
-    for video in args.videos:
-        try:
-            pred = predict_video(
-                video, teacher, student, names, params["data"], args.k, args.ks, device
-            )
-        except Exception as exc:  # noqa: BLE001 - one file's failure (MemoryError included)
-            # must not stop the others; each is reported on its own line
-            log.debug("%s: failed", video, exc_info=True)
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            pred = Prediction(str(video), -1, "", [], [], [], 0, 0.0, 0.0, error=reason)
+    # decoding runs a video ahead of the models (a worker thread); each model at its fastest
+    # batch size on this device (evaluation.batch_size: auto)
+    predictions = predict_videos(
+        args.videos,
+        teacher,
+        student,
+        names,
+        params["data"],
+        args.k,
+        args.ks,
+        device,
+        params["evaluation"]["batch_size"],
+    )
+    for video, pred in zip(args.videos, predictions, strict=True):
         failed += pred.error is not None
         if args.json:
             print(json.dumps(pred.as_dict()), flush=True)

@@ -35,7 +35,6 @@ speed touches every configuration alike) after ``warmup`` untimed videos.
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from condi.batching import BatchProfile, batch_profile, run_batched
 from condi.data.dataset import ClipDataset
 from condi.evaluation.grid import Videos
 from condi.evaluation.samplers import equidistant, prefix_means, ranked, split_prediction
@@ -53,6 +53,7 @@ from condi.methods import METHOD_REGISTRY, get_method
 from condi.metrics import softmax_np
 from condi.models import autocast_context, to_channels_last_3d
 from condi.models.complexity import multiply_adds
+from condi.runtime import device_name
 from condi.scores import student_clip_scores
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class VideoRunner:
         teacher: nn.Module,
         students: dict[str, nn.Module],
         device: torch.device,
-        batch_size: int = 64,
+        batch_size: int | str = "auto",
         amp: bool = False,
         channels_last: bool = False,
     ) -> None:
@@ -167,8 +168,17 @@ class VideoRunner:
         self.teacher = prep(teacher.eval())
         self.students = {m: prep(s.eval()) for m, s in students.items()}
         self.device = device
-        self.batch_size = int(batch_size)
         self.amp = bool(amp)
+        # each model's batches (condi.batching): dense and ConDi both at their fastest
+        shape = (3, dataset.clip_len, dataset.crop_size, dataset.crop_size)
+        self.profiles = {
+            id(m): batch_profile(m, device, shape, batch_size, self.channels_last, self.amp)
+            for m in [self.teacher, *self.students.values()]
+        }
+        self.batch_size = batch_label(
+            self.profiles[id(self.teacher)],
+            [self.profiles[id(m)] for m in self.students.values()],
+        )
 
     def clips(self, sl: slice, positions: np.ndarray) -> torch.Tensor:
         """Normalised clips (n, 3, L, crop, crop) of the video ``sl`` at ``positions``."""
@@ -180,14 +190,10 @@ class VideoRunner:
         np.asarray(self.dataset.data[rows.min() : rows.max() + 1]).sum()
 
     def forward(self, model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        """Batched forward pass: ``(logits (n, C) float32, confidence logit (n,) or None)``."""
-        outs = []
+        """Batched forward pass (the model's own batch plan): ``(logits (n, C) float32,
+        confidence logit (n,) or None)``."""
         with torch.inference_mode(), autocast_context(self.device, enabled=self.amp):
-            for i in range(0, len(x), self.batch_size):
-                xb = x[i : i + self.batch_size].to(self.device, non_blocking=True)
-                if self.channels_last:
-                    xb = to_channels_last_3d(xb)
-                outs.append(model(xb))
+            outs = run_batched(model, x, self.profiles[id(model)], self.device, self.channels_last)
         if isinstance(outs[0], tuple):
             logits = torch.cat([o[0] for o in outs]).float().cpu().numpy()
             conf = torch.cat([o[1] for o in outs]).float().cpu().numpy()
@@ -242,6 +248,18 @@ class VideoRunner:
         return Outcome(prefix_means(probs, np.arange(k))[-1], k, n)
 
 
+def batch_label(teacher: BatchProfile, students: Sequence[BatchProfile] = ()) -> str:
+    """The ``batch_size`` column: ``64`` (fixed) or ``auto (teacher 1, student 2)`` (each
+    model's fastest size per clip; the plan per video may mix sizes, condi.batching)."""
+    if teacher.fixed is not None:
+        return str(teacher.fixed)
+    parts = [f"teacher {teacher.best()}"]
+    bests = sorted({p.best() for p in students})
+    if bests:
+        parts.append("student " + "/".join(str(b) for b in bests))
+    return f"auto ({', '.join(parts)})"
+
+
 def clip_macs(
     teacher: nn.Module, student: nn.Module | None, clip_len: int, crop: int
 ) -> tuple[int, int]:
@@ -250,19 +268,6 @@ def clip_macs(
     t = multiply_adds(teacher, shape)
     s = multiply_adds(student, shape) if student is not None else 0
     return int(t), int(s)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_videos(
@@ -459,7 +464,7 @@ def run_timing(
     for s in students.values():
         s.to(device)
     runner = VideoRunner(
-        dataset, teacher, students, device, ev.get("batch_size", 64), amp, channels_last
+        dataset, teacher, students, device, ev.get("batch_size", "auto"), amp, channels_last
     )
     student_model = students.get("condi_sr") or next(iter(students.values()), None)
     t_macs, s_macs = clip_macs(teacher, student_model, dataset.clip_len, dataset.crop_size)

@@ -72,9 +72,17 @@ def caption_setup(long: pd.DataFrame) -> str:
         layout = ", channels-last" if str(r["channels_last"]).lower() == "true" else ""
         parts.append(
             f"{r['device']} ({r['device_name']}), {int(r['threads'])} torch thread(s), {prec}"
-            f"{layout}, batch {int(r['batch_size'])}"
+            f"{layout}, batch {_batch(r['batch_size'])}"
         )
     return "; ".join(parts)
+
+
+def _batch(value: object) -> str:
+    """A ``batch_size`` cell: ``64`` (fixed; also when read back as 64.0) or the
+    ``auto (teacher 1, student 2)`` label of condi.evaluation.timing.batch_label."""
+    if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _k_order(ks: list[str]) -> list[str]:
