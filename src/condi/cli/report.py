@@ -84,6 +84,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--timing", nargs="*", type=Path, default=[], help="timing CSVs: vs cost")
     f.set_defaults(func=cmd_figures)
 
+    sp = s.add_parser(
+        "speed",
+        help="ConDi's time per video at paper scale against dense, models alone and end to end",
+        description="For every teacher/student pair of params `speed` (random weights, "
+        "16x112x112 clips): the time per video of dense, ConDi-SR at every K and the Ks split, "
+        "with N from UCF-101's and Kinetics' video lengths, the models alone and end to end "
+        "with decoding of H.264 files the command writes; each against its multiply-add ratio, "
+        "on the CPU and on CUDA where available (condi.evaluation.speed). Heavy: minutes per "
+        "pair on a CPU.",
+    )
+    add_stage(sp, "report speed")
+    add_table_outputs(sp)
+    sp.set_defaults(func=cmd_speed)
+
     tl = s.add_parser(
         "timeline",
         help="a video's per-clip z~ with the clips each sampler picks (PNG + SVG beside it)",
@@ -216,6 +230,28 @@ def cmd_figures(args: argparse.Namespace) -> int:
         raise ValueError("nothing to draw: give --table3 or --timing")
     for p in written:
         print(p)
+    return 0
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from condi.evaluation import speed
+    from condi.runtime import setup
+
+    ctx = stage_context(args)
+    params = ctx.params
+    setup(params["seed"], params["threads"], "cpu")
+    cfg = params["speed"]
+    with ctx.run("speed") as run:
+        result = speed.run_speed(cfg, params["seed"])
+        speed.write(result, cfg, args.out_csv, args.out_md)
+        for r in speed.target_rows(result.summary, cfg["students"]).itertuples():
+            tag = f"{r.dataset}_{r.pair.replace(' + ', '+')}_K{speed.TARGET_K}"
+            run.log_metrics(
+                {f"time_ratio_{tag}": r.time_ratio, f"time_over_mac_{tag}": r.time_over_mac}
+            )
+        run.log_artifact(args.out_csv)
+        run.log_artifact(args.out_md)
+    print(Path(args.out_md).read_text())
     return 0
 
 
