@@ -98,6 +98,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_outputs(sp)
     sp.set_defaults(func=cmd_speed)
 
+    st = s.add_parser(
+        "stages",
+        help="time per pipeline stage from Snakemake's benchmark files (logs/benchmark)",
+        description="Sum the wall and CPU seconds, peak memory and load of every job's "
+        "Snakemake benchmark file per stage, in the stage table's order "
+        "(condi.tables.stage_times).",
+    )
+    st.add_argument("--benchmarks", type=Path, default=Path("logs/benchmark"))
+    st.add_argument("--out-csv", type=Path, default=Path("results/stage_times.csv"))
+    st.add_argument("--out-md", type=Path, default=Path("results/stage_times.md"))
+    st.set_defaults(func=cmd_stages)
+
     tl = s.add_parser(
         "timeline",
         help="a video's per-clip z~ with the clips each sampler picks (PNG + SVG beside it)",
@@ -251,6 +263,14 @@ def cmd_speed(args: argparse.Namespace) -> int:
             )
         run.log_artifact(args.out_csv)
         run.log_artifact(args.out_md)
+    print(Path(args.out_md).read_text())
+    return 0
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    from condi.tables import stage_times
+
+    stage_times.write(args.benchmarks, args.out_csv, args.out_md)
     print(Path(args.out_md).read_text())
     return 0
 
