@@ -106,6 +106,7 @@ class Costly(nn.Module):
 def clock(monkeypatch):
     c = FakeClock()
     monkeypatch.setattr(batching, "_now", c)
+    monkeypatch.setattr(batching, "_cpu_now", c)
     return c
 
 
@@ -134,6 +135,31 @@ def test_measure_stops_before_the_budget(clock):
     cost = {b: float(b) for b in batching.CANDIDATES}
     profile = measure(Costly(clock, cost), torch.device("cpu"), (2, 1, 1, 1), budget_s=15.0)
     assert sorted(profile.seconds) == [1, 2, 3]
+
+
+def test_one_cpu_thread_is_timed_by_cpu_time(monkeypatch):
+    """On a busy machine the wall clock also counts other processes' turns on the core: with
+    one torch thread the thread's CPU time decides; with several threads, the wall clock."""
+    wall, cpu = FakeClock(), FakeClock()
+    monkeypatch.setattr(batching, "_now", wall)
+    monkeypatch.setattr(batching, "_cpu_now", cpu)
+
+    class Shared(Costly):
+        def forward(self, x):
+            wall.now += 3 * self.cost[len(x)]  # waits for the CPU two thirds of the time
+            return super().forward(x)
+
+    cost = {1: 1.0, 2: 1.0, 3: 3.5, 4: 5.0}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = measure(Shared(cpu, cost), torch.device("cpu"), (2, 1, 1, 1), budget_s=1e9)
+        torch.set_num_threads(2)
+        two = measure(Shared(cpu, cost), torch.device("cpu"), (2, 1, 1, 1), budget_s=1e9)
+    finally:
+        torch.set_num_threads(threads)
+    assert one.seconds == {1: 1.0, 2: 1.0, 3: 3.5, 4: 5.0}
+    assert two.seconds == {1: 3.0, 2: 3.0, 3: 10.5, 4: 15.0}
 
 
 def test_measure_leaves_rng_and_mode_alone():

@@ -169,6 +169,8 @@ def test_ratios_come_from_the_measured_times_and_macs(result):
         assert r.gmacs_per_video == pytest.approx(gm, rel=1e-12)
         assert r.mac_ratio == pytest.approx(gm / gm_dense, rel=1e-12)
         assert r.time_over_mac == pytest.approx(time_ratio / (gm / gm_dense), rel=1e-12)
+        cpu_ratio = sel["cpu_s"].mean() / dense["cpu_s"].mean()
+        assert r.cpu_ratio == pytest.approx(cpu_ratio, rel=1e-12)
         assert r.clips_per_video == pytest.approx(sel["n_clips"].mean())
     dense = res.summary[res.summary["method"] == "dense"]
     assert (dense["time_ratio"] == 1.0).all() and (dense["mac_ratio"] == 1.0).all()
@@ -201,6 +203,7 @@ def test_target_rows():
             "time_ratio": [0.55, 0.65, 0.6, 0.9],
             "mac_ratio": [0.5, 0.5, 0.5, 0.5],
             "time_over_mac": [1.1, 1.3, 1.2, 1.8],
+            "cpu_ratio": [0.5, 0.6, 0.6, 0.9],
         }
     )
     students = {"shuffle": {"arch": "shufflenetv2"}, "mobile": {"arch": "mobilenetv2"}}
@@ -208,6 +211,7 @@ def test_target_rows():
     assert rows["pair"].tolist() == ["t + shuffle", "t + mobile"]  # CPU, models alone only
     assert rows["meets_time_over_mac"].tolist() == [True, True]  # 1.1 <= 1.15, 1.3 <= 1.3
     assert rows["meets_paper_ratio"].tolist() == [True, False]  # 0.55, 0.65 vs 2.31 / 3.7
+    assert rows["cpu_over_mac"].tolist() == pytest.approx([1.0, 1.2])
 
 
 def test_the_stage_is_apart_from_the_default_run(tmp_path):
