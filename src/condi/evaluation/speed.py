@@ -265,9 +265,10 @@ def time_pair(
     shortest = min(decoded.values(), key=len)
     _warm_up(runner, configs, shortest, max(len(x) for x in decoded.values()))
     records = []
-    for spec in specs:
+    for v, spec in enumerate(specs):
         x = decoded[spec]
         n = len(x)
+        log.info("speed: video %d/%d (%s, N = %d)", v + 1, len(specs), spec.dataset, n)
         for mode in cfg["modes"]:
             for j in rng.permutation(len(configs)):
                 c = configs[j]
