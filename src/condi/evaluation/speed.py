@@ -92,6 +92,7 @@ SPEED_COLUMNS = [
     "clip_shape",
     "video_file",
     "channels_last",
+    "fuse_bn",
     "repeats",
     "load_avg",
     "torch",
@@ -313,11 +314,16 @@ def time_pair(
     return df
 
 
-def summarise(per_video: pd.DataFrame, teacher_macs: int, student_macs: int) -> pd.DataFrame:
+def summarise(
+    per_video: pd.DataFrame,
+    teacher_macs: int,
+    student_macs: int,
+    configs: Sequence[Config] = (),
+) -> pd.DataFrame:
     """One row per (device, dataset, pair, mode, configuration): mean time per video, its
     ratio to dense's, the multiply-adds per video and their ratio to dense's (module
     docstring). ``per_video`` holds the columns of :func:`time_pair` plus device, teacher and
-    student."""
+    student. Rows follow ``configs``' order within each group when given."""
     df = per_video.copy()
     df["gmacs"] = (df["teacher_clips"] * teacher_macs + df["student_clips"] * student_macs) / 1e9
     df["_ks"] = df["Ks"].astype("float").fillna(-1)
@@ -344,7 +350,16 @@ def summarise(per_video: pd.DataFrame, teacher_macs: int, student_macs: int) -> 
     out["Ks"] = out["_ks"].where(out["_ks"] >= 0).astype("Int64")
     out["teacher_gmacs_per_clip"] = teacher_macs / 1e9
     out["student_gmacs_per_clip"] = student_macs / 1e9
-    return out.drop(columns="_ks")
+    if configs:
+        rank = {
+            (c.method, c.k_label, -1 if c.ks is None else c.ks): i for i, c in enumerate(configs)
+        }
+        groups = {k: i for i, k in enumerate(dict.fromkeys(map(tuple, out[GROUP].to_numpy())))}
+        out["_g"] = [groups[tuple(k)] for k in out[GROUP].to_numpy()]
+        out["_c"] = [rank.get((m, k, int(q)), len(rank)) for m, k, q in
+                     zip(out["method"], out["K"], out["_ks"], strict=True)]  # fmt: skip
+        out = out.sort_values(["_g", "_c"], kind="stable").drop(columns=["_g", "_c"])
+    return out.drop(columns="_ks").reset_index(drop=True)
 
 
 @dataclass
@@ -408,7 +423,7 @@ def run_speed(
                         _Clips(torch.zeros(1, 3, cfg["clip_len"], cfg["crop_size"],
                                            cfg["crop_size"])),
                         teacher, {"condi_sr": student}, dev, cfg["batch_size"],
-                        channels_last=cfg["channels_last"],
+                        channels_last=cfg["channels_last"], fuse_bn=cfg["fuse_bn"],
                     )  # fmt: skip
                     log.info(
                         "speed: %s + %s on %s (%d threads): %.3f / %.3f GMACs per clip, "
@@ -420,7 +435,7 @@ def run_speed(
                     pv.insert(0, "student", s_name)
                     pv.insert(0, "teacher", t_name)
                     pv.insert(0, "device", dev.type)
-                    summ = summarise(pv, t_macs, s_macs)
+                    summ = summarise(pv, t_macs, s_macs, configs)
                     summ["device_name"] = device_name(dev)
                     summ["threads"] = threads
                     summ["teacher_batch"] = runner.profiles[id(runner.teacher)].label()
@@ -435,6 +450,7 @@ def run_speed(
     if len(summary):
         summary["clip_shape"] = f"3x{cfg['clip_len']}x{cfg['crop_size']}x{cfg['crop_size']}"
         summary["channels_last"] = bool(cfg["channels_last"])
+        summary["fuse_bn"] = bool(cfg["fuse_bn"])
         summary["repeats"] = int(cfg["repeats"])
         summary["torch"] = torch.__version__
         summary["Ks"] = summary["Ks"].astype("Int64")
@@ -491,7 +507,8 @@ def markdown(result: SpeedResult, cfg: dict[str, Any]) -> str:
         f"Random weights; clips 3x{cfg['clip_len']}x{cfg['crop_size']}x{cfg['crop_size']} "
         f"(short side resized to {cfg['short_side']}); each model at its fastest batch size "
         f"(`batch_size: {cfg['batch_size']}`, condi.batching); channels-last "
-        f"{'on' if cfg['channels_last'] else 'off'}; median of {cfg['repeats']} run(s) per video "
+        f"{'on' if cfg['channels_last'] else 'off'}; BatchNorm folded into the convolutions "
+        f"{'on' if cfg['fuse_bn'] else 'off'}; median of {cfg['repeats']} run(s) per video "
         f"and configuration, configurations interleaved per video in a seeded order. "
         "*models*: the models alone on decoded clips (as Tables IV/V); *end to end*: decoding "
         "the file, resizing, cropping and normalising included. Ratios are to dense's mean time "

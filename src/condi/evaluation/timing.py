@@ -53,6 +53,7 @@ from condi.methods import METHOD_REGISTRY, get_method
 from condi.metrics import softmax_np
 from condi.models import autocast_context, to_channels_last_3d
 from condi.models.complexity import multiply_adds
+from condi.models.switches import fuse_conv_bn
 from condi.runtime import device_name
 from condi.scores import student_clip_scores
 
@@ -87,6 +88,7 @@ TIMING_COLUMNS = [
     "threads",
     "amp",
     "channels_last",
+    "fuse_bn",
     "batch_size",
     "decoding",
     "clip_shape",
@@ -161,16 +163,26 @@ class VideoRunner:
         batch_size: int | str = "auto",
         amp: bool = False,
         channels_last: bool = False,
+        fuse_bn: bool = False,
     ) -> None:
         self.dataset = dataset
         self.channels_last = bool(channels_last)
-        prep = to_channels_last_3d if self.channels_last else (lambda m: m)
-        self.teacher = prep(teacher.eval())
-        self.students = {m: prep(s.eval()) for m, s in students.items()}
+        self.fuse_bn = bool(fuse_bn)
         self.device = device
         self.amp = bool(amp)
-        # each model's batches (condi.batching): dense and ConDi both at their fastest
         shape = (3, dataset.clip_len, dataset.crop_size, dataset.crop_size)
+        sample = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))
+        sample = sample.to(device)
+
+        def prep(model: nn.Module) -> nn.Module:
+            model = model.eval()
+            if self.fuse_bn:  # BatchNorm folded into the convolutions (rounding may differ)
+                model = fuse_conv_bn(model, sample)
+            return to_channels_last_3d(model) if self.channels_last else model
+
+        self.teacher = prep(teacher)
+        self.students = {m: prep(s) for m, s in students.items()}
+        # each model's batches (condi.batching): dense and ConDi both at their fastest
         self.profiles = {
             id(m): batch_profile(m, device, shape, batch_size, self.channels_last, self.amp)
             for m in [self.teacher, *self.students.values()]
@@ -430,6 +442,7 @@ def run_timing(
     repeats: int = 1,
     amp: bool = False,
     channels_last: bool = False,
+    fuse_bn: bool = False,
     teacher_scores: dict[str, np.ndarray] | None = None,
     student_scores: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -464,7 +477,14 @@ def run_timing(
     for s in students.values():
         s.to(device)
     runner = VideoRunner(
-        dataset, teacher, students, device, ev.get("batch_size", "auto"), amp, channels_last
+        dataset,
+        teacher,
+        students,
+        device,
+        ev.get("batch_size", "auto"),
+        amp,
+        channels_last,
+        fuse_bn,
     )
     student_model = students.get("condi_sr") or next(iter(students.values()), None)
     t_macs, s_macs = clip_macs(teacher, student_model, dataset.clip_len, dataset.crop_size)
@@ -499,6 +519,7 @@ def run_timing(
     summary["threads"] = torch.get_num_threads()
     summary["amp"] = bool(amp)
     summary["channels_last"] = bool(channels_last)
+    summary["fuse_bn"] = bool(fuse_bn)
     summary["batch_size"] = runner.batch_size
     summary["decoding"] = "excluded"
     summary["clip_shape"] = f"3x{dataset.clip_len}x{dataset.crop_size}x{dataset.crop_size}"
