@@ -63,7 +63,7 @@ def tiny_cfg() -> dict:
         "devices": ["cpu", "cuda"],
         "repeats": 1,
         "channels_last": False,
-        "fuse_bn": True,
+        "fuse": True,
         "batch_size": 2,
     }
 
@@ -124,7 +124,7 @@ def test_table_structure(result):
     if not torch.cuda.is_available():
         assert res.notes == ["cuda: skipped, no CUDA device is available on this machine"]
     assert (s["clip_shape"] == f"3x{L}x{CROP}x{CROP}").all()
-    assert s["fuse_bn"].all() and not s["channels_last"].any()
+    assert s["fuse"].all() and not s["channels_last"].any()
     assert (s["teacher_batch"] == "2").all() and (s["student_batch"] == "2").all()
     model = s[s["mode"] == "model"]
     assert (model["decode_s"] == 0).all()

@@ -165,7 +165,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
             repeats=tcfg["repeats"],
             amp=tcfg["amp"],
             channels_last=tcfg["channels_last"],
-            fuse_bn=tcfg["fuse_bn"],
+            fuse=tcfg["fuse"],
             teacher_scores=t_scores,
             student_scores=s_scores,
         )

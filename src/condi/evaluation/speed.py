@@ -92,7 +92,7 @@ SPEED_COLUMNS = [
     "clip_shape",
     "video_file",
     "channels_last",
-    "fuse_bn",
+    "fuse",
     "repeats",
     "load_avg",
     "torch",
@@ -423,7 +423,7 @@ def run_speed(
                         _Clips(torch.zeros(1, 3, cfg["clip_len"], cfg["crop_size"],
                                            cfg["crop_size"])),
                         teacher, {"condi_sr": student}, dev, cfg["batch_size"],
-                        channels_last=cfg["channels_last"], fuse_bn=cfg["fuse_bn"],
+                        channels_last=cfg["channels_last"], fuse=cfg["fuse"],
                     )  # fmt: skip
                     log.info(
                         "speed: %s + %s on %s (%d threads): %.3f / %.3f GMACs per clip, "
@@ -450,7 +450,7 @@ def run_speed(
     if len(summary):
         summary["clip_shape"] = f"3x{cfg['clip_len']}x{cfg['crop_size']}x{cfg['crop_size']}"
         summary["channels_last"] = bool(cfg["channels_last"])
-        summary["fuse_bn"] = bool(cfg["fuse_bn"])
+        summary["fuse"] = bool(cfg["fuse"])
         summary["repeats"] = int(cfg["repeats"])
         summary["torch"] = torch.__version__
         summary["Ks"] = summary["Ks"].astype("Int64")
@@ -507,8 +507,9 @@ def markdown(result: SpeedResult, cfg: dict[str, Any]) -> str:
         f"Random weights; clips 3x{cfg['clip_len']}x{cfg['crop_size']}x{cfg['crop_size']} "
         f"(short side resized to {cfg['short_side']}); each model at its fastest batch size "
         f"(`batch_size: {cfg['batch_size']}`, condi.batching); channels-last "
-        f"{'on' if cfg['channels_last'] else 'off'}; BatchNorm folded into the convolutions "
-        f"{'on' if cfg['fuse_bn'] else 'off'}; median of {cfg['repeats']} run(s) per video "
+        f"{'on' if cfg['channels_last'] else 'off'}; inference rewrites (BatchNorm folded into "
+        f"the convolutions, pointwise convolutions as matrix products) "
+        f"{'on' if cfg['fuse'] else 'off'}; median of {cfg['repeats']} run(s) per video "
         f"and configuration, configurations interleaved per video in a seeded order. "
         "*models*: the models alone on decoded clips (as Tables IV/V); *end to end*: decoding "
         "the file, resizing, cropping and normalising included. Ratios are to dense's mean time "

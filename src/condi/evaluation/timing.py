@@ -53,7 +53,7 @@ from condi.methods import METHOD_REGISTRY, get_method
 from condi.metrics import softmax_np
 from condi.models import autocast_context, to_channels_last_3d
 from condi.models.complexity import multiply_adds
-from condi.models.switches import fuse_conv_bn
+from condi.models.switches import inference_copy
 from condi.runtime import device_name
 from condi.scores import student_clip_scores
 
@@ -88,7 +88,7 @@ TIMING_COLUMNS = [
     "threads",
     "amp",
     "channels_last",
-    "fuse_bn",
+    "fuse",
     "batch_size",
     "decoding",
     "clip_shape",
@@ -163,11 +163,11 @@ class VideoRunner:
         batch_size: int | str = "auto",
         amp: bool = False,
         channels_last: bool = False,
-        fuse_bn: bool = False,
+        fuse: bool = False,
     ) -> None:
         self.dataset = dataset
         self.channels_last = bool(channels_last)
-        self.fuse_bn = bool(fuse_bn)
+        self.fuse = bool(fuse)
         self.device = device
         self.amp = bool(amp)
         shape = (3, dataset.clip_len, dataset.crop_size, dataset.crop_size)
@@ -176,8 +176,8 @@ class VideoRunner:
 
         def prep(model: nn.Module) -> nn.Module:
             model = model.eval()
-            if self.fuse_bn:  # BatchNorm folded into the convolutions (rounding may differ)
-                model = fuse_conv_bn(model, sample)
+            if self.fuse:  # inference rewrites, condi.models.switches (rounding may differ)
+                model = inference_copy(model, sample)
             return to_channels_last_3d(model) if self.channels_last else model
 
         self.teacher = prep(teacher)
@@ -442,7 +442,7 @@ def run_timing(
     repeats: int = 1,
     amp: bool = False,
     channels_last: bool = False,
-    fuse_bn: bool = False,
+    fuse: bool = False,
     teacher_scores: dict[str, np.ndarray] | None = None,
     student_scores: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -484,7 +484,7 @@ def run_timing(
         ev.get("batch_size", "auto"),
         amp,
         channels_last,
-        fuse_bn,
+        fuse,
     )
     student_model = students.get("condi_sr") or next(iter(students.values()), None)
     t_macs, s_macs = clip_macs(teacher, student_model, dataset.clip_len, dataset.crop_size)
@@ -519,7 +519,7 @@ def run_timing(
     summary["threads"] = torch.get_num_threads()
     summary["amp"] = bool(amp)
     summary["channels_last"] = bool(channels_last)
-    summary["fuse_bn"] = bool(fuse_bn)
+    summary["fuse"] = bool(fuse)
     summary["batch_size"] = runner.batch_size
     summary["decoding"] = "excluded"
     summary["clip_shape"] = f"3x{dataset.clip_len}x{dataset.crop_size}x{dataset.crop_size}"

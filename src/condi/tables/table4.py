@@ -66,11 +66,13 @@ def fold_means(long: pd.DataFrame) -> pd.DataFrame:
 def caption_setup(long: pd.DataFrame) -> str:
     """'device (name), N threads, fp32|bf16 autocast, batch B' for every setup in ``long``."""
     parts = []
-    cols = ["device", "device_name", "threads", "amp", "channels_last", "fuse_bn", "batch_size"]
+    cols = ["device", "device_name", "threads", "amp", "channels_last", "fuse", "batch_size"]
     for _, r in long.reindex(columns=cols).drop_duplicates().iterrows():
         prec = "bf16 autocast" if str(r["amp"]).lower() == "true" else "fp32"
         layout = ", channels-last" if str(r["channels_last"]).lower() == "true" else ""
-        layout += ", BatchNorm folded" if str(r["fuse_bn"]).lower() == "true" else ""
+        layout += (
+            ", BatchNorm folded, pointwise as matmul" if str(r["fuse"]).lower() == "true" else ""
+        )
         parts.append(
             f"{r['device']} ({r['device_name']}), {int(r['threads'])} torch thread(s), {prec}"
             f"{layout}, batch {_batch(r['batch_size'])}"
