@@ -14,6 +14,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_batch_cache(tmp_path_factory):
+    """Measured batch sizes (condi.batching) go to a cache of this session (inherited by the
+    commands tests run), never the user's ~/.cache/condi."""
+    old = os.environ.get("CONDI_CACHE_DIR")
+    os.environ["CONDI_CACHE_DIR"] = str(tmp_path_factory.mktemp("condi_cache"))
+    yield
+    if old is None:
+        os.environ.pop("CONDI_CACHE_DIR", None)
+    else:
+        os.environ["CONDI_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _isolated_tracking(tmp_path_factory, monkeypatch):
     """Each test logs to its own MLflow store (never the repository's mlflow.db)."""

@@ -84,6 +84,12 @@ ABL_EVAL_VIDEOS = (
     "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".videos.parquet"
 )
 ABLATION_CSV, ABLATION_MD = "results/ablation.csv", "results/ablation.md"
+# the speed report at paper scale (random weights; not in the default run): its own dvc.yaml
+SPEED_DVC = "speed/dvc.yaml"
+SPEED_CSV, SPEED_MD = "results/speed.csv", "results/speed.md"
+# the pipeline's parts: the main one (dvc.yaml, Snakemake's `all`) and those apart from it,
+# each in its own dvc.yaml so that a plain `dvc repro` (or `snakemake`) leaves them out
+PART_DVC = {"main": "dvc.yaml", "ablation": ABLATION_DVC, "speed": SPEED_DVC}
 LOGS = "logs"
 # What a Snakemake rule runs (Snakemake's placeholders): the job's output goes to its log, and
 # file descriptor 3 is Snakemake's own stderr, where long jobs write one progress line per
@@ -180,7 +186,7 @@ class Stage:
     outputs: dict[str, Out]
     params: tuple[str, ...]  # params.yaml keys (may hold {wildcards})
     overrides: dict[str, str] = field(default_factory=dict)  # params set from wildcards
-    ablation: bool = False  # in ablation/dvc.yaml and Snakemake's `ablation` target
+    part: str = "main"  # main | ablation (ablation/dvc.yaml, `snakemake ablation`) | speed
     when: Callable[[dict[str, Any]], bool] | None = None  # does the stage exist for config?
     threads: str = "params"  # params | all (timing: every core, so nothing runs beside it)
     gpu: bool = False  # asks for a GPU when params device is cuda
@@ -188,6 +194,10 @@ class Stage:
     runtime: int = 10  # minutes (cluster executors)
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
     storage: str | None = None  # only for the datasets with this storage (cache | resized)
+
+    @property
+    def ablation(self) -> bool:
+        return self.part == "ablation"
 
 
 def has_split(config: dict[str, Any]) -> bool:
@@ -315,20 +325,20 @@ _STAGE_LIST = [
     Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "source"),
           {**DATA, "checkpoint": TEACHER}, {"out": Out(ABL_LABELS)},
           ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *RUN_KEYS),
-          overrides={"pseudo_labels.source": "{source}"}, ablation=True, **TRAINING),
+          overrides={"pseudo_labels.source": "{source}"}, part="ablation", **TRAINING),
     Stage("ablation_train_student", "train student", VARIANT_WILDCARDS,
           {**DATA, "pseudo_labels": ABL_LABELS}, {"out": Out(ABL_STUDENT)},
           ("students.{student}", "training.student", "condi", "st_conf", "data",
            "evaluation.batch_size", "device"),
-          overrides=VARIANT_OVERRIDES, ablation=True, **TRAINING),
+          overrides=VARIANT_OVERRIDES, part="ablation", **TRAINING),
     Stage("ablation_student_scores", "evaluate scores", VARIANT_WILDCARDS,
           {**DATA, "checkpoint": ABL_STUDENT}, {"out": Out(ABL_SCORES)}, RUN_KEYS,
-          ablation=True, **SCORING),
+          part="ablation", **SCORING),
     Stage("ablation_evaluate", "evaluate grid", VARIANT_WILDCARDS,
           {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
            "student_scores": ABL_SCORES},
           {"out": Out(ABL_EVAL), "videos": Out(ABL_EVAL_VIDEOS)}, ("evaluation",),
-          overrides=VARIANT_OVERRIDES, ablation=True,
+          overrides=VARIANT_OVERRIDES, part="ablation",
           **GRID),
     # the time every stage took in the last Snakemake run (its benchmark: files): made after
     # every other final output, so that all of the run's jobs are in
@@ -342,7 +352,15 @@ _STAGE_LIST = [
     _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
            inputs={"students": Gather("ablation_evaluate", "out"),
                    "baselines": Gather("evaluate_baselines", "out")},
-           params=("ablation.K",), ablation=True),
+           params=("ablation.K",), part="ablation"),
+    # ConDi's time per video at paper scale (random weights, generated videos), dense against
+    # K and the Ks split, models alone and end to end with decoding (docs/method.md, section
+    # 6): `snakemake --cores all results/speed.csv` or `dvc repro speed/dvc.yaml`
+    Stage("speed", "report speed", (), {},
+          {"out_csv": Out(SPEED_CSV, caption="speed", category="Speed"),
+           "out_md": Out(SPEED_MD, caption="speed", category="Speed")},
+          ("speed", "seed", "threads"), part="speed", threads="all", gpu=True, mem_mb=16000,
+          runtime=240),
 ]
 # fmt: on
 STAGES: dict[str, Stage] = {s.name: s for s in _STAGE_LIST}
@@ -494,7 +512,7 @@ def job_name(stage: str, w: dict[str, Any]) -> str:
 def dvc_target(stage: Stage, w: dict[str, Any]) -> str:
     """The job as a ``dvc`` target (the ablation's live in their own dvc.yaml)."""
     name = job_name(stage.name, w)
-    return f"{ABLATION_DVC}:{name}" if stage.ablation else name
+    return name if stage.part == "main" else f"{PART_DVC[stage.part]}:{name}"
 
 
 def param_path(config: dict[str, Any], pp: ParamPath, w: dict[str, Any]) -> str | None:
@@ -588,25 +606,31 @@ def job(
     return Job(stage, dict(w), inputs, params_paths, outputs)
 
 
-def jobs(config: dict[str, Any], ablation: bool | None = None) -> list[Job]:
+def jobs(
+    config: dict[str, Any], ablation: bool | None = None, part: str | None = None
+) -> list[Job]:
     """Every job for ``config`` in topological order (the table's), optionally only the
-    ablation's (True) or the main pipeline's (False)."""
+    ablation's (``ablation=True``), those outside it (``False``), or one ``part``'s."""
     return [
         job(config, st, w)
         for st in STAGES.values()
-        if ablation is None or st.ablation == ablation
+        if (ablation is None or st.ablation == ablation) and (part is None or st.part == part)
         for w in job_wildcards(config, st)
     ]
 
 
-def targets(config: dict[str, Any], ablation: bool = False) -> list[str]:
-    """The final outputs: Snakemake's ``all`` (``ablation=False``) or ``ablation`` target."""
-    final = (
-        ["ablation_table"]
-        if ablation
-        else ["table3", "metrics", "table1", "table2", "table4", "table5"]
-        + ["ambiguity_table", "figures", "timeline", "stage_times"]
-    )
+FINAL_STAGES = {
+    "main": ["table3", "metrics", "table1", "table2", "table4", "table5"]
+    + ["ambiguity_table", "figures", "timeline", "stage_times"],
+    "ablation": ["ablation_table"],
+    "speed": ["speed"],
+}
+
+
+def targets(config: dict[str, Any], ablation: bool = False, part: str | None = None) -> list[str]:
+    """The final outputs of a part: Snakemake's ``all`` (``main``, the default) or
+    ``ablation`` target (``ablation=True``), or the speed report's (``part="speed"``)."""
+    final = FINAL_STAGES[part or ("ablation" if ablation else "main")]
     out = []
     for name in final:
         st = STAGES[name]
@@ -734,18 +758,18 @@ def _dvc_entry(
 
 
 def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
-    """``dvc.yaml`` (``part="main"``: the stages of Snakemake's ``all``) or
-    ``ablation/dvc.yaml`` (``"ablation"``: its paths relative to the repository root, its
-    ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
+    """``dvc.yaml`` (``part="main"``: the stages of Snakemake's ``all``),
+    ``ablation/dvc.yaml`` (``"ablation"``) or ``speed/dvc.yaml`` (``"speed"``), whose paths are
+    relative to the repository root (their ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
     wildcards (and references to their params paths), so its jobs are named as in MLflow
     (``train_teacher@synthetic-1-resnext14``); jobs that differ in shape get a stage each."""
-    if part not in ("main", "ablation"):
-        raise ValueError(f"part: main | ablation, not {part!r}")
-    ablation = part == "ablation"
-    wdir = {"wdir": ".."} if ablation else {}
+    if part not in PART_DVC:
+        raise ValueError(f"part: {' | '.join(PART_DVC)}, not {part!r}")
+    apart = part != "main"
+    wdir = {"wdir": ".."} if apart else {}
     out: dict[str, Any] = {}
     for st in STAGES.values():
-        if st.ablation != ablation:
+        if st.part != part:
             continue
         ws = job_wildcards(config, st)
         if not st.wildcards:
@@ -769,5 +793,5 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
                 **wdir,
                 **_dvc_entry(config, st, w, None),
             }
-    # DVC resolves ${...} from the params.yaml beside a dvc.yaml: the ablation's is one up
-    return {"vars": [f"../{PARAMS_FILE}"], "stages": out} if ablation else {"stages": out}
+    # DVC resolves ${...} from the params.yaml beside a dvc.yaml: the other parts' are one up
+    return {"vars": [f"../{PARAMS_FILE}"], "stages": out} if apart else {"stages": out}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 from typing import Any
 
@@ -35,6 +36,20 @@ def setup(
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return dev
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, else the CPU's model name (``/proc/cpuinfo``), else the platform's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def job_threads(threads: int) -> int:

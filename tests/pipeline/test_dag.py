@@ -13,7 +13,7 @@ import yaml
 
 from condi.cli.pipeline import render
 from condi.config import validate
-from condi.pipeline import ABLATION_DVC, STAGES, jobs, stage_params
+from condi.pipeline import ABLATION_DVC, SPEED_DVC, STAGES, jobs, stage_params
 from tests.conftest import REPO, load_yaml, workflow_copy
 
 
@@ -132,6 +132,24 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     for name in ("ablation_pseudo_labels", "ablation_train_student", "ablation_evaluate"):
         assert "foreach" in abl[name] and abl[name]["do"]["wdir"] == ".."
     assert abl["ablation_table"]["wdir"] == ".."
+
+
+def test_the_speed_report_is_its_own_part(tmp_path):
+    """`snakemake results/speed.csv` runs what speed/dvc.yaml holds: the one speed job, which
+    neither `all` nor dvc.yaml contains."""
+    workdir = workflow_copy(tmp_path)
+    write_dvc_yaml(workdir)
+    (workdir / SPEED_DVC).parent.mkdir(exist_ok=True)
+    (workdir / SPEED_DVC).write_text(render(workdir / "params.yaml", "speed"))
+    smk = snakemake_jobs(workdir, target="results/speed.csv")
+    dvc = dvc_stages(workdir)
+    speed = {c: v for c, v in dvc.items() if v[4] == SPEED_DVC}
+    assert list(smk) == list(speed)
+    ((rule, outs),) = smk.values()
+    ((name, dvc_outs, deps, upstream, _),) = speed.values()
+    assert rule == name == "speed" and outs == dvc_outs == ["results/speed.csv", "results/speed.md"]
+    assert deps == [] and upstream == set()
+    assert not set(speed) & set(snakemake_jobs(workdir, target="all"))
 
 
 def test_the_ablation_variants_carry_their_switches():
@@ -262,6 +280,9 @@ def test_committed_dvc_yaml_is_up_to_date():
         "run `condi pipeline dvc`"
     )
     assert (REPO / ABLATION_DVC).read_text() == render(REPO / "params.yaml", "ablation"), (
+        "run `condi pipeline dvc`"
+    )
+    assert (REPO / SPEED_DVC).read_text() == render(REPO / "params.yaml", "speed"), (
         "run `condi pipeline dvc`"
     )
 

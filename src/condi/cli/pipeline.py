@@ -23,6 +23,13 @@ ABLATION_HEADER = HEADER + (
     "# it out: `dvc repro ablation/dvc.yaml` (Snakemake: `snakemake ablation`). Paths are relative\n"
     "# to the repository root (wdir).\n"
 )
+SPEED_HEADER = HEADER + (
+    "# The speed report at paper scale (params `speed`; random weights, generated videos), apart\n"
+    "# from ../dvc.yaml so that a plain `dvc repro` leaves it out: `dvc repro speed/dvc.yaml`\n"
+    "# (Snakemake: `snakemake --cores all results/speed.csv`). Paths are relative to the\n"
+    "# repository root (wdir).\n"
+)
+HEADERS = {"main": HEADER, "ablation": ABLATION_HEADER, "speed": SPEED_HEADER}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=Path("dvc.yaml"),
-        help="the main pipeline's dvc.yaml; the ablation's is written to ablation/dvc.yaml "
-        "beside it",
+        help="the main pipeline's dvc.yaml; the ablation's and the speed report's are written "
+        "to ablation/dvc.yaml and speed/dvc.yaml beside it",
     )
-    d.add_argument("--check", action="store_true", help="exit 1 if either file is not up to date")
+    d.add_argument("--check", action="store_true", help="exit 1 if any file is not up to date")
     d.set_defaults(func=cmd_dvc)
 
     a = s.add_parser(
@@ -101,21 +108,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def render(params_path: str | Path, part: str = "main") -> str:
-    """The text of ``dvc.yaml`` (``part="main"``) or ``ablation/dvc.yaml`` (``"ablation"``)."""
+    """The text of ``dvc.yaml`` (``part="main"``), ``ablation/dvc.yaml`` (``"ablation"``) or
+    ``speed/dvc.yaml`` (``"speed"``)."""
     from condi.pipeline import dvc_yaml
 
     params = load_params(params_path)
-    header = ABLATION_HEADER if part == "ablation" else HEADER
-    return header + yaml.safe_dump(dvc_yaml(params, part), sort_keys=False, width=1000)
+    return HEADERS[part] + yaml.safe_dump(dvc_yaml(params, part), sort_keys=False, width=1000)
 
 
 def cmd_dvc(args: argparse.Namespace) -> int:
-    from condi.pipeline import ABLATION_DVC
+    from condi.pipeline import PART_DVC
 
-    files = {
-        args.out: render(args.params),
-        args.out.parent / ABLATION_DVC: render(args.params, "ablation"),
-    }
+    files = {args.out: render(args.params)}
+    for part, path in PART_DVC.items():
+        if part != "main":
+            files[args.out.parent / path] = render(args.params, part)
     if args.check:
         stale = [p for p, text in files.items() if (p.read_text() if p.is_file() else "") != text]
         for p in stale:

@@ -144,7 +144,7 @@ def clip_settings(
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from condi.evaluation.predict import Prediction, predict_video, printable, student_method
+    from condi.evaluation.predict import predict_videos, printable, student_method
     from condi.models.checkpoint import load_model
     from condi.runtime import resolve_device
 
@@ -185,16 +185,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     teacher.to(device).eval()
     student.to(device).eval()
     failed = 0
-    for video in args.videos:
-        try:
-            pred = predict_video(
-                video, teacher, student, names, data_cfg, args.k, args.ks, device, method=method
-            )
-        except Exception as exc:  # noqa: BLE001 - one file's failure (MemoryError included)
-            # must not stop the others; each is reported on its own line
-            log.debug("%s: failed", video, exc_info=True)
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            pred = Prediction(str(video), -1, "", [], [], [], 0, 0.0, 0.0, error=reason)
+    # decoding runs a video ahead of the models (a worker thread); each model at its fastest
+    # batch size on this device (evaluation.batch_size of --params, else auto)
+    batch_size = ((params or {}).get("evaluation") or {}).get("batch_size", "auto")
+    predictions = predict_videos(
+        args.videos,
+        teacher,
+        student,
+        names,
+        data_cfg,
+        args.k,
+        args.ks,
+        device,
+        batch_size,
+        method=method,
+    )
+    for video, pred in zip(args.videos, predictions, strict=True):
         failed += pred.error is not None
         if args.json:
             print(json.dumps(pred.as_dict()), flush=True)

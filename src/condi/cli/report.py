@@ -126,6 +126,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_outputs(st)
     st.set_defaults(func=cmd_stage_times)
 
+    sp = s.add_parser(
+        "speed",
+        help="ConDi's time per video at paper scale against dense, models alone and end to end",
+        description="For every teacher/student pair of params `speed` (random weights, "
+        "16x112x112 clips): the time per video of dense, ConDi-SR at every K and the Ks split, "
+        "with N from UCF-101's and Kinetics' video lengths, the models alone and end to end "
+        "with decoding of H.264 files the command writes; each against its multiply-add ratio, "
+        "on the CPU and on CUDA where available (condi.evaluation.speed). Heavy: minutes per "
+        "pair on a CPU.",
+    )
+    add_stage(sp, "report speed")
+    add_table_outputs(sp)
+    sp.set_defaults(func=cmd_speed)
+
     tl = s.add_parser(
         "timeline",
         help="a video's per-clip z~ with the clips each sampler picks (PNG + SVG beside it)",
@@ -182,6 +196,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
             repeats=tcfg["repeats"],
             amp=tcfg["amp"],
             channels_last=tcfg["channels_last"],
+            fuse=tcfg["fuse"],
             teacher_scores=t_scores,
             student_scores=s_scores,
         )
@@ -279,6 +294,28 @@ def cmd_figures(args: argparse.Namespace) -> int:
             for p in written:
                 if f"_{dataset}_" in Path(p).name:
                     run.log_artifact(p)
+    return 0
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from condi.evaluation import speed
+    from condi.runtime import setup
+
+    ctx = stage_context(args)
+    params = ctx.params
+    setup(params["seed"], params["threads"], "cpu")
+    cfg = params["speed"]
+    with ctx.run("speed") as run:
+        result = speed.run_speed(cfg, params["seed"])
+        speed.write(result, cfg, args.out_csv, args.out_md)
+        for r in speed.target_rows(result.summary, cfg["students"]).itertuples():
+            tag = f"{r.dataset}_{r.pair.replace(' + ', '+')}_K{speed.TARGET_K}"
+            run.log_metrics(
+                {f"time_ratio_{tag}": r.time_ratio, f"time_over_mac_{tag}": r.time_over_mac}
+            )
+        run.log_artifact(args.out_csv)
+        run.log_artifact(args.out_md)
+    print(Path(args.out_md).read_text())
     return 0
 
 
