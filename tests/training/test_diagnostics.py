@@ -171,8 +171,8 @@ def test_a_student_trains_the_same_with_the_hook(tiny_data, tmp_path):
     params = tiny_params()
     hook = diagnostics.batch_metrics("condi_sr", params["condi"])
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    train_student(params, "resnext8", "condi_sr", data, pl, a)
-    train_student(params, "resnext8", "condi_sr", data, pl, b, batch_metrics=hook)
+    train_student(params, "resnext14half", "condi_sr", data, pl, a)
+    train_student(params, "resnext14half", "condi_sr", data, pl, b, batch_metrics=hook)
     wa, wb = load_model(a)[1], load_model(b)[1]
     for k, v in wa["model"].items():
         assert torch.equal(v, wb["model"][k]), k

@@ -4,7 +4,6 @@ invocation's parent runs), end them, import kept records."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,13 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--params, also open the invocation's parent run (`pipeline <invocation>`) in the "
         "experiment of every dataset of the params file: the jobs nest under it.",
     )
-    i.add_argument("--params", type=Path, default=None, help="the params file (its datasets)")
+    i.add_argument("--params", default=None, help="the params file (its datasets)")
     i.set_defaults(func=cmd_init)
     e = s.add_parser(
         "end",
         help="end this pipeline invocation's parent runs (the Snakefile's onsuccess/onerror)",
     )
-    e.add_argument("--status", choices=("FINISHED", "FAILED"), default="FINISHED")
+    e.add_argument(
+        "--status",
+        choices=("FINISHED", "FAILED"),
+        default="FINISHED",
+        help="the status the parent runs end with (default FINISHED)",
+    )
     e.set_defaults(func=cmd_end)
     s.add_parser("import", help="send records kept while the store was unreachable").set_defaults(
         func=cmd_import
