@@ -64,9 +64,10 @@ def test_the_next_video_decodes_while_the_models_run(models, videos, monkeypatch
     overlapped = []
     real_decode, real_classify = predict_mod._decode_safely, predict_mod.classify_decoded
 
-    def decode(path, cfg):
+    def decode(path, cfg, thread_type="AUTO"):
+        assert thread_type == "NONE"  # one decoder thread beside the models
         started[path].set()
-        return real_decode(path, cfg)
+        return real_decode(path, cfg, thread_type)
 
     def classify(decoded, *args, **kwargs):
         i = good.index(decoded.path)
