@@ -33,13 +33,15 @@ from condi.methods import TIMED_METHODS
 
 PARAMS_FILE = "params.yaml"
 # params keys that are runtime settings, never results: every stage may read them, and they are
-# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``)
-RUNTIME_KEYS = ("threads",)
+# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``;
+# ``workers``: DataLoader worker processes, which change no clip: condi.data.indexed)
+RUNTIME_KEYS = ("threads", "workers")
 
 # -- paths (Snakemake patterns; wildcards: dataset, fold, teacher, student, method and the
 # ablation's source, detach, seed) ----------------------------------------------------------
 INDEX = "data/index/{dataset}_fold{fold}.parquet"
 CACHE = "data/cache/{dataset}_fold{fold}.npy"
+RESIZED = "data/resized/{dataset}"  # a folder: every fold's videos (storage: resized)
 TEACHER = "models/{dataset}/fold{fold}/teacher_{teacher}.pt"
 LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}.npz"
 STUDENT = "models/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.pt"
@@ -66,6 +68,7 @@ TABLE4_CSV, TABLE4_MD = "results/table4.csv", "results/table4.md"
 TABLE5_CSV, TABLE5_MD = "results/table5.csv", "results/table5.md"
 AMBIGUITY = "results/ambiguity/{dataset}_fold{fold}_{teacher}_{student}.csv"
 AMBIGUITY_CSV, AMBIGUITY_MD = "results/ambiguity.csv", "results/ambiguity.md"
+STAGE_TIMES_CSV, STAGE_TIMES_MD = "results/stage_times.csv", "results/stage_times.md"
 FIGURES = "results/figures"
 ACCURACY_VS_K = FIGURES + "/accuracy_vs_k_{dataset}_{teacher}_{student}"
 ACCURACY_VS_COST = FIGURES + "/accuracy_vs_cost_{dataset}_{teacher}_{student}"
@@ -88,6 +91,10 @@ SPEED_CSV, SPEED_MD = "results/speed.csv", "results/speed.md"
 # each in its own dvc.yaml so that a plain `dvc repro` (or `snakemake`) leaves them out
 PART_DVC = {"main": "dvc.yaml", "ablation": ABLATION_DVC, "speed": SPEED_DVC}
 LOGS = "logs"
+# What a Snakemake rule runs (Snakemake's placeholders): the job's output goes to its log, and
+# file descriptor 3 is Snakemake's own stderr, where long jobs write one progress line per
+# epoch naming the log (condi.progress).
+RULE_SHELL = "(export CONDI_PROGRESS_FD=3 CONDI_LOG={log:q}; {params.cmd}) 3>&2 > {log:q} 2>&1"
 BENCHMARKS = "logs/benchmark"  # Snakemake's per-job time and memory (benchmark:)
 
 # Students timed for Table IV (those of them in params `methods`): the registry's timed ones.
@@ -136,7 +143,8 @@ class ParamPath:
 @dataclass(frozen=True)
 class Out:
     """An output. ``cmd=False``: written beside another output, not named on the command line.
-    ``kind``: ``out`` (DVC-cached), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
+    ``kind``: ``out`` (DVC-cached), ``folder`` (a DVC-cached folder: Snakemake's
+    ``directory()``), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
     ``over``: one file per (dataset, teacher, student) (the figures). ``caption``: the
     Snakemake report's caption (workflow/report/<caption>.rst) and ``category``."""
 
@@ -148,7 +156,23 @@ class Out:
     category: str = "Tables"
 
 
-Input = str | Gather | ParamPath | tuple[Gather, ...]
+@dataclass(frozen=True)
+class Clips:
+    """Input: a dataset's decoded clips, where its ``datasets.<d>.storage`` keeps them: the
+    clip cache (``cache``) or the resized store (``resized``; docs/method.md, section 7)."""
+
+    paths: tuple[tuple[str, str], ...] = (("cache", CACHE), ("resized", RESIZED))
+
+    def pattern(self, config: dict[str, Any], w: dict[str, Any]) -> str:
+        return dict(self.paths)[storage_of(config, w["dataset"])]
+
+
+def storage_of(config: dict[str, Any], dataset: str) -> str:
+    """``datasets.<dataset>.storage`` (default ``cache``)."""
+    return config["datasets"][dataset].get("storage") or "cache"
+
+
+Input = str | Gather | ParamPath | Clips | tuple[Gather, ...]
 
 
 @dataclass(frozen=True)
@@ -169,6 +193,7 @@ class Stage:
     mem_mb: int = 2000
     runtime: int = 10  # minutes (cluster executors)
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
+    storage: str | None = None  # only for the datasets with this storage (cache | resized)
 
     @property
     def ablation(self) -> bool:
@@ -180,9 +205,14 @@ def has_split(config: dict[str, Any]) -> bool:
     return "condi_sr" in config["methods"]
 
 
-def _table(name: str, paths: tuple[str, str], caption: str, **kw: Any) -> Stage:
+def _table(
+    name: str, paths: tuple[str, str], caption: str, category: str = "Tables", **kw: Any
+) -> Stage:
     """A local stage writing a table as CSV + Markdown (``--out-csv``, ``--out-md``)."""
-    out = {"out_csv": Out(paths[0], caption=caption), "out_md": Out(paths[1], caption=caption)}
+    out = {
+        "out_csv": Out(paths[0], caption=caption, category=category),
+        "out_md": Out(paths[1], caption=caption, category=category),
+    }
     return Stage(name, kw.pop("command"), (), kw.pop("inputs"), out, kw.pop("params", ()),
                  local=True, **kw)  # fmt: skip
 
@@ -190,7 +220,7 @@ def _table(name: str, paths: tuple[str, str], caption: str, **kw: Any) -> Stage:
 ROOT = ParamPath("datasets.{dataset}.root")
 DSFT = ("dataset", "fold", "teacher")
 PAIR = ("dataset", "fold", "teacher", "student")
-DATA = {"index": INDEX, "cache": CACHE}
+DATA = {"index": INDEX, "cache": Clips()}  # --cache: a clip cache or a resized store
 RUN_KEYS = ("data", "evaluation.batch_size", "seed", "device")  # what forward passes read
 EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
 TRAINING = dict(gpu=True, mem_mb=16000, runtime=24 * 60)
@@ -210,7 +240,13 @@ _STAGE_LIST = [
           mem_mb=4000, runtime=120),
     Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
           {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
-          mem_mb=8000, runtime=600),
+          mem_mb=8000, runtime=600, storage="cache"),
+    # storage: resized (condi.data.resized): every fold's videos re-encoded once, a folder
+    Stage("resize", "data resize", ("dataset",),
+          {"root": ROOT, "index": Gather("index", "out", ("dataset",))},
+          {"out": Out(RESIZED, kind="folder")},
+          ("datasets.{dataset}.root", "data.short_side", "resize"),
+          mem_mb=4000, runtime=24 * 60, storage="resized"),
     Stage("train_teacher", "train teacher", DSFT,
           {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True)},
           {"out": Out(TEACHER)}, ("teachers.{teacher}", "training.teacher", *RUN_KEYS),
@@ -304,6 +340,15 @@ _STAGE_LIST = [
           {"out": Out(ABL_EVAL), "videos": Out(ABL_EVAL_VIDEOS)}, ("evaluation",),
           overrides=VARIANT_OVERRIDES, part="ablation",
           **GRID),
+    # the time every stage took in the last Snakemake run (its benchmark: files): made after
+    # every other final output, so that all of the run's jobs are in
+    _table("stage_times", (STAGE_TIMES_CSV, STAGE_TIMES_MD), "stage_times",
+           category="Stage times", command="report stage-times",
+           inputs={"after": tuple(Gather(name, out) for name, out in (
+               ("table3", "out_csv"), ("metrics", "out"), ("table1", "out_csv"),
+               ("table2", "out_csv"), ("table4", "out_csv"), ("table5", "out_csv"),
+               ("ambiguity_table", "out_csv"), ("figures", "k_png"), ("figures", "cost_png"),
+               ("timeline", "out")))}),
     _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
            inputs={"students": Gather("ablation_evaluate", "out"),
                    "baselines": Gather("evaluate_baselines", "out")},
@@ -430,7 +475,12 @@ def _choices(config: dict[str, Any], stage: Stage, name: str, w: dict[str, Any])
     """The values of wildcard ``name`` for a job of ``stage`` whose earlier wildcards are ``w``."""
     if name == "dataset":
         ds = config["datasets"]
-        return [d for d in ds if stage.name != "synth" or "synth" in ds[d]]
+        return [
+            d
+            for d in ds
+            if (stage.name != "synth" or "synth" in ds[d])
+            and (stage.storage is None or storage_of(config, d) == stage.storage)
+        ]
     if name == "fold":
         return [str(f) for f in config["datasets"][w["dataset"]].get("folds", [1])]
     if name in ("teacher", "student"):
@@ -455,7 +505,7 @@ def job_wildcards(config: dict[str, Any], stage: Stage) -> list[dict[str, str]]:
 
 
 def job_name(stage: str, w: dict[str, Any]) -> str:
-    """``train_student@synthetic-1-resnext-resnext8-condi_sr``: DVC's name for the job."""
+    """``train_student@synthetic-1-resnext14-resnext14half-condi_sr``: DVC's name for the job."""
     return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
 
 
@@ -489,7 +539,8 @@ def gathered(
         if g.methods is not None and sw.get("method") not in g.methods:
             continue
         shown = {**sw, **{k: (show or w)[k] for k in g.match}}
-        out.append(src.outputs[g.output].pattern.format(**shown))
+        o = src.outputs[g.output]
+        out += _expand_over(config, o, shown) if o.over else [o.pattern.format(**shown)]
     return out
 
 
@@ -541,6 +592,8 @@ def job(
                 params_paths[spec.key.format(**w)] = path
         elif isinstance(spec, str):
             inputs[name] = [spec.format(**fmt)]
+        elif isinstance(spec, Clips):
+            inputs[name] = [spec.pattern(config, w).format(**fmt)]
         else:
             parts = spec if isinstance(spec, tuple) else (spec,)
             inputs[name] = [p for g in parts for p in gathered(config, g, w, show)]
@@ -568,7 +621,7 @@ def jobs(
 
 FINAL_STAGES = {
     "main": ["table3", "metrics", "table1", "table2", "table4", "table5"]
-    + ["ambiguity_table", "figures", "timeline"],
+    + ["ambiguity_table", "figures", "timeline", "stage_times"],
     "ablation": ["ablation_table"],
     "speed": ["speed"],
 }
@@ -681,7 +734,9 @@ def _dvc_entry(
     keys = param_keys(st, show or w)
     if keys:
         entry["params"] = keys
-    for kind, key in (("out", "outs"), ("root", "outs"), ("metric", "metrics"), ("plot", "plots")):
+    kinds = (("out", "outs"), ("folder", "outs"), ("root", "outs"), ("metric", "metrics"),
+             ("plot", "plots"))  # fmt: skip
+    for kind, key in kinds:
         files: list[Any] = []
         for name, o in st.outputs.items():
             if o.kind != kind:
@@ -689,7 +744,7 @@ def _dvc_entry(
             for f in j.outputs[name]:
                 if kind == "root":
                     files.append(ref(ROOT.key.format(**w)))
-                elif kind == "out":
+                elif kind in ("out", "folder"):
                     files.append(f)
                 elif f.endswith(".csv"):
                     files.append(
@@ -707,7 +762,7 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
     ``ablation/dvc.yaml`` (``"ablation"``) or ``speed/dvc.yaml`` (``"speed"``), whose paths are
     relative to the repository root (their ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
     wildcards (and references to their params paths), so its jobs are named as in MLflow
-    (``train_teacher@synthetic-1-resnext``); jobs that differ in shape get a stage each."""
+    (``train_teacher@synthetic-1-resnext14``); jobs that differ in shape get a stage each."""
     if part not in PART_DVC:
         raise ValueError(f"part: {' | '.join(PART_DVC)}, not {part!r}")
     apart = part != "main"

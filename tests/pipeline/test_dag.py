@@ -31,7 +31,10 @@ def snakemake_jobs(workdir, target="results/table3.csv"):
     for block in re.split(r"\n(?=\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]\n)", out.stdout):
         rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
         cmd = re.search(
-            r"^(?:Shell command: )?\s*\((condi .*?)\) > logs/\S+ 2>&1\s*$", block, flags=re.M
+            r"^(?:Shell command: )?\s*\(export CONDI_PROGRESS_FD=3 CONDI_LOG='?logs/\S+; "
+            r"(condi .*?)\) 3>&2 > '?logs/\S+ 2>&1\s*$",
+            block,
+            flags=re.M,
         )
         outs = re.search(r"^\s+output: (.*)$", block, flags=re.M)
         if rule and cmd:
@@ -106,13 +109,13 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     dvc = check_same_dag(workdir)
     names = {v[0] for v in dvc.values()}
     student = next(iter(load_yaml(workdir / "params.yaml")["students"]))
-    assert f"train_student@synthetic-1-resnext-{student}-condi_sr" in names
+    assert f"train_student@synthetic-1-resnext14-{student}-condi_sr" in names
     finals = {"table1", "table2", "table3", "table4", "table5", "ambiguity_table", "figures"}
     assert finals | {"metrics", "ablation_table"} <= names
     for stage in ("timing", "ambiguity", "timeline"):
-        assert f"{stage}@synthetic-1-resnext-{student}" in names
+        assert f"{stage}@synthetic-1-resnext14-{student}" in names
     for variant in ("condi_sr-crossfit-true-2", "maxprob-train-false-0"):
-        assert f"ablation_train_student@synthetic-1-resnext-{student}-{variant}" in names
+        assert f"ablation_train_student@synthetic-1-resnext14-{student}-{variant}" in names
     n_variants = sum(1 for n in names if n.startswith("ablation_train_student@"))
     assert n_variants == 2 * 2 * 3 + 3 * 3  # condi_sr x sources x detach, 3 methods; 3 seeds
     # every stage with wildcards is one foreach stage whose jobs carry Snakemake's names
@@ -157,15 +160,15 @@ def test_the_ablation_variants_carry_their_switches():
     p = validate(p)
     js = {j.name: j for j in jobs(p)}
     s = next(iter(p["students"]))
-    condi = js[f"ablation_train_student@synthetic-1-resnext-{s}-condi_sr-crossfit-true-4"]
+    condi = js[f"ablation_train_student@synthetic-1-resnext14-{s}-condi_sr-crossfit-true-4"]
     assert condi.inputs["pseudo_labels"] == [
-        "data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz"
+        "data/pseudo_labels/synthetic/fold1/resnext14_crossfit.npz"
     ]
     narrowed, values = stage_params(p, condi.stage, condi.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "crossfit"
     assert narrowed["condi"]["detach_confidence_in_target"] is True
     assert narrowed["seed"] == 4 and values["seed"] == 4
-    faithful = js[f"ablation_evaluate@synthetic-1-resnext-{s}-st_ent-train-false-4"]
+    faithful = js[f"ablation_evaluate@synthetic-1-resnext14-{s}-st_ent-train-false-4"]
     narrowed, _ = stage_params(p, faithful.stage, faithful.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "train"
     assert narrowed["condi"]["detach_confidence_in_target"] is False
@@ -174,8 +177,8 @@ def test_the_ablation_variants_carry_their_switches():
     )
     labels = {n for n in js if n.startswith("ablation_pseudo_labels@")}
     assert labels == {
-        "ablation_pseudo_labels@synthetic-1-resnext-crossfit",
-        "ablation_pseudo_labels@synthetic-1-resnext-train",
+        "ablation_pseudo_labels@synthetic-1-resnext14-crossfit",
+        "ablation_pseudo_labels@synthetic-1-resnext14-train",
     }
     assert len([n for n in js if n.startswith("ablation_train_student@")]) == 2
     narrowed, _ = stage_params(p, js["ablation_table"].stage, {})
@@ -209,6 +212,45 @@ def test_several_datasets_folds_and_models(tmp_path):
     assert re.search(r"--student-ckpt \S+_condi_sr\.pt \S+_st_ent\.pt --student-scores", timing)
 
 
+def test_a_resized_dataset_reads_its_store_instead_of_a_cache(tmp_path):
+    """storage: resized (issue 19) beside the synthetic dataset's cache: one resize job (every
+    fold's index in, one folder out) and no cache job for it; every stage that reads clips
+    gets the folder, the other dataset keeps its cache; DVC runs what Snakemake runs."""
+    p = load_yaml(REPO / "params.yaml")
+    (tmp_path / "k400").mkdir()
+    p["datasets"]["k400"] = {"kind": "folder", "root": "k400", "folds": [1, 2],
+                             "storage": "resized"}  # fmt: skip
+    workdir = workflow_copy(tmp_path, p)
+    dvc = check_same_dag(workdir)
+    names = {v[0] for v in dvc.values()}
+    assert {"cache@synthetic-1", "resize@k400"} <= names
+    assert not [n for n in names if n.startswith("cache@k400") or n.startswith("resize@synth")]
+    resize = next(c for c, v in dvc.items() if v[0] == "resize@k400")
+    assert resize.endswith(
+        "--index data/index/k400_fold1.parquet data/index/k400_fold2.parquet "
+        "--out data/resized/k400"
+    )
+    assert dvc[resize][1] == ["data/resized/k400"]
+    readers = {"train_teacher", "pseudo_labels", "train_student", "teacher_scores",
+               "student_scores", "timing", "ablation_pseudo_labels",
+               "ablation_train_student", "ablation_student_scores"}  # fmt: skip
+    for cmd, (name, _, deps, _, _) in dvc.items():
+        stage, _, job = name.replace("--", "@").partition("@")
+        if stage not in readers:
+            continue
+        if job.startswith("k400"):
+            assert "--cache data/resized/k400 " in cmd and "data/resized/k400" in deps
+            assert not any(d.startswith("data/cache/") for d in deps), name
+        else:
+            assert "--cache data/cache/synthetic_fold1.npy " in cmd, name
+    stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
+    assert stages["resize"]["do"]["params"] == [
+        "datasets.${item.dataset}.root",
+        "data.short_side",
+        "resize",
+    ]
+
+
 def test_without_condi_sr_there_is_no_table5_nor_timeline(tmp_path):
     p = load_yaml(REPO / "params.yaml")
     p["methods"] = ["maxprob"]
@@ -230,7 +272,7 @@ def test_an_adopted_teacher_checkpoint_is_an_input(tmp_path):
     dvc = check_same_dag(workdir)
     deps = {v[0]: v[2] for v in dvc.values()}
     assert "ckpt/mine.pt" in deps["train_teacher--synthetic-1-mine"]
-    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext"]
+    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext14"]
 
 
 def test_committed_dvc_yaml_is_up_to_date():
@@ -321,7 +363,7 @@ def test_a_values_edit_leaves_dvc_yaml_unchanged_and_a_shape_edit_does_not():
         ("evaluation.K", [1, 2]),
         ("timing.repeats", 3),
         ("training.teacher.epochs", 2),
-        ("teachers.resnext.kwargs", {"layers": [1, 1, 1, 1]}),
+        ("teachers.resnext14.kwargs", {"layers": [1, 1, 1, 1]}),
     ]:
         q = copy.deepcopy(p)
         node = q

@@ -24,12 +24,12 @@ from tests.conftest import REPO, load_yaml, workflow_copy
 
 SNAKEMAKE = ["snakemake"]
 TABLE = "results/table3.csv"
-TEACHER_OUT = "models/synthetic/fold1/teacher_resnext.pt"
-STUDENT_OUT = "models/synthetic/fold1/student_resnext_resnext8_condi_sr.pt"
+TEACHER_OUT = "models/synthetic/fold1/teacher_resnext14.pt"
+STUDENT_OUT = "models/synthetic/fold1/student_resnext14_resnext14half_condi_sr.pt"
 INDEX = "data/index/synthetic_fold1.parquet"
 CACHE = "data/cache/synthetic_fold1.npy"
-TEACHER_SCORES = "results/scores/synthetic/fold1/teacher_resnext.npz"
-BASELINES = "results/eval/synthetic/fold1/baselines_resnext.csv"
+TEACHER_SCORES = "results/scores/synthetic/fold1/teacher_resnext14.npz"
+BASELINES = "results/eval/synthetic/fold1/baselines_resnext14.csv"
 DATA_ROOT = "data/synthetic"
 PIPELINE_TIMEOUT = 600
 

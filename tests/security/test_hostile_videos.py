@@ -52,13 +52,15 @@ def checkpoints(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     info = {"arch": "resnext101", "kwargs": KW, "num_classes": 5, "class_names": EVIL_NAMES}
     save_model(d / "teacher.pt", build_model("resnext101", 5, **KW), role="teacher", **info)
-    save_model(d / "student.pt", build_student("resnext101", 5, **KW), role="student", **info)
+    student = build_student("resnext101", 5, **KW)
+    save_model(d / "student.pt", student, role="student", method="condi_sr", **info)
     return d / "teacher.pt", d / "student.pt"
 
 
 def predict(checkpoints, videos, *extra):
     teacher, student = checkpoints
-    args = ["predict", *map(str, videos), "--teacher", str(teacher), "--student", str(student)]
+    args = ["predict", *map(str, videos), "--teacher-ckpt", str(teacher)]
+    args += ["--student-ckpt", str(student)]
     return main([*args, "--k", "1", "--params", str(PARAMS), *extra])
 
 

@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from condi.cli.common import add_stage, add_table_outputs, stage_context
+from condi.cli.common import add_stage, add_table_outputs, stage_context, table_runs
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,10 @@ def cmd_table3(args: argparse.Namespace) -> int:
         log.info(
             "paired bootstrap (%d resamples): %.2f s", boot.resamples, time.perf_counter() - started
         )
-    for dataset in long["dataset"].unique():
-        with ctx.run("table3", dataset=dataset) as run:
-            table3.write(long, args.out_csv, args.out_md, columns, rivals, boot)
-            run.log_artifact(args.out_csv)
-            run.log_artifact(args.out_md)
+    table3.write(long, args.out_csv, args.out_md, columns, rivals, boot)
+    paper = Path(args.out_csv).with_name(Path(args.out_csv).stem + "_paper.csv")
+    keys = ["method", "K", "Ks"]
+    table_runs(ctx, long, keys, ["top1", "top1_std"], (args.out_csv, args.out_md, paper))
     print(Path(args.out_md).read_text())
     return 0
 
@@ -85,10 +84,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     long = ablation.assemble(args.students, args.baselines, ablation_params(ctx.params)["K"])
-    for dataset in long["dataset"].unique():
-        with ctx.run("ablation", dataset=dataset) as run:
-            ablation.write(long, args.out_csv, args.out_md)
-            run.log_artifact(args.out_csv)
-            run.log_artifact(args.out_md)
+    ablation.write(long, args.out_csv, args.out_md)
+    keys = ["method", "pseudo_labels", "detach_confidence", "K"]
+    table_runs(ctx, long, keys, ["top1", "top1_std"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0

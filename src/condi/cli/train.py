@@ -50,7 +50,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     data = load_data(args.index, args.cache)
-    with ctx.run(f"teacher {args.teacher}") as run:
+    with ctx.run() as run:
         summary = train_teacher(ctx.params, args.teacher, data, args.out, tracker=run)
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
     log.info("teacher %s: %s", args.teacher, summary)
@@ -65,8 +65,7 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> int:
     ctx = stage_context(args)
     data = load_data(args.index, args.cache)
     model, _ = load_model(args.checkpoint, role="teacher")
-    source = ctx.params["pseudo_labels"]["source"]
-    with ctx.run(f"pseudo-labels {args.teacher} ({source})") as run:
+    with ctx.run() as run:
         work_dir = args.out.with_name(args.out.stem + "_crossfit")
         pl = compute_pseudo_labels(ctx.params, model, data, teacher=args.teacher, work_dir=work_dir)
         save_pseudo_labels(args.out, pl)
@@ -87,7 +86,7 @@ def cmd_student(args: argparse.Namespace) -> int:
     name = f"{args.method} {args.teacher}->{args.student}"
     if args.stage.startswith("ablation"):
         name += f" [{args.source}, detach {args.detach}, seed {args.seed}]"
-    with ctx.run(name) as run:
+    with ctx.run() as run:
         summary = train_student(
             ctx.params, args.student, args.method, data, pl, args.out, tracker=run
         )

@@ -1,9 +1,13 @@
-"""Classify whole videos with a trained student + teacher (paper Fig. 1, docs/method.md, section 4).
+"""Classify whole videos with a trained student + teacher (paper Fig. 1, docs/method.md, sections 3-4).
 
-The student skims every clip of the video; the K clips with the highest z~ go to the teacher
-(``ks = 0``, inference (b)), or the Ks lowest-entropy clips are classified by the student itself
-and K - Ks go to the teacher (inference (c)). Timing covers the forward passes on decoded clips
-(decoding is reported separately).
+The student skims every clip of the video and ranks them by its method's own score (the
+registry's ``ranking``, :mod:`condi.methods`): a ``condi_sr`` student sends the K clips with the
+highest z~ to the teacher (``ks = 0``, inference (b)), or classifies the Ks lowest-entropy clips
+itself and sends K - Ks to the teacher (inference (c)); any other student sends its top K
+clips (``bce_conf``: z~, ``st_ent``: lowest entropy, ``st_conf``: its confidence c,
+``maxprob``: max-softmax), whose teacher probabilities are averaged, as in the evaluation grid.
+:func:`student_method` refuses a student whose checkpoint names no method it can rank with.
+Timing covers the forward passes on decoded clips (decoding is reported separately).
 
 :func:`predict_videos` decodes ahead: a worker thread decodes (and normalises) the next video
 while the models classify the current one (PyAV and torch release the GIL in their heavy
@@ -29,12 +33,16 @@ import torch
 from torch import nn
 
 from condi.batching import AUTO, BatchProfile, batch_profile, run_batched
-from condi.evaluation.samplers import split_choice, split_prediction
+from condi.evaluation.samplers import ranked, split_choice, split_prediction
+from condi.methods import METHODS, Method, get_method
 from condi.metrics import softmax_np
-from condi.scores import entropy_np, sigmoid
+from condi.scores import student_clip_scores
 
 log = logging.getLogger(__name__)
 AHEAD_THREADING = "NONE"  # the decode-ahead worker's decoder threading (predict_videos)
+
+# the method whose inference (c) splits K between student and teacher (docs/method.md, section 4)
+SPLIT_METHOD = "condi_sr"
 
 
 @dataclass
@@ -49,7 +57,9 @@ class Prediction:
     decode_s: float
     model_s: float
     error: str | None = None
-    z_tilde: list[float] = field(default_factory=list)
+    method: str = ""  # the student's method
+    ranking: str = ""  # the per-clip score it ranks clips by (z_tilde, neg_entropy, max_prob)
+    clip_scores: list[float] = field(default_factory=list)  # that score, per clip
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +121,31 @@ def model_batches(
     )
 
 
+def student_method(ckpt: dict[str, Any], source: str = "student") -> Method:
+    """The registered method a student checkpoint was trained with, if condi can rank clips
+    with it; ``ValueError`` saying why not otherwise (no method recorded, an unknown one, or
+    one that would rank by a confidence head it never trained)."""
+    name = ckpt.get("method")
+    if not name:
+        raise ValueError(
+            f"{source}: the student checkpoint names no method, so condi cannot tell which "
+            "per-clip score ranks its clips (z~, entropy, confidence or max-prob); use a "
+            f"student written by `condi train student` (methods: {', '.join(METHODS)})"
+        )
+    try:
+        method = get_method(str(name))
+    except ValueError:
+        raise ValueError(
+            f"{source}: trained with method {name!r}, which this condi cannot rank clips with "
+            f"(known: {', '.join(METHODS)})"
+        ) from None
+    if method.ranking == "z_tilde" and not method.trains_confidence:
+        raise ValueError(
+            f"{source}: method {name!r} ranks by z~ but never trains the confidence head"
+        )
+    return method
+
+
 def predict_clips(
     clips: torch.Tensor,
     teacher: nn.Module,
@@ -120,29 +155,47 @@ def predict_clips(
     batch_size: int | str = 64,
     device: torch.device | None = None,
     batches: tuple[BatchProfile, BatchProfile] | None = None,
+    method: str = SPLIT_METHOD,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run the ConDi inference on one video's normalised clips.
+    """Run the inference of a ``method`` student on one video's normalised clips (module
+    docstring); ``ks > 0`` only for ``condi_sr`` (inference (c)).
 
     ``batch_size``: clips per forward pass, or ``"auto"`` (each model's fastest, measured);
     ``batches`` (teacher's, student's profile, :func:`model_batches`) overrides it.
-    Returns ``(probabilities (C,), student clips, teacher clips, z~ per clip)``.
+    Returns ``(probabilities (C,), student clips, teacher clips, the ranking score per clip)``
+    (the score: z~ for condi_sr and bce_conf, -H for st_ent, c for st_conf, max-prob for
+    maxprob; higher is sent to the teacher first).
     """
+    ranking = get_method(method).ranking
+    if ks and method != SPLIT_METHOD:
+        raise ValueError(
+            f"--ks {ks}: the student share Ks is ConDi-SR's inference (c); a {method} student "
+            f"only ranks clips (by {ranking}): use --ks 0"
+        )
     device = device or torch.device("cpu")
     if batches is None:
         batches = model_batches(teacher, student, tuple(clips.shape[1:]), batch_size, device)
     t_batches, s_batches = batches
     s_logits, conf = _batched(student, clips, s_batches, device)
-    z_tilde = sigmoid(conf)
-    s_probs = softmax_np(s_logits.astype(np.float64))
-    h = entropy_np(s_probs)
+    scores = student_clip_scores(s_logits, conf)
+    score = scores[ranking]
+    n = len(clips)
+    if method == SPLIT_METHOD:
+        s_probs = softmax_np(s_logits.astype(np.float64))
+        z_tilde, h = scores["z_tilde"], scores["entropy"]
+        chosen_t = np.sort(split_choice(z_tilde, h, k, ks)[1])
+    else:  # the top K by the method's own score, as the evaluation grid ranks them
+        order = ranked(score)[: min(k, n)]
+        chosen_t = np.sort(order)
     # the teacher runs only on the clips it will classify; the others' rows stay unused zeros
-    chosen_t = np.sort(split_choice(z_tilde, h, k, ks)[1])
-    t_probs = np.zeros((len(clips), s_probs.shape[1]))
+    t_probs = np.zeros((n, s_logits.shape[1]))
     if len(chosen_t):
         t_logits, _ = _batched(teacher, clips[torch.from_numpy(chosen_t)], t_batches, device)
         t_probs[chosen_t] = softmax_np(t_logits.astype(np.float64))
-    probs, s_used, t_used = split_prediction(t_probs, s_probs, z_tilde, h, k, ks)
-    return probs, s_used, t_used, z_tilde
+    if method == SPLIT_METHOD:
+        probs, s_used, t_used = split_prediction(t_probs, s_probs, z_tilde, h, k, ks)
+        return probs, s_used, t_used, score
+    return t_probs[order].mean(axis=0), np.zeros(0, np.int64), order, score
 
 
 @dataclass
@@ -210,6 +263,7 @@ def classify_decoded(
     device: torch.device | None = None,
     batch_size: int | str = AUTO,
     batches: tuple[BatchProfile, BatchProfile] | None = None,
+    method: str = SPLIT_METHOD,
 ) -> Prediction:
     """Classify a decoded video (:func:`predict_clips`); ``model_s`` times the models only."""
     if decoded.error is not None or decoded.clips is None:
@@ -217,8 +271,8 @@ def classify_decoded(
     x = decoded.clips
     t1 = time.perf_counter()
     try:
-        probs, s_used, t_used, z_tilde = predict_clips(
-            x, teacher, student, k, ks, batch_size, device, batches
+        probs, s_used, t_used, score = predict_clips(
+            x, teacher, student, k, ks, batch_size, device, batches, method=method
         )
     except MemoryError:
         return failed_prediction(decoded.path, "out of memory while classifying (too many clips)")
@@ -234,7 +288,9 @@ def classify_decoded(
         num_clips=len(x),
         decode_s=decoded.decode_s,
         model_s=model_s,
-        z_tilde=[round(float(z), 4) for z in z_tilde],
+        method=method,
+        ranking=get_method(method).ranking,
+        clip_scores=[round(float(z), 4) for z in score],
     )
 
 
@@ -248,12 +304,15 @@ def predict_video(
     ks: int = 0,
     device: torch.device | None = None,
     batch_size: int | str = AUTO,
+    method: str = SPLIT_METHOD,
 ) -> Prediction:
     """Decode ``path`` (PyAV) and classify it; a bad file (missing, a directory, empty, not a
     video, undecodable, too big for memory) gives a Prediction with ``error`` instead of
     raising, so that the other videos of the same call are still classified."""
     decoded = decode_for_prediction(path, data_cfg)
-    return classify_decoded(decoded, teacher, student, class_names, k, ks, device, batch_size)
+    return classify_decoded(
+        decoded, teacher, student, class_names, k, ks, device, batch_size, method=method
+    )
 
 
 def _decode_safely(
@@ -277,6 +336,7 @@ def predict_videos(
     device: torch.device | None = None,
     batch_size: int | str = AUTO,
     prefetch: int = 1,
+    method: str = SPLIT_METHOD,
 ) -> Iterator[Prediction]:
     """:func:`predict_video` for every path, in order, with decoding ``prefetch`` videos ahead
     of the models in a worker thread (``prefetch=0``: decode, then classify, one video after
@@ -296,7 +356,7 @@ def predict_videos(
             if batches is None and decoded.error is None:
                 batches = model_batches(teacher, student, shape, batch_size, device)
             return classify_decoded(
-                decoded, teacher, student, class_names, k, ks, device, batch_size, batches
+                decoded, teacher, student, class_names, k, ks, device, batch_size, batches, method
             )
         except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
             log.debug("%s: failed", decoded.path, exc_info=True)

@@ -5,7 +5,8 @@ What is timed, per test video and per configuration (method, K, Ks), with
 ``time.perf_counter`` around the whole call (``torch.cuda.synchronize`` on both ends on CUDA):
 
 * the crop + normalisation of the clips the models see, read from the clip cache (the cache
-  holds DECODED clips: video decoding is EXCLUDED from every figure; ``condi predict`` and
+  holds DECODED clips; a resized store's clips are decoded into memory before the video's
+  configurations run: video decoding is EXCLUDED from every figure; ``condi predict`` and
   ``benchmarks/data_decode.py`` measure decoding separately). The video's cache rows are read
   once, untimed, before its configurations run, so the page cache, not the disk, serves them;
 * ``dense``: the teacher over all N clips (batched), softmax probabilities averaged;
@@ -46,7 +47,8 @@ import torch
 from torch import nn
 
 from condi.batching import BatchProfile, batch_profile, run_batched
-from condi.data.dataset import ClipDataset
+from condi.data.dataset import ClipDataset, ResizedClipDataset
+from condi.data.indexed import clip_dataset
 from condi.evaluation.grid import Videos
 from condi.evaluation.samplers import equidistant, prefix_means, ranked, split_prediction
 from condi.methods import METHOD_REGISTRY, get_method
@@ -197,7 +199,11 @@ class VideoRunner:
         return torch.stack([self.dataset[sl.start + int(p)][0] for p in positions])
 
     def touch(self, sl: slice) -> None:
-        """Read the video's cache rows once (untimed), so that timing sees memory, not disk."""
+        """Read the video's cache rows once (untimed), so that timing sees memory, not disk;
+        on a resized store, decode its clips into memory (decoding is excluded here too)."""
+        if isinstance(self.dataset, ResizedClipDataset):
+            self.dataset.preload(sl)
+            return
         rows = self.dataset.rows[sl]
         np.asarray(self.dataset.data[rows.min() : rows.max() + 1]).sum()
 
@@ -463,14 +469,8 @@ def run_timing(
     videos = Videos.from_index(test)
     picks = sample_videos(videos, max_videos, params.get("seed", 0))
     sub_videos, positions = subset(videos, picks)
-    dataset = ClipDataset(
-        data.cache_path,
-        rows[positions],
-        test["label"].to_numpy()[positions],
-        crop_size=dcfg["crop_size"],
-        train=False,
-        mean=dcfg["mean"],
-        std=dcfg["std"],
+    dataset = clip_dataset(
+        data, rows[positions], test["label"].to_numpy()[positions], dcfg, train=False
     )
     configs = configurations(list(students), ks, ev.get("Ks_K"), ev.get("Ks", []))
     teacher.to(device)

@@ -3,10 +3,12 @@
 and condi checkpoints into a model (:func:`load_pretrained`).
 
 A condi checkpoint is ``{'model': state_dict, 'role': 'teacher' | 'student', 'arch': str,
-'kwargs': dict, 'num_classes': int, ...}`` (plus ``class_names``, ``history``, ``method``...),
-tensors and plain types only, so every file is read with ``weights_only``
-(:func:`condi.io.load_torch`): one holding anything else raises
-:class:`condi.io.UnsafeFileError` naming it, and nothing in it runs.
+'kwargs': dict, 'num_classes': int, ...}`` (plus ``class_names``, ``history``, ``method``,
+``config``...): ``config`` is the part of params.yaml the job trained with (its stage's keys,
+PySlowFast-style), so that ``condi predict`` needs no params file: :func:`data_config` reads
+the clip length, sizes and normalisation from it. The file holds tensors and plain types
+only, so every file is read with ``weights_only`` (:func:`condi.io.load_torch`): one holding
+anything else raises :class:`condi.io.UnsafeFileError` naming it, and nothing in it runs.
 
 :func:`load_pretrained` accepts (a path or an already loaded object):
 
@@ -228,6 +230,25 @@ def save_model(
         "checkpoint",
     )
     save_torch({"model": state, **meta}, path)
+
+
+# what a checkpoint's clips must look like: read by condi predict from ``config['data']``
+DATA_KEYS = ("clip_len", "short_side", "crop_size", "mean", "std")
+
+
+def training_config(params: dict[str, Any]) -> dict[str, Any]:
+    """The params a job trained with, as a checkpoint keeps them (``config``): the stage's
+    own keys (condi.pipeline.narrow) without the runtime ``threads``."""
+    return {k: v for k, v in params.items() if k != "threads"}
+
+
+def data_config(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The clip settings (:data:`DATA_KEYS`) a condi checkpoint was trained with, from its
+    ``config``; ``None`` for a checkpoint written without one (condi before issue 14)."""
+    data = (ckpt.get("config") or {}).get("data")
+    if not isinstance(data, dict) or not all(k in data for k in DATA_KEYS):
+        return None
+    return {k: data[k] for k in DATA_KEYS}
 
 
 def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:

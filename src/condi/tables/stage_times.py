@@ -1,130 +1,148 @@
-"""Time per pipeline stage, from Snakemake's ``benchmark:`` files (docs/method.md, "The
-pipeline"; the README's timing table comes from here, not from a hand-written log).
+"""The time each pipeline stage took in the last Snakemake run (docs/method.md, "The pipeline").
 
-Every rule of ``workflow/rules/stages.smk`` writes ``logs/benchmark/<stage>/<job>.tsv`` (a
-stage without wildcards: ``logs/benchmark/<stage>.tsv``): Snakemake's wall-clock seconds
-``s``, CPU seconds ``cpu_time``, peak memory ``max_rss`` (MB) and ``mean_load`` (the job's CPU
-time per wall second, in %), one row per benchmark repeat. :func:`read_benchmarks` reads them
-into one row per job (repeats averaged, memory: the peak) and :func:`stage_times` sums them
-per stage, in the order of the stage table (:data:`condi.pipeline.STAGES`). The sum of job
-seconds is not the run's wall time when jobs ran in parallel: ``total_s`` says how much work
-each stage was.
+Snakemake writes one ``benchmark:`` file per job (``logs/benchmark/<stage>/<job>.tsv``, or
+``logs/benchmark/<stage>.tsv`` for a stage without wildcards; a synthetic dataset's job is
+named by its root): wall-clock seconds ``s``, peak memory ``max_rss`` (MB), ``cpu_time``...
+:func:`collect` reads them all, one row per job; :func:`summarise` gives one row per stage
+(jobs, total, longest job, peak memory) in the pipeline's order; :func:`markdown` is the
+report's table. A run that never went through Snakemake (``dvc repro``) has no such files:
+the table then says so rather than inventing times.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from condi.io import write_csv, write_text
 
-JOB_COLUMNS = ["stage", "job", "s", "cpu_time", "max_rss", "mean_load", "repeats", "path"]
-STAGE_COLUMNS = [
-    "stage",
-    "jobs",
-    "total_s",
-    "mean_s",
-    "max_s",
-    "cpu_s",
-    "max_rss_mb",
-    "cpu_pct",
-]
-NUMERIC = ["s", "cpu_time", "max_rss", "mean_load"]
+JOB_COLUMNS = ["stage", "job", "s", "max_rss_mb", "cpu_time_s", "file"]
+STAGE_COLUMNS = ["stage", "jobs", "total_s", "max_s", "max_rss_mb"]
 
 
-def read_benchmarks(folder: str | os.PathLike = "logs/benchmark") -> pd.DataFrame:
-    """One row per job (:data:`JOB_COLUMNS`) from the ``*.tsv`` files under ``folder``: the
-    stage is the first folder below it (or the file's stem when it lies directly in it), the
-    job the file's path below the stage without ``.tsv``. Unreadable files raise ``ValueError``
-    naming the file."""
+def _number(value: object) -> float:
+    """A benchmark field as a number (Snakemake writes ``-`` where it measured nothing)."""
+    out = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return float(out)
+
+
+def collect(folder: str | Path, jobs: set[str] | None = None) -> pd.DataFrame:
+    """One row per benchmark file under ``folder`` (:data:`JOB_COLUMNS`); the last row of a
+    file when Snakemake appended several (``--benchmark-repeats``). With ``jobs`` (paths
+    relative to ``folder``, without ``.tsv``: :func:`job_files`), only those: a file left by a
+    job the pipeline no longer has (a renamed model, a dropped stage) is not counted."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no benchmark folder (run the pipeline with Snakemake)")
     rows = []
-    for path in sorted(folder.rglob("*.tsv")):
-        rel = path.relative_to(folder)
-        stage = rel.parts[0] if len(rel.parts) > 1 else path.stem
-        job = str(Path(*rel.parts[1:]).with_suffix("")) if len(rel.parts) > 1 else ""
+    for path in sorted(folder.rglob("*.tsv")) if folder.is_dir() else []:
+        rel = path.relative_to(folder).with_suffix("")
+        if jobs is not None and rel.as_posix() not in jobs:
+            continue
+        parts = rel.parts
         try:
             df = pd.read_csv(path, sep="\t")
-        except Exception as exc:
-            raise ValueError(f"{path}: not a Snakemake benchmark file: {exc}") from exc
-        if "s" not in df.columns or df.empty:
-            raise ValueError(f"{path}: not a Snakemake benchmark file (no rows or no 's' column)")
-        values = {  # repeats: mean times and load, the peak memory
-            c: getattr(pd.to_numeric(df[c], errors="coerce"), "max" if c == "max_rss" else "mean")()
-            if c in df
-            else np.nan
-            for c in NUMERIC
-        }
-        rows.append({"stage": stage, "job": job, **values, "repeats": len(df), "path": str(path)})
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{path}: not a Snakemake benchmark file ({exc})") from exc
+        if df.empty or "s" not in df.columns:
+            raise ValueError(f"{path}: not a Snakemake benchmark file (no 's' column)")
+        last = df.iloc[-1]
+        rows.append(
+            {
+                "stage": parts[0],
+                "job": "/".join(parts[1:]) or "-",
+                "s": _number(last["s"]),
+                "max_rss_mb": _number(last.get("max_rss", float("nan"))),
+                "cpu_time_s": _number(last.get("cpu_time", float("nan"))),
+                "file": str(path),
+            }
+        )
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
-def _stage_order(stages: list[str]) -> list[str]:
-    from condi.pipeline import STAGES
+def job_files(config: dict) -> set[str]:
+    """The benchmark file of every job of ``config``'s pipeline (the ablation's included),
+    relative to the benchmark folder and without ``.tsv``, as the Snakemake rules name them
+    (:func:`condi.pipeline.log_pattern`)."""
+    from condi import pipeline as pl
 
-    known = [s for s in STAGES if s in stages]
-    return known + sorted(s for s in stages if s not in STAGES)
+    out = set()
+    for stage in pl.STAGES.values():
+        pattern = pl.log_pattern(stage, "", "")[1:]  # "<stage>/<job>" or "<stage>"
+        for w in pl.job_wildcards(config, stage):
+            if stage.name == "synth":
+                w = {"root": config["datasets"][w["dataset"]]["root"]}
+            out.add(pattern.format(**w))
+    return out
 
 
-def stage_times(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per stage (:data:`STAGE_COLUMNS`): jobs, summed / mean / longest wall seconds, summed CPU
-    seconds, peak memory and ``cpu_pct`` = CPU seconds per wall second (%, below 100 for a
-    one-thread job that waited for the CPU on a busy machine); then a ``total`` row."""
+def summarise(jobs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+    """One row per stage: its jobs, their total and longest time (s) and peak memory (MB), in
+    ``order`` (the pipeline's stage order; other stages after it, by name)."""
     if jobs.empty:
         return pd.DataFrame(columns=STAGE_COLUMNS)
     g = jobs.groupby("stage", sort=False)
-    out = g.agg(
-        jobs=("s", "size"),
-        total_s=("s", "sum"),
-        mean_s=("s", "mean"),
-        max_s=("s", "max"),
-        cpu_s=("cpu_time", "sum"),
-        max_rss_mb=("max_rss", "max"),
+    out = pd.DataFrame(
+        {
+            "jobs": g.size(),
+            "total_s": g["s"].sum(),
+            "max_s": g["s"].max(),
+            "max_rss_mb": g["max_rss_mb"].max(),
+        }
     ).reset_index()
-    out["cpu_pct"] = 100.0 * out["cpu_s"] / out["total_s"]
-    out = out.set_index("stage").loc[_stage_order(list(out["stage"]))].reset_index()
-    total = {
-        "stage": "total",
-        "jobs": int(out["jobs"].sum()),
-        "total_s": out["total_s"].sum(),
-        "mean_s": jobs["s"].mean(),
-        "max_s": jobs["s"].max(),
-        "cpu_s": out["cpu_s"].sum(),
-        "max_rss_mb": jobs["max_rss"].max(),
-        "cpu_pct": 100.0 * out["cpu_s"].sum() / out["total_s"].sum(),
-    }
-    return pd.concat([out, pd.DataFrame([total])], ignore_index=True)[STAGE_COLUMNS]
+    rank = {name: i for i, name in enumerate(order or [])}
+    out["_rank"] = [rank.get(s, len(rank)) for s in out["stage"]]
+    out = out.sort_values(["_rank", "stage"], kind="stable").drop(columns="_rank")
+    return out.reset_index(drop=True)[STAGE_COLUMNS]
 
 
-def markdown(table: pd.DataFrame, source: str = "logs/benchmark") -> str:
-    """The per-stage table as Markdown (seconds to one decimal, memory in MB)."""
-    lines = [
-        f"Time per stage from Snakemake's benchmark files (`{source}`): wall seconds summed over "
-        "each stage's jobs (jobs running in parallel overlap, so the total is work, not the "
-        "run's wall time), CPU seconds (and per wall second, %) and peak memory.",
-        "",
-        "| stage | jobs | total s | mean s | max s | CPU s | CPU % | peak MB |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in table.itertuples():
-        name = f"**{r.stage}**" if r.stage == "total" else r.stage
-        lines.append(
-            f"| {name} | {int(r.jobs)} | {r.total_s:.1f} | {r.mean_s:.1f} | {r.max_s:.1f} | "
-            f"{r.cpu_s:.1f} | {r.cpu_pct:.0f} | {r.max_rss_mb:.0f} |"
+def _duration(seconds: float) -> str:
+    """``7 s``, ``4.5 min``, ``1.2 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def markdown(stages: pd.DataFrame, folder: str | Path) -> str:
+    """The per-stage table with the sum of all jobs (CPU-serial time: jobs that ran side by
+    side count in full), or a note that there are no Snakemake records."""
+    if stages.empty:
+        return (
+            f"No Snakemake benchmark records in `{folder}`: the per-stage times come from the "
+            "`benchmark:` files of a Snakemake run (`snakemake --cores all`); `dvc repro` "
+            "records none.\n"
         )
-    return "\n".join(lines) + "\n"
+    shown = pd.DataFrame(
+        {
+            "stage": stages["stage"],
+            "jobs": stages["jobs"].astype(int),
+            "total": [_duration(s) for s in stages["total_s"]],
+            "longest job": [_duration(s) for s in stages["max_s"]],
+            "peak memory (MB)": ["" if pd.isna(m) else f"{m:.0f}" for m in stages["max_rss_mb"]],
+        }
+    )
+    total = float(stages["total_s"].sum())
+    return (
+        shown.to_markdown(index=False)
+        + f"\n\nAll jobs together: {_duration(total)} ({int(stages['jobs'].sum())} jobs; jobs "
+        "that ran side by side count in full, so a run on several cores takes less). "
+        f"Wall-clock seconds per job from Snakemake's `benchmark:` files in `{folder}`; each "
+        "job's output is in `logs/<stage>/`.\n"
+    )
 
 
 def write(
-    folder: str | os.PathLike, out_csv: str | os.PathLike, out_md: str | os.PathLike
-) -> pd.DataFrame:
-    """Read ``folder``'s benchmark files, write the per-stage CSV and Markdown; returns it."""
-    table = stage_times(read_benchmarks(folder))
-    write_csv(table, out_csv)
-    write_text(out_md, markdown(table, str(folder)))
-    return table
+    folder: str | Path,
+    out_csv: str | Path,
+    out_md: str | Path,
+    order: list[str],
+    jobs_of: set[str] | None = None,
+) -> str:
+    """Collect ``folder``'s benchmark files (of the jobs ``jobs_of`` only, when given), write
+    the per-job CSV and the per-stage Markdown; returns the Markdown."""
+    jobs = collect(folder, jobs_of)
+    write_csv(jobs, out_csv)
+    md = markdown(summarise(jobs, order), folder)
+    write_text(out_md, md)
+    return md

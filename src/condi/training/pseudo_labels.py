@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condi.data.indexed import IndexedData
+from condi.data.indexed import IndexedData, loader_workers
 from condi.inference import forward_rows
 from condi.io import atomic_path
 from condi.metrics import eq1_labels
@@ -122,7 +122,10 @@ def compute_pseudo_labels(
     rows = np.concatenate([train_rows, val_rows])
     labels = data.labels(rows)
     batch = params["evaluation"]["batch_size"]
-    out = forward_rows(teacher_model, data.cache_path, rows, labels, params["data"], batch, device)
+    workers = loader_workers(params, data)
+    out = forward_rows(
+        teacher_model, data, rows, labels, params["data"], batch, device, num_workers=workers
+    )
     judge = out["logits"].copy()  # whose argmax decides z (Eq. 1)
     pl_cfg = params["pseudo_labels"]
     if pl_cfg["source"] == "crossfit":
@@ -146,7 +149,14 @@ def compute_pseudo_labels(
             model.to(device)
             held = train_rows[folds == j]
             return forward_rows(
-                model, data.cache_path, held, data.labels(held), params["data"], batch, device
+                model,
+                data,
+                held,
+                data.labels(held),
+                params["data"],
+                batch,
+                device,
+                num_workers=workers,
             )["logits"]
 
         judge = crossfit_judge(judge, folds, k, fold_logits)

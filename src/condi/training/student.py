@@ -10,6 +10,7 @@ anneals both groups; the paper names no selection rule).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from condi.training.trainer import train
 
 log = logging.getLogger(__name__)
 
+# (model output, labels, teacher logits, z) of one batch -> scalars to average over the epoch
+BatchMetrics = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], dict[str, float]]
+
 
 def _lookup(n_rows: int, pl: dict[str, np.ndarray]) -> np.ndarray:
     pos = np.full(n_rows, -1, dtype=np.int64)
@@ -44,6 +48,7 @@ def make_step(
     extra_state: dict[str, Any],
     row_labels: torch.Tensor | None = None,
     mirror: torch.Tensor | None = None,
+    batch_metrics: BatchMetrics | None = None,
 ):
     """The per-batch loss of ``method`` (a name of :mod:`condi.methods`' registry, else
     ``ValueError``); ``rows`` index the teacher's logits and z (Eq. 1) through ``pos`` (index
@@ -54,13 +59,20 @@ def make_step(
     unflipped clip, are permuted by ``mirror`` (class -> mirror class,
     :func:`condi.data.flips.logit_permutation`) before they serve as its target; z is kept (the
     teacher is as right on the mirror image as on the clip).
+
+    ``batch_metrics`` (a diagnostic hook, e.g. :func:`condi.training.diagnostics.batch_metrics`)
+    is called on every batch with what the loss saw: ``(model output, labels, teacher logits,
+    z)``, the teacher's logits already mirrored for flipped clips. The scalars it returns join
+    the step's extras, which :func:`condi.training.trainer.run_epoch` averages over the
+    epoch's clips (weighted by batch size) into the history as ``train_<name>``. It must not
+    change the model, its gradients or any random state: training is the same with or without.
     """
     get_method(method)
     c = params["condi"]
     tau, lam, mu = c["tau"], c["lam"], c["mu"]
 
-    def step(out, labels, rows):
-        logits, conf = out
+    def targets(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor):
+        """The batch's teacher logits (mirrored for flipped clips) and Eq. 1 labels z."""
         idx = pos[rows]
         t_logits = teacher_logits[idx].to(logits.device, torch.float32)
         if mirror is not None and row_labels is not None:
@@ -68,7 +80,9 @@ def make_step(
             t_logits = torch.where(
                 flipped[:, None], t_logits[:, mirror.to(logits.device)], t_logits
             )
-        zz = z[idx].to(logits.device, torch.float32)
+        return t_logits, z[idx].to(logits.device, torch.float32)
+
+    def objective(logits, conf, labels, t_logits, zz):
         if method == "condi_sr":
             return losses.condi_sr_loss(
                 logits,
@@ -96,6 +110,14 @@ def make_step(
             return loss, {"conf_loss": float(l_c.detach()), "beta": beta.beta}
         raise ValueError(f"method {method!r} is registered but has no training objective here")
 
+    def step(out, labels, rows):
+        logits, conf = out
+        t_logits, zz = targets(logits, labels, rows)
+        loss, extras = objective(logits, conf, labels, t_logits, zz)
+        if batch_metrics is not None:
+            extras = {**extras, **batch_metrics(out, labels, t_logits, zz)}
+        return loss, extras
+
     return step
 
 
@@ -107,9 +129,13 @@ def train_student(
     pseudo_labels: dict[str, np.ndarray],
     out_path: str | Path,
     tracker=None,
+    batch_metrics: BatchMetrics | None = None,
 ) -> dict[str, Any]:
     """Distil student ``student`` with objective ``method`` from the teacher whose Eq. 1 labels
-    and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``."""
+    and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``.
+
+    ``batch_metrics``: a diagnostic hook on every training batch (:func:`make_step`); its
+    per-epoch averages are in the checkpoint's ``history`` as ``train_<name>``."""
     get_method(method)  # a registered method (ValueError naming the known ones otherwise)
     cfg = params["training"]["student"]
     c = params["condi"]
@@ -132,6 +158,7 @@ def train_student(
         extra_state,
         row_labels=torch.tensor(data.index["label"].to_numpy()),
         mirror=torch.from_numpy(mirror),
+        batch_metrics=batch_metrics,
     )
 
     def validate(out: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:

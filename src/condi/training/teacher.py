@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from condi.data.indexed import IndexedData
 from condi.metrics import softmax_np, video_accuracy
 from condi.models import load_pretrained
-from condi.models.checkpoint import save_model
+from condi.models.checkpoint import save_model, training_config
 from condi.training.schedule import teacher_lr, teacher_optimizer
 from condi.training.trainer import prepare, train, validation
 
@@ -96,6 +96,7 @@ def adopt_teacher(
         class_names=list(data.meta.get("class_names", [])),
         source=str(spec["checkpoint"]),
         val=metrics,
+        config=training_config(params),
     )
     if tracker:
         tracker.log_metrics(metrics)

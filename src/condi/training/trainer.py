@@ -21,11 +21,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from condi.data import flips
-from condi.data.dataset import ClipDataset
-from condi.data.indexed import IndexedData
+from condi.data.indexed import IndexedData, clip_dataset, loader_workers
 from condi.inference import forward_rows
 from condi.models import build_model, build_student, load_pretrained
-from condi.models.checkpoint import save_model
+from condi.models.checkpoint import save_model, training_config
 from condi.runtime import setup
 from condi.training.distributed import (
     DistInfo,
@@ -55,27 +54,27 @@ def train_loader(
     epoch: int,
     dist: DistInfo | None = None,
     accumulate: int = 1,
+    num_workers: int = 0,
 ) -> DataLoader:
     """Training batches of one epoch: order and augmentation depend only on ``(seed, epoch)``,
-    so a resumed run, a run with DataLoader workers and a DDP run see the same clips. Flips
-    follow ``data_cfg["flip"]`` for this dataset (:func:`condi.data.flips.table_for`)."""
+    so a resumed run, a run with ``num_workers`` DataLoader workers (each decoding its clips on
+    a resized store) and a DDP run see the same clips. Flips follow ``data_cfg["flip"]`` for
+    this dataset (:func:`condi.data.flips.table_for`)."""
     dist = dist or DistInfo()
     epoch_seed = seed * 1009 + epoch
-    ds = ClipDataset(
-        data.cache_path,
+    ds = clip_dataset(
+        data,
         rows,
         data.labels(rows),
-        crop_size=data_cfg["crop_size"],
+        data_cfg,
         train=True,
-        mean=data_cfg["mean"],
-        std=data_cfg["std"],
         aug_seed=epoch_seed,
         flip_labels=flips.table_for(data_cfg, data.meta),
     )
     sampler = GlobalBatchSampler(
         len(rows), batch_size, epoch_seed, dist.rank, dist.world, dist.world * accumulate
     )
-    return DataLoader(ds, batch_sampler=sampler)
+    return DataLoader(ds, batch_sampler=sampler, num_workers=num_workers)
 
 
 def run_epoch(
@@ -180,12 +179,13 @@ def validation(
         return {}
     out = forward_rows(
         model,
-        data.cache_path,
+        data,
         val_rows,
         data.labels(val_rows),
         params["data"],
         params["evaluation"]["batch_size"],
         device,
+        num_workers=loader_workers(params, data),
     )
     return validate(out, val_rows)
 
@@ -220,8 +220,10 @@ def train(
     last epoch's). ``resume_key`` (with the params) decides whether a resume state beside
     ``out_path`` may be resumed; ``extra_state`` is saved and restored with it (the step may
     update it). A ``pretrained`` checkpoint of the model's spec initialises it (a student's
-    backbone). The checkpoint records ``best_epoch`` and ``info``. Returns the loop's result,
-    or ``None`` in the processes of a torchrun job other than rank 0 (only rank 0 writes).
+    backbone). The checkpoint records ``best_epoch`` (1-based), ``config`` (the params it
+    trained with: :func:`condi.models.checkpoint.training_config`) and ``info``. Returns the
+    loop's result, or ``None`` in the processes of a torchrun job other than rank 0 (only rank
+    0 writes).
     """
     job = prepare(params, role, name, data.num_classes)
     model, device, dist = job.model, job.device, job.dist
@@ -244,6 +246,7 @@ def train(
             epoch,
             dist=dist,
             accumulate=cfg["accumulate"],
+            num_workers=loader_workers(params, data),
         )
         return run_epoch(
             trained,
@@ -274,5 +277,14 @@ def train(
     )
     if not dist.is_main:
         return None
-    save_trained(out_path, result, spec, data, role, best_epoch=result.best_epoch, **info)
+    save_trained(
+        out_path,
+        result,
+        spec,
+        data,
+        role,
+        best_epoch=result.best_epoch,
+        config=training_config(params),
+        **info,
+    )
     return result
