@@ -39,7 +39,7 @@ def videos(tmp_path):
 
 def summary(pred):
     return (pred.video, pred.label, pred.top5, pred.teacher_clips, pred.student_clips,
-            pred.num_clips, pred.z_tilde, pred.error)  # fmt: skip
+            pred.num_clips, pred.method, pred.ranking, pred.clip_scores, pred.error)  # fmt: skip
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 3])

@@ -305,7 +305,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     params = ctx.params
     setup(params["seed"], params["threads"], "cpu")
     cfg = params["speed"]
-    with ctx.run("speed") as run:
+    with ctx.run() as run:
         result = speed.run_speed(cfg, params["seed"])
         speed.write(result, cfg, args.out_csv, args.out_md)
         for r in speed.target_rows(result.summary, cfg["students"]).itertuples():
