@@ -14,7 +14,9 @@ clips) with PyAV into a temporary folder and classifies them with random-weight 
   the models dominate and overlap can save at most the decoding time.
 
 The process is pinned to ``--cores`` cores (``os.sched_setaffinity``), torch uses params
-``threads`` (1), the decoder its own threads. After one untimed pass (which also measures each
+``threads`` (1); decoding in sequence uses FFmpeg's own threads, decoding ahead one thread
+beside the models. The gain needs the cores free: with other processes on them (a load
+average above the core count) both orders slow down and the ratio shrinks. After one untimed pass (which also measures each
 model's batch sizes, ``evaluation.batch_size: auto``), sequential and overlapped runs alternate
 ``--repeats`` times; the best of each counts. Printed: both times, their ratio (the target is
 >= 1.3 on 10 videos and 2 cores), the summed decode and model seconds of the sequential run and

@@ -39,7 +39,7 @@ def videos(tmp_path):
 
 def summary(pred):
     return (pred.video, pred.label, pred.top5, pred.teacher_clips, pred.student_clips,
-            pred.num_clips, pred.clip_scores, pred.error)  # fmt: skip
+            pred.num_clips, pred.method, pred.ranking, pred.clip_scores, pred.error)  # fmt: skip
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 3])
@@ -64,9 +64,10 @@ def test_the_next_video_decodes_while_the_models_run(models, videos, monkeypatch
     overlapped = []
     real_decode, real_classify = predict_mod._decode_safely, predict_mod.classify_decoded
 
-    def decode(path, cfg):
+    def decode(path, cfg, thread_type="AUTO"):
+        assert thread_type == "NONE"  # one decoder thread beside the models
         started[path].set()
-        return real_decode(path, cfg)
+        return real_decode(path, cfg, thread_type)
 
     def classify(decoded, *args, **kwargs):
         i = good.index(decoded.path)
