@@ -96,3 +96,26 @@ def test_defaults_are_inference_b():
     z1, z2 = sigmoid(2.0), sigmoid(1.0)
     want = [(z1 * 0.25 + z2 * 0.75) / (z1 + z2), (z1 * 0.75 + z2 * 0.25) / (z1 + z2)]
     assert probs.tolist() == pytest.approx(want, rel=1e-6)
+
+
+class DeviceRecorder(nn.Module):
+    """Records the device of every batch it is given; its outputs are fixed CPU tables."""
+
+    def __init__(self, logits, conf=None):
+        super().__init__()
+        self.logits, self.conf, self.devices = logits, conf, []
+
+    def forward(self, x):
+        self.devices.append(x.device.type)
+        n = len(x)
+        return self.logits[:n] if self.conf is None else (self.logits[:n], self.conf[:n])
+
+
+def test_both_models_get_their_clips_on_the_device_asked_for():
+    """The meta device (no data, on every machine) stands in for a GPU."""
+    teacher, student = DeviceRecorder(T_LOGITS), DeviceRecorder(S_LOGITS, S_CONF)
+    predict_clips(clips(), teacher, student, k=2, device=torch.device("meta"))
+    assert student.devices == ["meta"] and teacher.devices == ["meta"]
+    teacher, student = DeviceRecorder(T_LOGITS), DeviceRecorder(S_LOGITS, S_CONF)
+    predict_clips(clips(), teacher, student, k=2)  # default: the CPU
+    assert student.devices == ["cpu"] and teacher.devices == ["cpu"]
