@@ -4,6 +4,7 @@ tests catch?
     python benchmarks/mutation.py                 # full run, prints the score
     python benchmarks/mutation.py --max-children 2 --json mutation.json
     python benchmarks/mutation.py --show-survivors   # with each surviving mutant's diff
+    python benchmarks/mutation.py --mutants 'condi.losses.x_st_conf_loss__mutmut_*'  # a few
 
 What it mutates (:data:`SCOPE`): the losses, the samplers, the evaluation grid and its scores,
 Eq. 1 and cross-fitting, the group-aware splits, clip cutting, decoding and the clip cache, the
@@ -15,7 +16,8 @@ bars are not mutated (:data:`NOT_MUTATED`).
 
 Which tests judge them (:data:`TESTS`): the fast unit tests of those modules, no pipeline run
 and no training (a mutant is judged by the selected tests that execute its function, so one
-slow test would be run for every mutant it reaches). Not in CI: about 10-25 minutes on 2 cores.
+slow test would be run for every mutant it reaches). Not in CI: docs/mutation.md gives the
+last full run's time and the machine's load.
 
 The score is ``killed / (all mutants - equivalent ones)``; ``docs/mutation.md`` lists the
 equivalent survivors (a mutant no test can kill because the program behaves the same) and why.
@@ -25,6 +27,7 @@ A mutant listed there that is killed after all, or a survivor not listed, is rep
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -193,7 +196,20 @@ def prepare(workdir: Path) -> None:
     )
 
 
-def run_mutmut(workdir: Path, max_children: int) -> None:
+# Per-process cap on private writable memory (RLIMIT_DATA) for mutmut and its workers: a mutant
+# that makes a buffer grow without bound (read_video_frames' doubling turned into "grow at
+# every frame") must fail with MemoryError in its own process, not drive a shared machine into
+# the OOM killer. The unmutated tests use well under 1 GiB.
+MEMORY_LIMIT = 4 << 30
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run_mutmut(workdir: Path, max_children: int, names: list[str] | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MPLBACKEND"] = "Agg"
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -201,7 +217,7 @@ def run_mutmut(workdir: Path, max_children: int) -> None:
     # generated test videos (no mutated code writes them) are built once, not per mutant
     env["CONDI_TEST_INPUT_CACHE"] = str(workdir.resolve() / ".input-cache")
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    subprocess.run(cmd, cwd=workdir, env=env, check=True)
+    subprocess.run(cmd + (names or []), cwd=workdir, env=env, check=True, preexec_fn=_limit_memory)
 
 
 def results(workdir: Path) -> dict[str, str]:
@@ -250,15 +266,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reuse", action="store_true", help="report on the last run in --workdir, run nothing"
     )
+    ap.add_argument(
+        "--mutants",
+        nargs="+",
+        metavar="GLOB",
+        help="run and report only these mutants (fnmatch patterns, e.g. "
+        "'condi.losses.x_st_conf_loss__mutmut_*'): a quick check after editing a test or a "
+        "function; the score of record is a full run",
+    )
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
     if not args.reuse:
         prepare(args.workdir)
-        run_mutmut(args.workdir, args.max_children)
+        run_mutmut(args.workdir, args.max_children, args.mutants)
     minutes = (time.perf_counter() - t0) / 60
     status = results(args.workdir)
     equivalent = documented_equivalent()
+    if args.mutants:
+
+        def selected(name: str) -> bool:
+            return any(fnmatch.fnmatchcase(name, pat) for pat in args.mutants)
+
+        status = {n: s for n, s in status.items() if selected(n)}
+        equivalent = {n for n in equivalent if selected(n)}
     counts: dict[str, int] = {}
     for s in status.values():
         counts[s] = counts.get(s, 0) + 1

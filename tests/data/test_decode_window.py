@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from condi.data import video as video_module
 from condi.data.clips import build_clip_cache
 from condi.data.dataset import ClipDataset
 from condi.data.index import build_index
 from condi.data.synthetic import encode_avi
-from condi.data.video import read_video_clips, read_video_frames
+from condi.data.video import VideoError, read_video_clips, read_video_frames
 
 MEAN, STD = [0.45] * 3, [0.225] * 3
 
@@ -175,3 +176,58 @@ def test_unseeded_window_uses_torch(blob_cache):
     assert np.array_equal(np.array([ds._window(0) for _ in range(400)]), draws)
     ds.train = False
     assert ds._window(0) == (2, 2, False)  # the center crop, never flipped
+
+
+def test_a_file_without_a_video_stream_is_named_in_the_error(tmp_path):
+    path = tmp_path / "sound.mka"
+    with av.open(str(path), "w", format="matroska") as out:
+        audio = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        sound = av.AudioFrame.from_ndarray(
+            np.zeros((1, 320), np.int16), format="s16", layout="mono"
+        )
+        sound.sample_rate, sound.pts = 8000, 0
+        out.mux(audio.encode(sound))
+        out.mux(audio.encode())
+    with pytest.raises(VideoError, match="no video stream") as info:
+        read_video_frames(path, 16)
+    assert info.value.path == str(path) and str(info.value).startswith(str(path))
+
+
+class GrowthRecorder:
+    """NumPy for :mod:`condi.data.video`, recording the length of every buffer that
+    ``concatenate`` builds, and refusing one past ``cap`` frames (a buffer that grows at every
+    frame would otherwise fill the machine's memory before a test can fail)."""
+
+    def __init__(self, cap: int) -> None:
+        self.sizes: list[int] = []
+        self.cap = cap
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def concatenate(self, arrays, *args, **kwargs):
+        n = sum(len(a) for a in arrays)
+        self.sizes.append(n)
+        assert n <= self.cap, f"frame buffer grown to {n} frames"
+        return np.concatenate(arrays, *args, **kwargs)
+
+
+def test_the_frame_buffer_starts_at_the_frame_count_and_doubles(tmp_path, monkeypatch):
+    """read_video_frames' buffer (docstring): it starts at the container's frame count, capped at
+    INITIAL_FRAME_BUFFER (a header's count never sizes an allocation), or at 1 frame where the
+    container says nothing, and doubles when full."""
+    rng = np.random.default_rng(0)
+    encode_avi(tmp_path / "v.avi", rng.integers(0, 255, (20, 32, 40, 3), dtype=np.uint8), 25)
+    ts = tmp_path / "v.ts"
+    ts.write_bytes(ts_segment(40, 32, 12, 80))  # MPEG-TS: no frame count
+    rec = GrowthRecorder(cap=64)
+    monkeypatch.setattr(video_module, "np", rec)
+    frames = read_video_frames(tmp_path / "v.avi", 16)
+    assert rec.sizes == [] and frames.shape == (20, 16, 16, 3)  # the AVI says 20: no growth
+    monkeypatch.setattr(video_module, "INITIAL_FRAME_BUFFER", 4)
+    again = read_video_frames(tmp_path / "v.avi", 16)
+    assert rec.sizes == [8, 16, 32] and np.array_equal(again, frames)
+    rec.sizes.clear()
+    monkeypatch.setattr(video_module, "INITIAL_FRAME_BUFFER", 256)
+    assert read_video_frames(ts, 16).shape == (12, 16, 16, 3)
+    assert rec.sizes == [2, 4, 8, 16]

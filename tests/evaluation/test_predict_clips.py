@@ -150,3 +150,26 @@ def test_a_student_without_a_method_it_can_rank_with_is_refused():
         student_method({}, "s.pt")
     with pytest.raises(ValueError, match="s.pt: trained with method 'mystery'.*known: condi_sr"):
         student_method({"method": "mystery"}, "s.pt")
+
+
+class DeviceRecorder(nn.Module):
+    """Records the device of every batch it is given; its outputs are fixed CPU tables."""
+
+    def __init__(self, logits, conf=None):
+        super().__init__()
+        self.logits, self.conf, self.devices = logits, conf, []
+
+    def forward(self, x):
+        self.devices.append(x.device.type)
+        n = len(x)
+        return self.logits[:n] if self.conf is None else (self.logits[:n], self.conf[:n])
+
+
+def test_both_models_get_their_clips_on_the_device_asked_for():
+    """The meta device (no data, on every machine) stands in for a GPU."""
+    teacher, student = DeviceRecorder(T_LOGITS), DeviceRecorder(S_LOGITS, S_CONF)
+    predict_clips(clips(), teacher, student, k=2, device=torch.device("meta"))
+    assert student.devices == ["meta"] and teacher.devices == ["meta"]
+    teacher, student = DeviceRecorder(T_LOGITS), DeviceRecorder(S_LOGITS, S_CONF)
+    predict_clips(clips(), teacher, student, k=2)  # default: the CPU
+    assert student.devices == ["cpu"] and teacher.devices == ["cpu"]

@@ -269,3 +269,10 @@ def test_ties_keep_temporal_order_in_long_videos():
     s_clips, t_clips = split_choice(np.zeros(60), entropy, k=40, ks=30)
     assert s_clips.tolist() == list(range(1, 60, 2))  # the 30 tied lowest, in temporal order
     assert t_clips.tolist() == list(range(0, 20, 2))  # z~ ties too: the earliest first
+
+
+def test_ranked_orders_boolean_and_unsigned_scores():
+    """A score may be a mask (Eq. 1's "teacher correct", the oracle's kind of ranking) or a
+    count: negating it as such would fail (bool) or wrap around (uint8: -0 = 0 < -1 = 255)."""
+    assert ranked(np.array([False, True, False, True])).tolist() == [1, 3, 0, 2]
+    assert ranked(np.array([0, 2, 1], dtype=np.uint8)).tolist() == [1, 2, 0]

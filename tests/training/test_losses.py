@@ -206,3 +206,31 @@ def test_kd_reduction_default_is_eq7():
     default = float(losses.kd_kl(target, s, 1.0))
     assert default == pytest.approx(float(losses.kd_kl(target, s, 1.0, "class_mean")))
     assert default == pytest.approx(kl([0.75, 0.25], [1 / 3, 1 / 3]) / 3, rel=1e-6)
+
+
+def test_st_conf_gradients_by_hand():
+    """Training follows the gradient, so it is checked too. Two clips, C = 2, uniform class
+    probabilities p = [.5, .5], c = sigmoid(0) = .5, beta = .1; clip 0 (label 0) gets hints,
+    clip 1 (label 1) does not. Per clip, divided by the batch size 2:
+    clip 0: L = -log(c p_0 + 1 - c) = -log .75; dL/dconf = -(p_0 - 1) c (1 - c) / .75 = 1/6,
+    dL/dlogits = -c p_0 (onehot - p) / .75 = [-1/6, 1/6];
+    clip 1: L = -log p_1, dL/dlogits = p - onehot = [.5, -.5], nothing through c;
+    beta L_c = -beta log c on each: dL/dconf = -beta (1 - c) = -.05."""
+    logits = torch.zeros(2, 2, requires_grad=True)
+    conf = torch.zeros(2, requires_grad=True)
+    hint = torch.tensor([True, False])
+    loss, _ = losses.st_conf_loss(logits, conf, torch.tensor([0, 1]), beta=0.1, hint_mask=hint)
+    loss.backward()
+    assert conf.grad.tolist() == pytest.approx([(1 / 6 - 0.05) / 2, -0.05 / 2], abs=1e-7)
+    assert logits.grad.flatten().tolist() == pytest.approx([-1 / 12, 1 / 12, 0.25, -0.25], abs=1e-7)
+
+
+@pytest.mark.parametrize("z_dtype", [torch.float32, torch.uint8])
+def test_confidence_bce_keeps_the_logits_precision(z_dtype):
+    """In float64, mu = 0.1 (not a float32 number) and z given as float32 or as stored (uint8):
+    BCE(sigmoid(0), 1) = log 2 weighted by mu, and log 2 for z = 0, to double precision."""
+    logit = torch.zeros(2, dtype=torch.float64)
+    z = torch.tensor([1, 0], dtype=z_dtype)
+    loss = losses.confidence_bce(logit, z, mu=0.1)
+    assert loss.dtype == torch.float64
+    assert float(loss) == pytest.approx((0.1 * math.log(2) + math.log(2)) / 2, rel=1e-14)

@@ -155,3 +155,23 @@ def test_mirror_without_row_labels_changes_nothing():
     a, _ = step_for("st_ent", mirror=torch.tensor([1, 0]))((logits, torch.zeros(2)), LABELS, ROWS)
     b, _ = step_for("st_ent")((logits, torch.zeros(2)), LABELS, ROWS)
     assert float(a) == float(b)
+
+
+@pytest.mark.parametrize("method", ["condi_sr", "bce_conf", "st_ent", "maxprob"])
+def test_the_step_moves_teacher_logits_and_z_to_the_students_device(method):
+    """The pseudo-label arrays live on the CPU; the step brings the batch's rows to the device
+    the student computes on. The meta device (tensors without data, on every machine) stands
+    in for a GPU: mixing it with CPU tensors raises, as CUDA does."""
+    meta = torch.device("meta")
+    out = (torch.zeros(2, 2, device=meta), torch.zeros(2, device=meta))
+    loss, _ = step_for(method)(out, LABELS.to(meta), ROWS)
+    assert loss.device == meta and loss.shape == ()
+
+
+def test_the_mirror_mask_is_moved_to_the_students_device():
+    meta = torch.device("meta")
+    out = (torch.zeros(2, 2, device=meta), torch.zeros(2, device=meta))
+    step = step_for("condi_sr", row_labels=ROW_LABELS, mirror=torch.tensor([1, 0]))
+    # labels on the CPU: the step compares them with the index's labels there
+    loss, _ = step(out, torch.tensor([1, 1]), ROWS)
+    assert loss.device == meta
