@@ -99,10 +99,12 @@ def tiny_data(tmp_path_factory):
 
 
 def tiny_params(**overrides) -> dict:
-    """The repository's params with a fast training setup for tests."""
+    """The repository's params with a fast training setup for tests; ``protocol: scratch``
+    (the models train on the tiny dataset alone) unless overridden."""
     from condi.config import apply_overrides, validate
 
     p = load_yaml(REPO / "params.yaml")
+    p["protocol"] = "scratch"
     p["training"]["teacher"].update(epochs=2, batch_size=16, lr_milestones=[])
     p["training"]["student"].update(epochs=1, batch_size=16)
     p["threads"] = 1

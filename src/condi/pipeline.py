@@ -41,6 +41,9 @@ RUNTIME_KEYS = ("threads",)
 INDEX = "data/index/{dataset}_fold{fold}.parquet"
 CACHE = "data/cache/{dataset}_fold{fold}.npy"
 TEACHER = "models/{dataset}/fold{fold}/teacher_{teacher}.pt"
+# protocol transfer: the models pre-trained on the source dataset (docs/method.md, section 2.5)
+PRE_TEACHER = "models/{dataset}/fold{fold}/pretrained_teacher_{teacher}.pt"
+PRE_STUDENT = "models/{dataset}/fold{fold}/pretrained_student_{student}.pt"
 LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}.npz"
 STUDENT = "models/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.pt"
 TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/teacher_{teacher}.npz"
@@ -163,6 +166,14 @@ class Stage:
     mem_mb: int = 2000
     runtime: int = 10  # minutes (cluster executors)
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
+    # the values of its dataset wildcard: "target" (the datasets methods are evaluated on),
+    # "source" (pretrain.dataset under protocol transfer) or "all" (both: data preparation)
+    datasets: str = "target"
+
+
+def is_transfer(config: dict[str, Any]) -> bool:
+    """protocol transfer: the pre-training stages exist (docs/method.md, section 2.5)."""
+    return config.get("protocol", "scratch") == "transfer"
 
 
 def has_split(config: dict[str, Any]) -> bool:
@@ -187,31 +198,50 @@ TRAINING = dict(gpu=True, mem_mb=16000, runtime=24 * 60)
 SCORING = dict(gpu=True, mem_mb=8000, runtime=120)
 GRID = dict(mem_mb=4000, runtime=30)
 STUDENT_SCORES_OF_PAIR = Gather("student_scores", "out", PAIR)
+# protocol transfer: the pre-trained model a target model starts from (none under scratch,
+# where the pretrain stages have no jobs, and none for an adopted teacher)
+PRETRAINED_TEACHER = Gather("pretrain_teacher", "out", ("teacher",))
+PRETRAINED_STUDENT = Gather("pretrain_student", "out", ("student",))
+FINETUNE_TEACHER = ("protocol", "training.finetune.teacher")
+FINETUNE_STUDENT = ("protocol", "training.finetune.student")
 
 # fmt: off
 _STAGE_LIST = [
     Stage("synth", "data synth", ("dataset",), {},
           {"root": Out(ROOT.key, cmd=False, kind="root")},
-          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30),
+          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30, datasets="all"),
     Stage("index", "data index", ("dataset", "fold"), {"root": ROOT}, {"out": Out(INDEX)},
           # the whole dataset entry: kind, root, folds and the optional group_pattern (DVC
           # needs every key it watches to be in params.yaml)
           ("datasets.{dataset}", "data.clip_len", "data.val_fraction", "seed"),
-          mem_mb=4000, runtime=120),
+          mem_mb=4000, runtime=120, datasets="all"),
     Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
           {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
-          mem_mb=8000, runtime=600),
+          mem_mb=8000, runtime=600, datasets="all"),
+    # protocol transfer (docs/method.md, section 2.5): teacher and student from scratch on the
+    # source dataset (cross-entropy), then fine-tuned on the target by the stages below
+    Stage("pretrain_teacher", "train pretrain", DSFT, DATA, {"out": Out(PRE_TEACHER)},
+          ("pretrain.teacher", "teachers.{teacher}", *RUN_KEYS), when=is_transfer,
+          datasets="source", **TRAINING),
+    Stage("pretrain_student", "train pretrain", ("dataset", "fold", "student"), DATA,
+          {"out": Out(PRE_STUDENT)}, ("pretrain.student", "students.{student}", *RUN_KEYS),
+          when=is_transfer, datasets="source", **TRAINING),
     Stage("train_teacher", "train teacher", DSFT,
-          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True)},
-          {"out": Out(TEACHER)}, ("teachers.{teacher}", "training.teacher", *RUN_KEYS),
-          **TRAINING),
-    Stage("pseudo_labels", "train pseudo-labels", DSFT, {**DATA, "checkpoint": TEACHER},
+          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
+           "pretrained": PRETRAINED_TEACHER},
+          {"out": Out(TEACHER)},
+          ("teachers.{teacher}", "training.teacher", *FINETUNE_TEACHER, *RUN_KEYS), **TRAINING),
+    # the crossfit fold teachers are fine-tuned like the teacher: the pre-trained one is an input
+    Stage("pseudo_labels", "train pseudo-labels", DSFT,
+          {**DATA, "checkpoint": TEACHER, "pretrained": PRETRAINED_TEACHER},
           {"out": Out(LABELS)},
-          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *RUN_KEYS), **SCORING),
+          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *FINETUNE_TEACHER,
+           *RUN_KEYS), **SCORING),
     Stage("train_student", "train student", (*PAIR, "method"),
-          {**DATA, "pseudo_labels": LABELS}, {"out": Out(STUDENT)},
-          ("students.{student}", "training.student", "condi", "st_conf", *RUN_KEYS),
-          **TRAINING),
+          {**DATA, "pseudo_labels": LABELS, "pretrained": PRETRAINED_STUDENT},
+          {"out": Out(STUDENT)},
+          ("students.{student}", "training.student", *FINETUNE_STUDENT, "condi", "st_conf",
+           *RUN_KEYS), **TRAINING),
     Stage("teacher_scores", "evaluate scores", DSFT, {**DATA, "checkpoint": TEACHER},
           {"out": Out(TEACHER_SCORES)}, RUN_KEYS, **SCORING),
     Stage("student_scores", "evaluate scores", (*PAIR, "method"),
@@ -277,13 +307,16 @@ _STAGE_LIST = [
     # The ablation (docs/method.md, "Beyond the paper"), not in the default target: its jobs
     # set the variant's switches from their wildcards (VARIANT_OVERRIDES).
     Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "source"),
-          {**DATA, "checkpoint": TEACHER}, {"out": Out(ABL_LABELS)},
-          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *RUN_KEYS),
+          {**DATA, "checkpoint": TEACHER, "pretrained": PRETRAINED_TEACHER},
+          {"out": Out(ABL_LABELS)},
+          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher",
+           *FINETUNE_TEACHER, *RUN_KEYS),
           overrides={"pseudo_labels.source": "{source}"}, ablation=True, **TRAINING),
     Stage("ablation_train_student", "train student", VARIANT_WILDCARDS,
-          {**DATA, "pseudo_labels": ABL_LABELS}, {"out": Out(ABL_STUDENT)},
-          ("students.{student}", "training.student", "condi", "st_conf", "data",
-           "evaluation.batch_size", "device"),
+          {**DATA, "pseudo_labels": ABL_LABELS, "pretrained": PRETRAINED_STUDENT},
+          {"out": Out(ABL_STUDENT)},
+          ("students.{student}", "training.student", *FINETUNE_STUDENT, "condi", "st_conf",
+           "data", "evaluation.batch_size", "device"),
           overrides=VARIANT_OVERRIDES, ablation=True, **TRAINING),
     Stage("ablation_student_scores", "evaluate scores", VARIANT_WILDCARDS,
           {**DATA, "checkpoint": ABL_STUDENT}, {"out": Out(ABL_SCORES)}, RUN_KEYS,
@@ -411,10 +444,20 @@ def ablation_variants(config: dict[str, Any]) -> list[dict[str, Any]]:
 def _choices(config: dict[str, Any], stage: Stage, name: str, w: dict[str, Any]) -> list[str]:
     """The values of wildcard ``name`` for a job of ``stage`` whose earlier wildcards are ``w``."""
     if name == "dataset":
+        from condi.config import pipeline_datasets, source_dataset, target_datasets
+
+        if stage.datasets == "all":
+            names = pipeline_datasets(config)
+        elif stage.datasets == "source":
+            names = [d for d in [source_dataset(config)] if d is not None]
+        else:
+            names = target_datasets(config)
         ds = config["datasets"]
-        return [d for d in ds if stage.name != "synth" or "synth" in ds[d]]
+        return [d for d in names if stage.name != "synth" or "synth" in ds[d]]
     if name == "fold":
         return [str(f) for f in config["datasets"][w["dataset"]].get("folds", [1])]
+    if name == "teacher" and stage.name == "pretrain_teacher":  # an adopted one is not trained
+        return [t for t, spec in config["teachers"].items() if not spec.get("checkpoint")]
     if name in ("teacher", "student"):
         return list(config[name + "s"])
     if stage.ablation and name in ("method", "source", "detach", "seed"):

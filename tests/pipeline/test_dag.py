@@ -177,14 +177,20 @@ def test_several_datasets_folds_and_models(tmp_path):
     workdir = workflow_copy(tmp_path, p)
     dvc = check_same_dag(workdir)
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
-    assert set(stages["index"]["foreach"]) == {"synthetic-1", "ucf-1", "ucf-2", "ucf-3"}
+    # protocol transfer (the default): the source is indexed too, but is no target
+    assert set(stages["index"]["foreach"]) == {
+        "synthetic-1", "synthetic_source-1", "ucf-1", "ucf-2", "ucf-3"
+    }  # fmt: skip
     assert stages["index"]["foreach"]["ucf-2"]["root"] == "${datasets.ucf.root}"
     assert "foreach" in stages["train_student"]
     n_train = sum(1 for v in dvc.values() if v[0].startswith("train_student@"))
     assert n_train == 4 * 2 * 2 * 2  # (dataset, fold) pairs x teachers x students x methods
     assert sum(1 for v in dvc.values() if v[0].startswith("timing@")) == 4 * 2 * 2
     table1 = next(c for c in dvc if c.startswith("condi data table1"))
-    indexes = " ".join(f"data/index/{d}.parquet" for d in ("synthetic_fold1", "ucf_fold1"))
+    indexes = " ".join(
+        f"data/index/{d}.parquet"
+        for d in ("synthetic_fold1", "synthetic_source_fold1", "ucf_fold1")
+    )
     assert f"--index {indexes} data/index/ucf_fold2.parquet data/index/ucf_fold3.parquet" in table1
     # the Table IV students among the trained ones: condi_sr and st_ent here
     timing = next(c for c in dvc if c.startswith("condi report timing"))
@@ -322,3 +328,38 @@ def render_for(params: dict) -> tuple[str, str]:
         path = Path(d) / "params.yaml"
         path.write_text(yaml.safe_dump(params))
         return render(path), render(path, "ablation")
+
+
+def test_the_protocol_switch_changes_the_dag(tmp_path):
+    """protocol transfer (the default): the source dataset is made and indexed, teacher and
+    student are pre-trained on it, and the target's teacher, pseudo-labels and every student
+    start from those checkpoints; scratch: none of it, in Snakemake and DVC alike."""
+    p = load_yaml(REPO / "params.yaml")
+    assert p["protocol"] == "transfer" and p["pretrain"]["dataset"] == "synthetic_source"
+    s = next(iter(p["students"]))
+    transfer = {j.name: j for j in jobs(validate(copy.deepcopy(p)))}
+    pre_t = "models/synthetic_source/fold1/pretrained_teacher_resnext.pt"
+    pre_s = f"models/synthetic_source/fold1/pretrained_student_{s}.pt"
+    assert transfer["pretrain_teacher@synthetic_source-1-resnext"].outputs["out"] == [pre_t]
+    assert transfer[f"pretrain_student@synthetic_source-1-{s}"].outputs["out"] == [pre_s]
+    for name in ("synth@synthetic_source", "index@synthetic_source-1", "cache@synthetic_source-1"):
+        assert name in transfer
+    assert transfer["train_teacher@synthetic-1-resnext"].inputs["pretrained"] == [pre_t]
+    assert transfer["pseudo_labels@synthetic-1-resnext"].inputs["pretrained"] == [pre_t]
+    students = [j for n, j in transfer.items() if n.startswith("train_student@")]
+    assert len(students) == len(p["methods"])
+    assert all(j.inputs["pretrained"] == [pre_s] for j in students)  # one start for all
+    # the source only pre-trains: no target stage runs on it; Table I lists it
+    assert not [n for n in transfer if "synthetic_source" in n and not n.startswith(
+        ("synth@", "index@", "cache@", "pretrain_"))]  # fmt: skip
+    assert "data/index/synthetic_source_fold1.parquet" in transfer["table1"].inputs["index"]
+
+    q = copy.deepcopy(p)
+    q["protocol"] = "scratch"
+    workdir = workflow_copy(tmp_path, q)
+    dvc = check_same_dag(workdir)
+    names = {v[0] for v in dvc.values()}
+    assert not [n for n in names if n.startswith("pretrain_") or "synthetic_source" in n]
+    assert not [c for c in dvc if "--pretrained" in c or "synthetic_source" in c]
+    assert "train_teacher@synthetic-1-resnext" in names
+    assert render(workdir / "params.yaml") != render(REPO / "params.yaml")
