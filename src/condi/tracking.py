@@ -13,8 +13,8 @@ Every run is tagged so that it can be traced to the pipeline and to DVC (:func:`
 * ``stage`` and ``rule`` (the stage of condi.pipeline's table: Snakemake rule and DVC stage,
   given to every command by ``--stage``), ``dvc_stage`` (the job, e.g.
   ``train_student@synthetic-1-resnext-resnext8-condi_sr``), ``dataset`` and the job's other
-  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``source``,
-  ``detach``, ``seed``);
+  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``protocol``,
+  ``source``, ``detach``, ``kd``, ``seed``);
 * ``git_commit`` (also as MLflow's ``mlflow.source.git.commit``) and ``git_dirty``;
 * ``params_hash``: sha256 (16 hex digits) of the job's params values (the stage's keys in the
   table: the params logged with the run, DVC's ``params:``, the resume hash);
@@ -47,7 +47,14 @@ log = logging.getLogger(__name__)
 
 PENDING_DIR = ".mlflow_pending"
 NESTED_UNDER_TEACHER = {"pseudo_labels", "train_student", "evaluate_baselines", "evaluate_students"}
-TRAINING_STAGES = ("train_teacher", "train_student", "ablation_train_student")
+TRAINING_STAGES = (
+    "pretrain_teacher",
+    "pretrain_student",
+    "train_teacher",
+    "train_student",
+    "ablation_train_teacher",
+    "ablation_train_student",
+)
 
 
 def project_root() -> Path:

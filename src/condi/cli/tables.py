@@ -50,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--baselines", nargs="+", required=True, type=Path, help="teacher-only evaluation CSVs"
     )
+    ab.add_argument(
+        "--videos",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="their per-video files: each variant minus st_ent, equidistant and dense with "
+        "paired bootstrap intervals (seeds averaged per video; params tables.bootstrap, seed)",
+    )
     add_table_outputs(ab)
     ab.set_defaults(func=cmd_ablation)
 
@@ -82,12 +91,18 @@ def cmd_table3(args: argparse.Namespace) -> int:
 def cmd_ablation(args: argparse.Namespace) -> int:
     from condi.pipeline import ablation_params
     from condi.tables import ablation
+    from condi.tables.table3 import Bootstrap
 
     ctx = stage_context(args)
-    long = ablation.assemble(args.students, args.baselines, ablation_params(ctx.params)["K"])
+    ks = ablation_params(ctx.params)["K"]
+    long = ablation.assemble(args.students, args.baselines, ks)
+    boot = Bootstrap.from_params(ctx.params)
+    diffs = (
+        ablation.differences(ablation.load_videos(args.videos), ks, boot) if args.videos else None
+    )
     for dataset in long["dataset"].unique():
         with ctx.run("ablation", dataset=dataset) as run:
-            ablation.write(long, args.out_csv, args.out_md)
+            ablation.write(long, args.out_csv, args.out_md, diffs, boot)
             run.log_artifact(args.out_csv)
             run.log_artifact(args.out_md)
     print(Path(args.out_md).read_text())

@@ -117,7 +117,9 @@ def cmd_student(args: argparse.Namespace) -> int:
     pl = load_pseudo_labels(args.pseudo_labels)
     name = f"{args.method} {args.teacher}->{args.student}"
     if args.stage.startswith("ablation"):
-        name += f" [{args.source}, detach {args.detach}, seed {args.seed}]"
+        name += (
+            f" [{args.protocol}, {args.source}, detach {args.detach}, {args.kd}, seed {args.seed}]"
+        )
     with ctx.run(name) as run:
         summary = train_student(
             ctx.params,
