@@ -122,5 +122,7 @@ def dataset_params(dest: Path, root: Path, kind: str = "ucf101", **synth) -> Pat
     if synth:
         ds["synth"] = synth
     p["datasets"] = {"synthetic": ds}
+    p["protocol"] = "scratch"  # the one dataset: no source to pre-train on
+    p.pop("pretrain", None)
     dest.write_text(yaml.safe_dump(p))
     return dest

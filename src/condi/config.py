@@ -126,12 +126,12 @@ def _check_protocol(params: dict[str, Any], source: str) -> None:
     """protocol transfer needs a ``pretrain`` section whose dataset is a one-fold dataset
     beside at least one target dataset (docs/method.md, section 2.5)."""
     pre = params.get("pretrain")
-    if params["protocol"] == "transfer" and not pre:
+    if params["protocol"] != "transfer":  # scratch: the pretrain section is not used
+        return
+    if not pre:
         raise ConfigError(
             f"{source}: protocol: transfer needs a pretrain section (dataset, teacher, student)"
         )
-    if not pre:
-        return
     name = pre["dataset"]
     if name not in params["datasets"]:
         known = ", ".join(params["datasets"])
