@@ -113,10 +113,12 @@ def tiny_data(tmp_path_factory):
 
 
 def tiny_params(**overrides) -> dict:
-    """The repository's params with a fast training setup for tests."""
+    """The repository's params with a fast training setup for tests; ``protocol: scratch``
+    (the models train on the tiny dataset alone) unless overridden."""
     from condi.config import apply_overrides, validate
 
     p = load_yaml(REPO / "params.yaml")
+    p["protocol"] = "scratch"
     p["training"]["teacher"].update(epochs=2, batch_size=16, lr_milestones=[])
     p["training"]["student"].update(epochs=1, batch_size=16)
     p["threads"] = 1
@@ -134,6 +136,8 @@ def dataset_params(dest: Path, root: Path, kind: str = "ucf101", **synth) -> Pat
     if synth:
         ds["synth"] = synth
     p["datasets"] = {"synthetic": ds}
+    p["protocol"] = "scratch"  # the one dataset: no source to pre-train on
+    p.pop("pretrain", None)
     dest.write_text(yaml.safe_dump(p))
     return dest
 

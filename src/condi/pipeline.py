@@ -43,6 +43,9 @@ INDEX = "data/index/{dataset}_fold{fold}.parquet"
 CACHE = "data/cache/{dataset}_fold{fold}.npy"
 RESIZED = "data/resized/{dataset}"  # a folder: every fold's videos (storage: resized)
 TEACHER = "models/{dataset}/fold{fold}/teacher_{teacher}.pt"
+# protocol transfer: the models pre-trained on the source dataset (docs/method.md, section 2.5)
+PRE_TEACHER = "models/{dataset}/fold{fold}/pretrained_teacher_{teacher}.pt"
+PRE_STUDENT = "models/{dataset}/fold{fold}/pretrained_student_{student}.pt"
 LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}.npz"
 STUDENT = "models/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.pt"
 TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/teacher_{teacher}.npz"
@@ -73,10 +76,17 @@ FIGURES = "results/figures"
 ACCURACY_VS_K = FIGURES + "/accuracy_vs_k_{dataset}_{teacher}_{student}"
 ACCURACY_VS_COST = FIGURES + "/accuracy_vs_cost_{dataset}_{teacher}_{student}"
 TIMELINE = FIGURES + "/ztilde_timeline_{dataset}_fold{fold}_{teacher}_{student}"
-# the ablation: a variant is (method, source, detach, seed); its DVC stages live apart
+# the ablation: a variant is (method, protocol, source, detach, kd, seed); its DVC stages live
+# apart. Its teacher-level outputs are per protocol (a scratch teacher is another teacher).
 ABLATION_DVC = "ablation/dvc.yaml"
-VARIANT = "{teacher}_{student}_{method}_{source}_detach{detach}_seed{seed}"
-ABL_LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}_{source}.npz"
+VARIANT = "{teacher}_{student}_{method}_{protocol}_{source}_detach{detach}_{kd}_seed{seed}"
+ABL_TEACHER = "models/{dataset}/fold{fold}/ablation/teacher_{teacher}_{protocol}.pt"
+ABL_LABELS = "data/pseudo_labels/{dataset}/fold{fold}/ablation/{teacher}_{protocol}_{source}.npz"
+ABL_TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/ablation/teacher_{teacher}_{protocol}.npz"
+ABL_BASELINES = "results/eval/{dataset}/fold{fold}/ablation/baselines_{teacher}_{protocol}.csv"
+ABL_BASELINES_VIDEOS = (
+    "results/eval/{dataset}/fold{fold}/ablation/baselines_{teacher}_{protocol}.videos.parquet"
+)
 ABL_STUDENT = "models/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".pt"
 ABL_SCORES = "results/scores/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".npz"
 ABL_EVAL = "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".csv"
@@ -100,19 +110,29 @@ BENCHMARKS = "logs/benchmark"  # Snakemake's per-job time and memory (benchmark:
 # Students timed for Table IV (those of them in params `methods`): the registry's timed ones.
 TIMING_METHODS = TIMED_METHODS
 ABLATION_DEFAULTS: dict[str, Any] = {
+    "design": "one_at_a_time",
+    "protocols": ["transfer", "scratch"],
     "sources": ["train", "crossfit"],
     "detach": [False, True],
+    "kd_reductions": ["class_mean", "batchmean"],
     "methods": ["st_ent", "bce_conf", "maxprob"],
+    "cells": [],
     "seeds": [0, 1, 2],
     "K": [1, 3, 5],
 }
-VARIANT_WILDCARDS = ("dataset", "fold", "teacher", "student", "method", "source", "detach", "seed")
+# an ablation switch: (its wildcard, its params key, its list in params `ablation`)
+SWITCHES = (
+    ("protocol", "protocol", "protocols"),
+    ("source", "pseudo_labels.source", "sources"),
+    ("detach", "condi.detach_confidence_in_target", "detach"),
+    ("kd", "condi.kd_reduction", "kd_reductions"),
+)
+VARIANT_WILDCARDS = (
+    "dataset", "fold", "teacher", "student", "method", "protocol", "source", "detach", "kd", "seed"
+)  # fmt: skip
 # What a variant's wildcards set in params (the ablation's switches).
-VARIANT_OVERRIDES = {
-    "pseudo_labels.source": "{source}",
-    "condi.detach_confidence_in_target": "{detach}",
-    "seed": "{seed}",
-}
+VARIANT_OVERRIDES = {**{key: "{" + w + "}" for w, key, _ in SWITCHES}, "seed": "{seed}"}
+TEACHER_OVERRIDES = {"protocol": "{protocol}"}
 
 
 # -- the table's vocabulary ------------------------------------------------------------------
@@ -129,6 +149,7 @@ class Gather:
     match: tuple[str, ...] = ()
     methods: tuple[str, ...] | None = None
     fixed: dict[str, str] = field(default_factory=dict)  # wildcards set to a value
+    only: dict[str, str] = field(default_factory=dict)  # nothing unless this job's wildcards are
 
 
 @dataclass(frozen=True)
@@ -194,10 +215,18 @@ class Stage:
     runtime: int = 10  # minutes (cluster executors)
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
     storage: str | None = None  # only for the datasets with this storage (cache | resized)
+    # the values of its dataset wildcard: "target" (the datasets methods are evaluated on),
+    # "source" (pretrain.dataset under protocol transfer) or "all" (both: data preparation)
+    datasets: str = "target"
 
     @property
     def ablation(self) -> bool:
         return self.part == "ablation"
+
+
+def is_transfer(config: dict[str, Any]) -> bool:
+    """protocol transfer: the pre-training stages exist (docs/method.md, section 2.5)."""
+    return config.get("protocol", "scratch") == "transfer"
 
 
 def has_split(config: dict[str, Any]) -> bool:
@@ -222,42 +251,70 @@ DSFT = ("dataset", "fold", "teacher")
 PAIR = ("dataset", "fold", "teacher", "student")
 DATA = {"index": INDEX, "cache": Clips()}  # --cache: a clip cache or a resized store
 RUN_KEYS = ("data", "evaluation.batch_size", "seed", "device")  # what forward passes read
-EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
+# the grid records the switches a student was trained with as columns of the long tables
+EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target",
+             "condi.kd_reduction", "protocol", "seed")  # fmt: skip
 TRAINING = dict(gpu=True, mem_mb=16000, runtime=24 * 60)
 SCORING = dict(gpu=True, mem_mb=8000, runtime=120)
 GRID = dict(mem_mb=4000, runtime=30)
 STUDENT_SCORES_OF_PAIR = Gather("student_scores", "out", PAIR)
+# protocol transfer: the pre-trained model a target model starts from (none under scratch,
+# where the pretrain stages have no jobs, and none for an adopted teacher)
+PRETRAINED_TEACHER = Gather("pretrain_teacher", "out", ("teacher",))
+PRETRAINED_STUDENT = Gather("pretrain_student", "out", ("student",))
+# an ablation variant under protocol transfer starts from them too (scratch: from nothing)
+ABL_PRETRAINED_TEACHER = Gather(
+    "pretrain_teacher", "out", ("teacher",), only={"protocol": "transfer"}
+)
+ABL_PRETRAINED_STUDENT = Gather(
+    "pretrain_student", "out", ("student",), only={"protocol": "transfer"}
+)
+FINETUNE_TEACHER = ("protocol", "training.finetune.teacher")
+FINETUNE_STUDENT = ("protocol", "training.finetune.student")
 
 # fmt: off
 _STAGE_LIST = [
     Stage("synth", "data synth", ("dataset",), {},
           {"root": Out(ROOT.key, cmd=False, kind="root")},
-          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30),
+          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30, datasets="all"),
     Stage("index", "data index", ("dataset", "fold"), {"root": ROOT}, {"out": Out(INDEX)},
           # the whole dataset entry: kind, root, folds and the optional group_pattern (DVC
           # needs every key it watches to be in params.yaml)
           ("datasets.{dataset}", "data.clip_len", "data.val_fraction", "seed"),
-          mem_mb=4000, runtime=120),
+          mem_mb=4000, runtime=120, datasets="all"),
     Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
           {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
-          mem_mb=8000, runtime=600, storage="cache"),
+          mem_mb=8000, runtime=600, storage="cache", datasets="all"),
     # storage: resized (condi.data.resized): every fold's videos re-encoded once, a folder
     Stage("resize", "data resize", ("dataset",),
           {"root": ROOT, "index": Gather("index", "out", ("dataset",))},
           {"out": Out(RESIZED, kind="folder")},
           ("datasets.{dataset}.root", "data.short_side", "resize"),
-          mem_mb=4000, runtime=24 * 60, storage="resized"),
+          mem_mb=4000, runtime=24 * 60, storage="resized", datasets="all"),
+    # protocol transfer (docs/method.md, section 2.5): teacher and student from scratch on the
+    # source dataset (cross-entropy), then fine-tuned on the target by the stages below
+    Stage("pretrain_teacher", "train pretrain", DSFT, DATA, {"out": Out(PRE_TEACHER)},
+          ("pretrain.teacher", "teachers.{teacher}", *RUN_KEYS), when=is_transfer,
+          datasets="source", **TRAINING),
+    Stage("pretrain_student", "train pretrain", ("dataset", "fold", "student"), DATA,
+          {"out": Out(PRE_STUDENT)}, ("pretrain.student", "students.{student}", *RUN_KEYS),
+          when=is_transfer, datasets="source", **TRAINING),
     Stage("train_teacher", "train teacher", DSFT,
-          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True)},
-          {"out": Out(TEACHER)}, ("teachers.{teacher}", "training.teacher", *RUN_KEYS),
-          **TRAINING),
-    Stage("pseudo_labels", "train pseudo-labels", DSFT, {**DATA, "checkpoint": TEACHER},
+          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
+           "pretrained": PRETRAINED_TEACHER},
+          {"out": Out(TEACHER)},
+          ("teachers.{teacher}", "training.teacher", *FINETUNE_TEACHER, *RUN_KEYS), **TRAINING),
+    # the crossfit fold teachers are fine-tuned like the teacher: the pre-trained one is an input
+    Stage("pseudo_labels", "train pseudo-labels", DSFT,
+          {**DATA, "checkpoint": TEACHER, "pretrained": PRETRAINED_TEACHER},
           {"out": Out(LABELS)},
-          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *RUN_KEYS), **SCORING),
+          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *FINETUNE_TEACHER,
+           *RUN_KEYS), **SCORING),
     Stage("train_student", "train student", (*PAIR, "method"),
-          {**DATA, "pseudo_labels": LABELS}, {"out": Out(STUDENT)},
-          ("students.{student}", "training.student", "condi", "st_conf", *RUN_KEYS),
-          **TRAINING),
+          {**DATA, "pseudo_labels": LABELS, "pretrained": PRETRAINED_STUDENT},
+          {"out": Out(STUDENT)},
+          ("students.{student}", "training.student", *FINETUNE_STUDENT, "condi", "st_conf",
+           *RUN_KEYS), **TRAINING),
     Stage("teacher_scores", "evaluate scores", DSFT, {**DATA, "checkpoint": TEACHER},
           {"out": Out(TEACHER_SCORES)}, RUN_KEYS, **SCORING),
     Stage("student_scores", "evaluate scores", (*PAIR, "method"),
@@ -322,20 +379,40 @@ _STAGE_LIST = [
           (), when=has_split, local=True),
     # The ablation (docs/method.md, "Beyond the paper"), not in the default target: its jobs
     # set the variant's switches from their wildcards (VARIANT_OVERRIDES).
-    Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "source"),
-          {**DATA, "checkpoint": TEACHER}, {"out": Out(ABL_LABELS)},
-          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *RUN_KEYS),
-          overrides={"pseudo_labels.source": "{source}"}, part="ablation", **TRAINING),
+    # A variant's teacher: trained per protocol of the ablation (under the params' own protocol
+    # the same job as train_teacher, so the same weights), with its labels, scores, baselines.
+    Stage("ablation_train_teacher", "train teacher", (*DSFT, "protocol"),
+          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
+           "pretrained": ABL_PRETRAINED_TEACHER},
+          {"out": Out(ABL_TEACHER)},
+          ("teachers.{teacher}", "training.teacher", "training.finetune.teacher", *RUN_KEYS),
+          overrides=TEACHER_OVERRIDES, part="ablation", **TRAINING),
+    Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "protocol", "source"),
+          {**DATA, "checkpoint": ABL_TEACHER, "pretrained": ABL_PRETRAINED_TEACHER},
+          {"out": Out(ABL_LABELS)},
+          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher",
+           "training.finetune.teacher", *RUN_KEYS),
+          overrides={**TEACHER_OVERRIDES, "pseudo_labels.source": "{source}"}, part="ablation",
+          **TRAINING),
+    Stage("ablation_teacher_scores", "evaluate scores", (*DSFT, "protocol"),
+          {**DATA, "checkpoint": ABL_TEACHER}, {"out": Out(ABL_TEACHER_SCORES)}, RUN_KEYS,
+          part="ablation", **SCORING),
+    Stage("ablation_evaluate_baselines", "evaluate grid", (*DSFT, "protocol"),
+          {"root": ROOT, "index": INDEX, "teacher_scores": ABL_TEACHER_SCORES},
+          {"out": Out(ABL_BASELINES), "videos": Out(ABL_BASELINES_VIDEOS)}, ("evaluation",),
+          overrides=TEACHER_OVERRIDES, part="ablation", **GRID),
     Stage("ablation_train_student", "train student", VARIANT_WILDCARDS,
-          {**DATA, "pseudo_labels": ABL_LABELS}, {"out": Out(ABL_STUDENT)},
-          ("students.{student}", "training.student", "condi", "st_conf", "data",
+          {**DATA, "pseudo_labels": ABL_LABELS, "pretrained": ABL_PRETRAINED_STUDENT},
+          {"out": Out(ABL_STUDENT)},
+          ("students.{student}", "training.student", "training.finetune.student", "condi.tau",
+           "condi.lam", "condi.mu", "condi.lr_div", "condi.conf_lr_div", "st_conf", "data",
            "evaluation.batch_size", "device"),
           overrides=VARIANT_OVERRIDES, part="ablation", **TRAINING),
     Stage("ablation_student_scores", "evaluate scores", VARIANT_WILDCARDS,
           {**DATA, "checkpoint": ABL_STUDENT}, {"out": Out(ABL_SCORES)}, RUN_KEYS,
           part="ablation", **SCORING),
     Stage("ablation_evaluate", "evaluate grid", VARIANT_WILDCARDS,
-          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
+          {"root": ROOT, "index": INDEX, "teacher_scores": ABL_TEACHER_SCORES,
            "student_scores": ABL_SCORES},
           {"out": Out(ABL_EVAL), "videos": Out(ABL_EVAL_VIDEOS)}, ("evaluation",),
           overrides=VARIANT_OVERRIDES, part="ablation",
@@ -349,10 +426,13 @@ _STAGE_LIST = [
                ("table2", "out_csv"), ("table4", "out_csv"), ("table5", "out_csv"),
                ("ambiguity_table", "out_csv"), ("figures", "k_png"), ("figures", "cost_png"),
                ("timeline", "out")))}),
+    # tables.bootstrap and seed: the paired intervals over test videos (seeds averaged)
     _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
            inputs={"students": Gather("ablation_evaluate", "out"),
-                   "baselines": Gather("evaluate_baselines", "out")},
-           params=("ablation.K",), part="ablation"),
+                   "baselines": Gather("ablation_evaluate_baselines", "out"),
+                   "videos": (Gather("ablation_evaluate", "videos"),
+                              Gather("ablation_evaluate_baselines", "videos"))},
+           params=("ablation.K", "tables.bootstrap", "seed"), part="ablation"),
     # ConDi's time per video at paper scale (random weights, generated videos), dense against
     # K and the Ks split, models alone and end to end with decoding (docs/method.md, section
     # 6): `snakemake --cores all results/speed.csv` or `dvc repro speed/dvc.yaml`
@@ -452,42 +532,88 @@ def ablation_params(config: dict[str, Any]) -> dict[str, Any]:
     return {**ABLATION_DEFAULTS, **(config.get("ablation") or {})}
 
 
+def _wildcard_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def ablation_base(config: dict[str, Any]) -> dict[str, str]:
+    """The variant the one-at-a-time design moves around: the params' own switches."""
+    return {w: _wildcard_value(_get(config, key)[1]) for w, key, _ in SWITCHES}
+
+
 def ablation_variants(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """``{method, source, detach, seed}`` of every ablation student: condi_sr under every
-    (pseudo-label source, detach) of params ``ablation``, and ``ablation.methods`` with the
-    paper's switches (train, no detach), each for every seed. ``detach`` is "false" | "true"."""
+    """``{method, protocol, source, detach, kd, seed}`` of every ablation student (wildcard
+    values: ``detach`` is "false" | "true"), each for every seed of ``ablation.seeds``:
+
+    * ``design: one_at_a_time`` (default): ``condi_sr`` at the base (the params' own protocol,
+      pseudo-label source, detach and KD reduction) and at each other value of each switch's
+      list with the rest at the base; ``grid``: ``condi_sr`` at every combination of the lists;
+    * ``methods`` at the base switches, under every protocol of ``protocols`` (the rivals of
+      each protocol's condi_sr);
+    * ``cells``: extra cells, each a mapping of switches (and ``method``, default condi_sr) that
+      differ from the base.
+
+    ``protocol: transfer`` variants need the pre-training stages, which exist under the params'
+    ``protocol: transfer`` only: under ``scratch`` they are left out. Duplicates are dropped."""
     ab = ablation_params(config)
-    out = [
-        {"method": "condi_sr", "source": s, "detach": json.dumps(bool(d)), "seed": str(seed)}
-        for s in ab["sources"]
-        for d in ab["detach"]
-        for seed in ab["seeds"]
-    ]
-    out += [
-        {"method": m, "source": "train", "detach": "false", "seed": str(seed)}
-        for m in ab["methods"]
-        for seed in ab["seeds"]
-    ]
-    return out
+    base = ablation_base(config)
+    lists = {w: [_wildcard_value(v) for v in ab[name]] for w, _, name in SWITCHES}
+    cells: list[dict[str, str]] = []
+    if ab["design"] == "grid":
+        combos: list[dict[str, str]] = [{}]
+        for w, _, _ in SWITCHES:
+            values = list(dict.fromkeys([base[w], *lists[w]]))
+            combos = [{**c, w: v} for c in combos for v in values]
+        cells += [{"method": "condi_sr", **c} for c in combos]
+    else:
+        cells.append({"method": "condi_sr", **base})
+        for w, _, _ in SWITCHES:
+            cells += [{"method": "condi_sr", **base, w: v} for v in lists[w] if v != base[w]]
+    for m in ab["methods"]:
+        for protocol in dict.fromkeys([base["protocol"], *lists["protocol"]]):
+            cells.append({"method": m, **base, "protocol": protocol})
+    keys = {"protocol": "protocol", "source": "source", "detach": "detach", "kd": "kd_reduction"}
+    for extra in ab["cells"]:
+        cell = {"method": extra.get("method", "condi_sr"), **base}
+        cell.update({w: _wildcard_value(extra[k]) for w, k in keys.items() if k in extra})
+        cells.append(cell)
+    if config.get("protocol", "scratch") != "transfer":
+        cells = [c for c in cells if c["protocol"] != "transfer"]
+    unique = list({json.dumps(c, sort_keys=True): c for c in cells}.values())
+    return [{**c, "seed": str(seed)} for c in unique for seed in ab["seeds"]]
 
 
 def _choices(config: dict[str, Any], stage: Stage, name: str, w: dict[str, Any]) -> list[str]:
     """The values of wildcard ``name`` for a job of ``stage`` whose earlier wildcards are ``w``."""
     if name == "dataset":
+        from condi.config import pipeline_datasets, source_dataset, target_datasets
+
+        if stage.datasets == "all":
+            names = pipeline_datasets(config)
+        elif stage.datasets == "source":
+            names = [d for d in [source_dataset(config)] if d is not None]
+        else:
+            names = target_datasets(config)
         ds = config["datasets"]
         return [
             d
-            for d in ds
+            for d in names
             if (stage.name != "synth" or "synth" in ds[d])
             and (stage.storage is None or storage_of(config, d) == stage.storage)
         ]
     if name == "fold":
         return [str(f) for f in config["datasets"][w["dataset"]].get("folds", [1])]
+    if name == "teacher" and stage.name == "pretrain_teacher":  # an adopted one is not trained
+        return [t for t, spec in config["teachers"].items() if not spec.get("checkpoint")]
     if name in ("teacher", "student"):
         return list(config[name + "s"])
-    if stage.ablation and name in ("method", "source", "detach", "seed"):
-        fixed = {k: v for k, v in w.items() if k in ("method", "source", "detach")}
-        variants = [v for v in ablation_variants(config) if fixed.items() <= v.items()]
+    if stage.ablation and name in ("method", "protocol", "source", "detach", "kd", "seed"):
+        fixed = {k: v for k, v in w.items() if k in VARIANT_WILDCARDS[4:]}
+        variants = ablation_variants(config)
+        if stage.name in ("ablation_train_teacher", "ablation_teacher_scores",
+                          "ablation_evaluate_baselines", "ablation_pseudo_labels"):  # fmt: skip
+            variants = [{k: v[k] for k in ("protocol", "source")} for v in variants]
+        variants = [v for v in variants if fixed.items() <= v.items()]
         return list(dict.fromkeys(v[name] for v in variants))
     if name == "method":
         return list(config["methods"])
@@ -509,9 +635,14 @@ def job_name(stage: str, w: dict[str, Any]) -> str:
     return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
 
 
-def dvc_target(stage: Stage, w: dict[str, Any]) -> str:
-    """The job as a ``dvc`` target (the ablation's live in their own dvc.yaml)."""
+def dvc_target(
+    stage: Stage, w: dict[str, Any], split: frozenset[str] | set[str] = frozenset()
+) -> str:
+    """The job as a ``dvc`` target (the ablation's live in their own dvc.yaml); ``split``:
+    the stages whose jobs are DVC stages of their own (:func:`split_stages`)."""
     name = job_name(stage.name, w)
+    if stage.name in split and w:
+        name = name.replace("@", "--", 1)
     return name if stage.part == "main" else f"{PART_DVC[stage.part]}:{name}"
 
 
@@ -530,7 +661,9 @@ def gathered(
     """The paths a :class:`Gather` input names for the job with wildcards ``w`` (the matched
     wildcards written as ``show`` gives them: DVC's placeholders)."""
     src = STAGES[g.stage]
-    out = []
+    out: list[str] = []
+    if any(str(w.get(k)) != v for k, v in g.only.items()):
+        return out
     for sw in job_wildcards(config, src):
         if any(str(sw[k]) != str(w[k]) for k in g.match):
             continue
@@ -757,6 +890,26 @@ def _dvc_entry(
     return entry
 
 
+def _templates(config: dict[str, Any], st: Stage) -> tuple[list[dict[str, str]], list[dict]]:
+    """A stage's jobs and their DVC entries with ``${item.x}`` placeholders."""
+    ws = job_wildcards(config, st)
+    show = {k: f"${{item.{k}}}" for k in st.wildcards}
+    return ws, [_dvc_entry(config, st, w, show) for w in ws]
+
+
+def split_stages(config: dict[str, Any]) -> set[str]:
+    """The stages whose jobs differ in shape (an adopted teacher; under protocol transfer the
+    ablation's scratch variants, which have no pre-trained input): one DVC stage per job,
+    named ``stage--<job>`` (:func:`dvc_yaml`)."""
+    out = set()
+    for st in STAGES.values():
+        if st.wildcards:
+            ws, templates = _templates(config, st)
+            if ws and not all(t == templates[0] for t in templates):
+                out.add(st.name)
+    return out
+
+
 def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
     """``dvc.yaml`` (``part="main"``: the stages of Snakemake's ``all``),
     ``ablation/dvc.yaml`` (``"ablation"``) or ``speed/dvc.yaml`` (``"speed"``), whose paths are
@@ -776,8 +929,7 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
             if ws:
                 out[st.name] = {**wdir, **_dvc_entry(config, st, {}, None)}
             continue
-        show = {k: f"${{item.{k}}}" for k in st.wildcards}
-        templates = [_dvc_entry(config, st, w, show) for w in ws]
+        ws, templates = _templates(config, st)
         if ws and all(t == templates[0] for t in templates):
             items = {}
             for w in ws:

@@ -35,8 +35,8 @@ Tags (:func:`stage_tags`): MLflow's own context tags (``mlflow.user``, ``mlflow.
 * ``stage`` and ``rule`` (the stage of condi.pipeline's table: Snakemake rule and DVC stage,
   given to every command by ``--stage``), ``dvc_stage`` (the job, e.g.
   ``train_student@synthetic-1-resnext-resnext8-condi_sr``), ``dataset`` and the job's other
-  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``source``,
-  ``detach``, ``seed``), ``invocation``;
+  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``protocol``,
+  ``source``, ``detach``, ``kd``, ``seed``), ``invocation``;
 * ``git_dirty`` (the commit is ``mlflow.source.git.commit``, of the project's checkout);
 * ``params_hash``: sha256 (16 hex digits) of the job's params values (the stage's keys in the
   table: the params logged with the run, DVC's ``params:``, the resume hash);

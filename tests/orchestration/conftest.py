@@ -11,7 +11,8 @@
   ablation/dvc.yaml`` at the same time (tracking off), then committed and pushed to its default
   local remote ``condi-dvc-remote/`` beside it.
 
-Both use the tiny synthetic preset, one epoch per model and a one-variant ablation (condi_sr on
+Both use the tiny synthetic preset (the transfer protocol's source: 5 classes, the colour
+palette), one epoch per model and a one-variant ablation (condi_sr on
 crossfit pseudo-labels with z~ detached, one seed: one student, two crossfit teachers), so the
 two runs take about three to four minutes on two cores. Every wait is bounded; the server is
 stopped at the end.
@@ -57,6 +58,11 @@ def tiny_params() -> dict:
     for ds in p["datasets"].values():
         if "synth" in ds:
             ds["synth"]["preset"] = "tiny"
+    # protocol transfer (the default): a tiny source with more classes and the colour palette
+    source = p["datasets"][p["pretrain"]["dataset"]]["synth"]
+    source["overrides"] = {"num_classes": 5, "palette": "colour"}
+    for role in ("teacher", "student"):
+        p["pretrain"][role].update(epochs=1, lr_milestones=[])
     p["training"]["teacher"].update(epochs=1, lr_milestones=[])
     p["training"]["student"].update(epochs=1)
     p["device"] = "cpu"

@@ -62,7 +62,9 @@ def read_csv(path):
 
 def test_table1_and_table2(pipelines):
     t1 = read_csv(pipelines.smk / "results" / "table1.csv")
-    assert list(t1["dataset"]) == ["synthetic"]
+    # the target and, under protocol transfer, the source it pre-trains on (5 classes)
+    assert list(t1["dataset"]) == ["synthetic", "synthetic_source"]
+    assert t1.iloc[1]["classes"] == 5
     r = t1.iloc[0]
     # the tiny preset: 4 classes, 4 training and 3 test videos per class, 2 to 6 clips each
     assert r["classes"] == 4 and r["instances_test"] == 12

@@ -50,12 +50,15 @@ SHORT_FRAMES = 10
 
 def pipeline_params(**edits) -> dict:
     """The repository's params, shrunk: tiny damaged dataset (a real-dataset entry, no synth
-    block), teacher 3 epochs, student 1, only condi_sr, CPU, 1 thread per job."""
+    block), protocol scratch, teacher 3 epochs, student 1, only condi_sr, CPU, 1 thread per
+    job."""
     p = load_yaml(REPO / "params.yaml")
     p["seed"] = 0
     p["device"] = "cpu"
     p["threads"] = 1
     p["datasets"] = {"synthetic": {"kind": "ucf101", "root": DATA_ROOT, "folds": [1]}}
+    p["protocol"] = "scratch"  # the one dataset: no source to pre-train on
+    p.pop("pretrain", None)
     p["training"]["teacher"].update(epochs=3, lr_milestones=[])
     p["training"]["student"].update(epochs=1)
     p["methods"] = ["condi_sr"]

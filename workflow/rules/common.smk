@@ -26,8 +26,10 @@ wildcard_constraints:
     student=_alternatives(config["students"]),
     method=_alternatives(METHODS),
     root=_alternatives(SYNTH),
+    protocol="transfer|scratch",
     source=_alternatives(v["source"] for v in pl.ablation_variants(config)),
     detach="false|true",
+    kd="class_mean|batchmean",
     seed="[0-9]+",
 
 

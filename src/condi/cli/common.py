@@ -19,8 +19,10 @@ WILDCARD_HELP = {
     "teacher": "teacher name (a key of params.yaml teachers)",
     "student": "student name (a key of params.yaml students)",
     "method": "student objective (docs/method.md, section 3): " + " | ".join(METHODS),
+    "protocol": "ablation: the training protocol (transfer | scratch)",
     "source": "ablation: Eq. 1 pseudo-label source (train | crossfit)",
     "detach": "ablation: detach z~ in Eq. 5's target (false | true)",
+    "kd": "ablation: the KD reduction (class_mean | batchmean)",
     "seed": "ablation: the student's seed",
 }
 

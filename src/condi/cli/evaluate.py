@@ -10,6 +10,15 @@ from condi.cli.common import add_clip_data, add_stage, stage_context, table_metr
 
 log = logging.getLogger(__name__)
 
+# long-table column -> the params key it records
+SWITCH_COLUMNS = (
+    ("protocol", "protocol"),
+    ("pseudo_labels", "pseudo_labels.source"),
+    ("detach_confidence", "condi.detach_confidence_in_target"),
+    ("kd_reduction", "condi.kd_reduction"),
+    ("seed", "seed"),
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="per-clip test scores and the K / Ks evaluation grid")
@@ -70,6 +79,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from condi.data.index import read_index
     from condi.evaluation.run import evaluate_grid, load_manifest, load_scores, scores_by_method
     from condi.io import write_csv, write_parquet
+    from condi.pipeline import _get
 
     ctx = stage_context(args)
     params = ctx.params
@@ -84,9 +94,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
             frame.insert(0, "teacher", args.teacher)
             frame.insert(0, "fold", args.fold)
             frame.insert(0, "dataset", args.dataset)
-            frame["pseudo_labels"] = params["pseudo_labels"]["source"]
-            frame["detach_confidence"] = params["condi"]["detach_confidence_in_target"]
-            frame["seed"] = params["seed"]
+            # the switches this job's params set (a teacher-only job of the ablation has its
+            # protocol only); docs/method.md, sections 2.5 and 9.2
+            for column, key in SWITCH_COLUMNS:
+                frame[column] = _get(params, key)[1]
         write_csv(df, args.out)
         if args.videos is not None:
             write_parquet(per_video, args.videos)

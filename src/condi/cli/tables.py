@@ -50,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--baselines", nargs="+", required=True, type=Path, help="teacher-only evaluation CSVs"
     )
+    ab.add_argument(
+        "--videos",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="their per-video files: each variant minus st_ent, equidistant and dense with "
+        "paired bootstrap intervals (seeds averaged per video; params tables.bootstrap, seed)",
+    )
     add_table_outputs(ab)
     ab.set_defaults(func=cmd_ablation)
 
@@ -81,11 +90,17 @@ def cmd_table3(args: argparse.Namespace) -> int:
 def cmd_ablation(args: argparse.Namespace) -> int:
     from condi.pipeline import ablation_params
     from condi.tables import ablation
+    from condi.tables.table3 import Bootstrap
 
     ctx = stage_context(args)
-    long = ablation.assemble(args.students, args.baselines, ablation_params(ctx.params)["K"])
-    ablation.write(long, args.out_csv, args.out_md)
-    keys = ["method", "pseudo_labels", "detach_confidence", "K"]
+    ks = ablation_params(ctx.params)["K"]
+    long = ablation.assemble(args.students, args.baselines, ks)
+    boot = Bootstrap.from_params(ctx.params)
+    diffs = (
+        ablation.differences(ablation.load_videos(args.videos), ks, boot) if args.videos else None
+    )
+    ablation.write(long, args.out_csv, args.out_md, diffs, boot)
+    keys = [c for c in ("method", *ablation.SWITCH_COLUMNS, "K") if c in long]
     table_runs(ctx, long, keys, ["top1", "top1_std"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0

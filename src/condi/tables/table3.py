@@ -42,8 +42,10 @@ LONG_COLUMNS = KEY + [
     "unambiguous_share",
     "auroc_teacher_correct",
     "student_dense_top1",
+    "protocol",
     "pseudo_labels",
     "detach_confidence",
+    "kd_reduction",
     "seed",
 ]
 REFERENCES = ("condi_sr", "dense")  # diff_vs_<reference>

@@ -105,6 +105,7 @@ def compute_pseudo_labels(
     data: IndexedData,
     teacher: str | None = None,
     work_dir: str | Path | None = None,
+    pretrained: str | Path | None = None,
 ) -> dict[str, np.ndarray]:
     """Eq. 1 labels and teacher logits for every train and val clip.
 
@@ -113,8 +114,9 @@ def compute_pseudo_labels(
     ``crossfit_folds`` stratified folds and each clip is judged by a teacher trained, with the
     same recipe, on the other folds only, so memorised clips are not labelled "teacher
     correct". This costs ``crossfit_folds`` extra teacher trainings (each on
-    (k-1)/k of the training set); their checkpoints are kept in ``work_dir``. Val clips are
-    always judged by the given teacher.
+    (k-1)/k of the training set); their checkpoints are kept in ``work_dir``. Under
+    ``protocol: transfer`` the fold teachers are fine-tuned from ``pretrained`` like the teacher
+    (docs/method.md, section 2.5). Val clips are always judged by the given teacher.
     """
     device = setup(params["seed"], params["threads"], params["device"])
     teacher_model.to(device)
@@ -138,13 +140,20 @@ def compute_pseudo_labels(
         folds = crossfit_folds(data, k, params["seed"])
         from condi.training.loop import params_hash
 
-        recipe = params_hash(params, teacher, folds.tolist())
+        recipe = params_hash(params, teacher, folds.tolist(), str(pretrained))
 
         def fold_logits(j: int) -> np.ndarray:
             ckpt = Path(work_dir) / f"crossfit_{recipe}_{j + 1}of{k}.pt"
             if not ckpt.is_file():
                 log.info("crossfit teacher %d/%d on %d clips", j + 1, k, int((folds != j).sum()))
-                train_teacher(params, teacher, data, ckpt, train_rows=train_rows[folds != j])
+                train_teacher(
+                    params,
+                    teacher,
+                    data,
+                    ckpt,
+                    train_rows=train_rows[folds != j],
+                    pretrained=pretrained,
+                )
             model, _ = load_model(ckpt, role="teacher")
             model.to(device)
             held = train_rows[folds == j]

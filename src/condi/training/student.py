@@ -24,6 +24,7 @@ from condi.data.indexed import IndexedData
 from condi.methods import get_method
 from condi.metrics import auroc, softmax_np, video_accuracy
 from condi.scores import ranking_score
+from condi.training.protocol import init_weights, recipe
 from condi.training.schedule import student_lrs, student_optimizer
 from condi.training.trainer import train
 
@@ -130,14 +131,22 @@ def train_student(
     out_path: str | Path,
     tracker=None,
     batch_metrics: BatchMetrics | None = None,
+    pretrained: str | Path | None = None,
 ) -> dict[str, Any]:
     """Distil student ``student`` with objective ``method`` from the teacher whose Eq. 1 labels
     and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``.
 
     ``batch_metrics``: a diagnostic hook on every training batch (:func:`make_step`); its
-    per-epoch averages are in the checkpoint's ``history`` as ``train_<name>``."""
+    per-epoch averages are in the checkpoint's ``history`` as ``train_<name>``.
+
+    Under ``protocol: transfer`` the student starts from ``pretrained`` (the pre-trained
+    student: backbone loaded, classifier re-initialised, confidence head fresh; the same
+    weights for every method, docs/method.md section 2.5) and trains with
+    :func:`condi.training.protocol.recipe` (α = ``lr`` for the base group, ``conf_lr`` for the
+    confidence branch when set)."""
     get_method(method)  # a registered method (ValueError naming the known ones otherwise)
-    cfg = params["training"]["student"]
+    init = init_weights(params, pretrained, f"student {student} ({method})")
+    cfg = recipe(params, "student")
     c = params["condi"]
     train_rows = data.rows("train")
     pos = torch.from_numpy(_lookup(len(data.index), pseudo_labels))
@@ -171,7 +180,9 @@ def train_student(
         }
 
     def lrs(epoch: int) -> dict[str, float]:
-        base, conf = student_lrs(epoch, cfg["lr"], c["lr_div"], c["conf_lr_div"])
+        base, conf = student_lrs(
+            epoch, cfg["lr"], c["lr_div"], c["conf_lr_div"], cfg.get("conf_lr")
+        )
         return {"base": base, "confidence": conf}
 
     result = train(
@@ -185,12 +196,14 @@ def train_student(
         lrs=lrs,
         validate=validate,
         select=None,
-        resume_key=(student, method, len(train_rows), float(pseudo_labels["z"].mean())),
+        resume_key=(student, method, len(train_rows), float(pseudo_labels["z"].mean()), str(init)),
         desc=f"{method} {student}",
         train_rows=train_rows,
         extra_state=extra_state,
         tracker=tracker,
         method=method,
+        cfg=cfg,
+        init_from=init,
     )
     if result is None:  # another process of a torchrun job: rank 0 wrote the checkpoint
         return {"rank": torch.distributed.get_rank()}
