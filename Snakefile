@@ -5,7 +5,6 @@
 #   snakemake --cores all ablation        (the ablation, results/ablation.csv: not in the default)
 # Every rule is a stage of the table in src/condi/pipeline.py, which also writes dvc.yaml
 # (condi pipeline dvc), so the two DAGs cannot drift.
-import os
 import sys
 from pathlib import Path
 
@@ -76,8 +75,9 @@ onsuccess:
     # What this run made becomes DVC's too: `dvc status` clean, `dvc push` complete.
     condi.adoption.commit(config, since=STARTED)
     # Table III as the paper prints it, and where everything else is.
-    if os.path.exists(pl.TABLE3_MD):
-        print(f"\n{pl.TABLE3_MD}:\n\n" + open(pl.TABLE3_MD).read().rstrip() + "\n", flush=True)
+    if Path(pl.TABLE3_MD).exists():
+        table3 = Path(pl.TABLE3_MD).read_text().rstrip()
+        print(f"\n{pl.TABLE3_MD}:\n\n{table3}\n", flush=True)
     print(
         f"condi: results in results/ (per-stage times: {pl.STAGE_TIMES_MD}), each job's log "
         f"in {pl.LOGS}/<stage>/, the report: snakemake --report report.html",
