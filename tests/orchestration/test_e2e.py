@@ -12,7 +12,13 @@ import time
 
 import pytest
 
-from tests.orchestration.conftest import TINY_ABLATION, copy_repo, read_table3, run
+from tests.orchestration.conftest import (
+    CROSSFIT_VARIANT,
+    TINY_ABLATION,
+    copy_repo,
+    read_table3,
+    run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +52,8 @@ def test_table3_rows_columns_and_ranges(pipelines):
     assert set(split["Ks"].astype(int)) == set(p["evaluation"]["Ks"])
     assert t3["top1"].between(0, 100).all()
     assert (t3["n_videos"] > 0).all()
-    assert set(t3["dataset"]) == set(p["datasets"])
+    # the target only: the source pre-trains (protocol transfer), no method is evaluated on it
+    assert set(t3["dataset"]) == set(p["datasets"]) - {p["pretrain"]["dataset"]}
     assert set(t3.loc[t3["student"] != "-", "student"]) == set(p["students"])
     std = t3.loc[t3["method"] == "random", "top1_std"]
     assert std.notna().all() and (std >= 0).all()
@@ -144,32 +151,43 @@ def test_figures(pipelines):
 
 
 def test_ablation_with_real_numbers(pipelines):
-    """The one-student ablation: condi_sr on crossfit pseudo-labels (two crossfit teachers
-    trained) with z~ detached, beside the teacher-only samplers."""
+    """The two-student ablation: condi_sr at the params' switches and condi_sr trained from
+    scratch on crossfit pseudo-labels (two crossfit teachers) with z~ detached and the
+    batchmean reduction, beside each protocol's teacher-only samplers, with paired
+    differences."""
     smk = pipelines.smk
     ab = read_csv(smk / "results" / "ablation.csv")
-    variants = set(ab["variant"])
-    assert variants == {
-        "condi_sr[crossfit, detach=True]",
-        "random",
-        "equidistant",
-        "oracle",
-        "dense",
-    }
+    base = "condi_sr [transfer, train, attached, class_mean]"
+    cell = "condi_sr [scratch, crossfit, detached, batchmean]"
+    teacher_only = {f"{m} [{p}]" for m in ("random", "equidistant", "oracle", "dense")
+                    for p in ("transfer", "scratch")}  # fmt: skip
+    assert set(ab["variant"]) == {base, cell} | teacher_only
     students = ab[ab["student"] != "-"]
     assert set(students["K"]) == {str(k) for k in TINY_ABLATION["K"]}
     assert (students["n_seeds"] == 1).all()
     assert students["top1"].between(0, 100).all()
     assert students["auroc_teacher_correct"].between(0, 1).all()
     ev = read_csv(
-        smk / "results/eval/synthetic/fold1/ablation/"
-        "students_resnext14_resnext14half_condi_sr_crossfit_detachtrue_seed1.csv"
+        smk / "results/eval/synthetic/fold1/ablation" / f"students_{CROSSFIT_VARIANT}.csv"
     )
-    assert set(ev["pseudo_labels"]) == {"crossfit"}
+    assert set(ev["pseudo_labels"]) == {"crossfit"} and set(ev["protocol"]) == {"scratch"}
+    assert set(ev["kd_reduction"]) == {"batchmean"}
     assert ev["detach_confidence"].astype(str).eq("True").all() and set(ev["seed"]) == {1}
-    work = smk / "data/pseudo_labels/synthetic/fold1/resnext14_crossfit_crossfit"
+    work = smk / "data/pseudo_labels/synthetic/fold1/ablation/resnext14_scratch_crossfit_crossfit"
     assert len(list(work.glob("crossfit_*of2.pt"))) == 2
-    assert "condi_sr[crossfit, detach=True]" in (smk / "results" / "ablation.md").read_text()
+    # the scratch teacher is not the transfer one
+    from condi.models.checkpoint import load_model
+
+    scratch = load_model(smk / "models/synthetic/fold1/ablation/teacher_resnext14_scratch.pt")[1]
+    transfer = load_model(smk / "models/synthetic/fold1/ablation/teacher_resnext14_transfer.pt")[1]
+    assert "init_from" not in scratch and transfer["init_from"].endswith(
+        "pretrained_teacher_resnext14.pt"
+    )
+    text = (smk / "results" / "ablation.md").read_text()
+    assert base in text and cell in text
+    diffs = read_csv(smk / "results" / "ablation_differences.csv")
+    assert set(diffs["reference"]) == {"equidistant", "dense"}  # no st_ent in this ablation
+    assert (diffs["lo"] <= diffs["diff"]).all() and (diffs["diff"] <= diffs["hi"]).all()
 
 
 def test_noop_rerun_is_fast(pipelines):
@@ -353,7 +371,8 @@ EDITS = [
             ].iloc[0]
         ),
     ),
-    ("training.teacher.epochs", 2, "train_teacher", _teacher_epochs),
+    # protocol transfer (the default): the fine-tuning recipe sets the target teacher's epochs
+    ("training.finetune.teacher.epochs", 2, "train_teacher", _teacher_epochs),
 ]
 
 

@@ -22,9 +22,10 @@ SYNTH_HELP = textwrap.dedent(
     Each video shows a bright blob doing one of C motions (move left, move right, up, down,
     circle, zig-zag, pulse, shake, ...; move left/right are a mirror pair, whose labels the
     training flip swaps (data.flip: swap), the others face either way) over a mildly varying
-    background; size, speed and length vary per video (N = 3..30 clips of 16 frames by
-    default). Videos come in groups of 2-4 near-duplicates (v_<Class>_gGG_cCC, as UCF-101),
-    never split. A per-video share of the clips (10-90%) is ambiguous, visibly:
+    background; size, speed and length vary per video (preset default: N = 3..30 clips of 16
+    frames for test videos, 3..12 for training videos; 50 training and 125 test videos per
+    class). Videos come in groups of 2-4 near-duplicates (v_<Class>_gGG_cCC, as UCF-101), never
+    split. A per-video share of the clips (10-90%) is ambiguous, visibly:
       distractor  a second, full-contrast blob performs another class's motion over a faint
                   true actor; the other class is fixed per video
       occlusion   an opaque block covers most of the actor's path
@@ -34,6 +35,10 @@ SYNTH_HELP = textwrap.dedent(
     the teacher is confidently wrong on some clips in a consistent direction (the distractor
     kind), on enough clips per video, and the ambiguity is visible in the clip so that a
     student can learn to spot it. manifest.parquet records each clip's kind.
+    Preset source (the transfer protocol's source dataset, docs/method.md, section 2.5): all 11
+    motions, 50 short training videos per class, one video per group, 0-50% ambiguous clips
+    and the colour palette (tinted backgrounds, saturated mid-tone actors), disjoint from the
+    default's grey one.
     This benchmark can show whether a student learns to spot visibly ambiguous clips; it says
     nothing about accuracy on real videos.
     """
