@@ -143,7 +143,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     role = "teacher" if args.stage == "pretrain_teacher" else "student"
     name = args.teacher if role == "teacher" else args.student
     data = load_data(args.index, args.cache)
-    with ctx.run(f"pretrain {role} {name} on {args.dataset}") as run:
+    with ctx.run() as run:
         summary = pretrain(ctx.params, role, name, data, args.out, tracker=run)
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
     log.info("pretrain %s %s: %s", role, name, summary)
