@@ -79,6 +79,45 @@ def val_metrics(
     }
 
 
+def train_classifier(
+    params: dict[str, Any],
+    role: str,
+    name: str,
+    data: IndexedData,
+    out_path: str | Path,
+    cfg: dict[str, Any],
+    *,
+    train_rows: np.ndarray,
+    resume_key: tuple,
+    desc: str,
+    tracker=None,
+    **train_kwargs: Any,
+):
+    """Train model ``name`` as a plain classifier on ``train_rows``: cross-entropy, SGD with the
+    step schedule of recipe ``cfg`` (``lr · lr_step^(milestones passed)``), the best epoch by
+    validation video accuracy (the last without a val split). The teacher's training and both
+    pre-trainings; ``train_kwargs`` go to :func:`condi.training.trainer.train` (``init_from``,
+    ``pretraining``). Returns its result."""
+    return train(
+        params,
+        role,
+        name,
+        data,
+        out_path,
+        step=lambda out, labels, _rows: (F.cross_entropy(out, labels), {}),
+        optimizer=lambda model: teacher_optimizer(model, cfg),
+        lrs=lambda epoch: teacher_lr(epoch, cfg),
+        validate=lambda out, rows: val_metrics(data, out, rows),
+        select="val_video_acc" if len(data.rows("val")) else None,
+        resume_key=resume_key,
+        desc=desc,
+        train_rows=train_rows,
+        tracker=tracker,
+        cfg=cfg,
+        **train_kwargs,
+    )
+
+
 def pretrain(
     params: dict[str, Any],
     role: str,
@@ -95,22 +134,17 @@ def pretrain(
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     cfg = params["pretrain"][role]
     train_rows = data.rows("train")
-    result = train(
+    result = train_classifier(
         params,
         role,
         name,
         data,
         out_path,
-        step=lambda out, labels, _rows: (F.cross_entropy(out, labels), {}),
-        optimizer=lambda model: teacher_optimizer(model, cfg),
-        lrs=lambda epoch: teacher_lr(epoch, cfg),
-        validate=lambda out, rows: val_metrics(data, out, rows),
-        select="val_video_acc" if len(data.rows("val")) else None,
+        cfg,
+        train_rows=train_rows,
         resume_key=("pretrain", role, name, len(train_rows)),
         desc=f"pretrain {role} {name}",
-        train_rows=train_rows,
         tracker=tracker,
-        cfg=cfg,
         pretraining=True,
     )
     if result is None:  # another process of a torchrun job: rank 0 wrote the checkpoint

@@ -9,14 +9,12 @@ from typing import Any
 
 import numpy as np
 import torch.distributed
-import torch.nn.functional as F
 
 from condi.data.indexed import IndexedData
 from condi.models import load_pretrained
 from condi.models.checkpoint import save_model, training_config
-from condi.training.protocol import init_weights, recipe, val_metrics
-from condi.training.schedule import teacher_lr, teacher_optimizer
-from condi.training.trainer import prepare, train, validation
+from condi.training.protocol import init_weights, recipe, train_classifier, val_metrics
+from condi.training.trainer import prepare, validation
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +41,17 @@ def train_teacher(
     init = init_weights(params, pretrained, f"teacher {teacher}")
     cfg = recipe(params, "teacher")
     train_rows = data.rows("train") if train_rows is None else np.asarray(train_rows)
-    result = train(
+    result = train_classifier(
         params,
         "teacher",
         teacher,
         data,
         out_path,
-        step=lambda out, labels, _rows: (F.cross_entropy(out, labels), {}),
-        optimizer=lambda model: teacher_optimizer(model, cfg),
-        lrs=lambda epoch: teacher_lr(epoch, cfg),
-        validate=lambda out, rows: val_metrics(data, out, rows),
-        select="val_video_acc" if len(data.rows("val")) else None,
+        cfg,
+        train_rows=train_rows,
         resume_key=(teacher, len(train_rows), str(init)),
         desc=f"teacher {teacher}",
-        train_rows=train_rows,
         tracker=tracker,
-        cfg=cfg,
         init_from=init,
     )
     if result is None:  # another process of a torchrun job: rank 0 wrote the checkpoint
