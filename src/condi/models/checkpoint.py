@@ -105,6 +105,26 @@ def _adapt_prefix(state: dict[str, torch.Tensor], target_keys: set[str]) -> dict
     return state
 
 
+def _checked_state(
+    path_or_state: str | os.PathLike | Mapping[str, Any], arch: str | None
+) -> tuple[str, dict[str, Any], str | None]:
+    """``(source name, state dict, checkpoint arch)`` of a checkpoint file (read with
+    ``weights_only``: :func:`read_checkpoint`) or an in-memory state; ``ValueError`` when
+    ``arch`` is given and disagrees with the checkpoint's own."""
+    if isinstance(path_or_state, (str, os.PathLike)):
+        source, obj = str(path_or_state), read_checkpoint(path_or_state)
+    else:
+        source, obj = "<state_dict>", path_or_state
+    state, ckpt_arch = extract_state_dict(obj, source)
+    if (
+        arch is not None
+        and ckpt_arch is not None
+        and normalise_arch(arch) != normalise_arch(ckpt_arch)
+    ):
+        raise ValueError(f"{source}: checkpoint is for arch {ckpt_arch!r}, not {arch!r}")
+    return source, state, ckpt_arch
+
+
 def load_pretrained(
     model: nn.Module,
     path_or_state: str | os.PathLike | Mapping[str, Any],
@@ -119,19 +139,7 @@ def load_pretrained(
     mismatches), ``FileNotFoundError`` for a missing file and
     :class:`condi.io.UnsafeFileError` for a file holding anything but data (no code runs).
     """
-    if isinstance(path_or_state, (str, os.PathLike)):
-        source = str(path_or_state)
-        obj = read_checkpoint(path_or_state)
-    else:
-        source = "<state_dict>"
-        obj = path_or_state
-    state, ckpt_arch = extract_state_dict(obj, source)
-    if (
-        arch is not None
-        and ckpt_arch is not None
-        and normalise_arch(arch) != normalise_arch(ckpt_arch)
-    ):
-        raise ValueError(f"{source}: checkpoint is for arch {ckpt_arch!r}, not {arch!r}")
+    source, state, ckpt_arch = _checked_state(path_or_state, arch)
 
     target, target_name = model, "model"
     skipped: list[str] = []
@@ -190,17 +198,7 @@ def load_backbone(
     must match exactly: a missing, unexpected or differently shaped entry raises a
     ``ValueError`` naming the file. The result lists the head's keys in ``skipped``.
     """
-    if isinstance(path_or_state, (str, os.PathLike)):
-        source, obj = str(path_or_state), read_checkpoint(path_or_state)
-    else:
-        source, obj = "<state_dict>", path_or_state
-    state, ckpt_arch = extract_state_dict(obj, source)
-    if (
-        arch is not None
-        and ckpt_arch is not None
-        and normalise_arch(arch) != normalise_arch(ckpt_arch)
-    ):
-        raise ValueError(f"{source}: checkpoint is for arch {ckpt_arch!r}, not {arch!r}")
+    source, state, ckpt_arch = _checked_state(path_or_state, arch)
     target = model.backbone if isinstance(model, StudentModel) else model
     strip = "backbone." if isinstance(model, StudentModel) else ""
     head = {k[len(strip) :] for k in head_keys(model)}
