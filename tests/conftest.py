@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -193,20 +194,34 @@ def _kinetics_frames(n: int, size: tuple[int, int], label: int, seed: int) -> np
     return frames
 
 
-def write_kinetics_video(path: Path, frames: np.ndarray, fps: tuple[int, int]) -> Path:
-    """H.264 in MP4, as YouTube's Kinetics clips are."""
-    from fractions import Fraction
-
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int | Fraction = 25,
+    codec: str = "mpeg4",
+    fmt: str = "mp4",
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Encode RGB frames; by default MPEG-4 part 2 in MP4 (the moov atom is written last, so
+    truncation loses it)."""
     import av
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(*fps), options={"preset": "ultrafast"})
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         for frame in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(stream.encode())
     return path
+
+
+def write_kinetics_video(path: Path, frames: np.ndarray, fps: tuple[int, int]) -> Path:
+    """H.264 in MP4, as YouTube's Kinetics clips are."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(
+        path, frames, fps=Fraction(*fps), codec="libx264", options={"preset": "ultrafast"}
+    )
 
 
 def _write_kinetics(root: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from condi.data.clips import build_clip_cache
 from condi.data.index import build_index
 from condi.data.synthetic import encode_avi
-from tests.conftest import tiny_synthetic
+from tests.conftest import tiny_synthetic, write_video  # noqa: F401 (tests import it here)
 
 SHORT_SIDE = 36
 
@@ -47,26 +47,6 @@ def decoded_frame_count():
 
 def random_frames(n: int, height: int = 32, width: int = 40, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (n, height, width, 3), dtype=np.uint8)
-
-
-def write_video(
-    path: Path,
-    frames: np.ndarray,
-    fps: int = 25,
-    codec: str = "mpeg4",
-    fmt: str = "mp4",
-    options: dict[str, str] | None = None,
-    container_options: dict[str, str] | None = None,
-) -> Path:
-    """Encode RGB frames; by default MPEG-4 part 2 in MP4 (the moov atom is written last, so
-    truncation loses it)."""
-    with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
-        stream = out.add_stream(codec, rate=fps, options=options or {})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(stream.encode())
-    return path
 
 
 def write_empty_avi(path: Path) -> Path:

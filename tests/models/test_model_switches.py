@@ -45,6 +45,14 @@ def test_autocast_context(clip):
         assert model(clip).dtype == torch.float32
 
 
+# (arch, kwargs, is a student): one model of each family with BatchNorm after convolutions
+BN_MODELS = [
+    (*SMALL_TEACHER, False),
+    ("shufflenetv2", {"width_mult": 0.25}, True),
+    ("mobilenetv2", {"width_mult": 0.25}, True),
+]
+
+
 def _random_bn_stats(model):
     """BatchNorm statistics and affine parameters away from the identity, so folding matters."""
     g = torch.Generator().manual_seed(1)
@@ -58,14 +66,7 @@ def _random_bn_stats(model):
     return model
 
 
-@pytest.mark.parametrize(
-    "arch, kwargs, student",
-    [
-        (*SMALL_TEACHER, False),
-        ("shufflenetv2", {"width_mult": 0.25}, True),
-        ("mobilenetv2", {"width_mult": 0.25}, True),
-    ],
-)
+@pytest.mark.parametrize("arch, kwargs, student", BN_MODELS)
 def test_fuse_conv_bn_folds_every_batchnorm_and_keeps_the_outputs(arch, kwargs, student, clip):
     from condi.models.switches import fuse_conv_bn
 
@@ -122,14 +123,7 @@ def test_pointwise_linear_is_the_convolution():
         assert pw(to_channels_last_3d(x)).is_contiguous(memory_format=torch.channels_last_3d)
 
 
-@pytest.mark.parametrize(
-    "arch, kwargs, student",
-    [
-        (*SMALL_TEACHER, False),
-        ("shufflenetv2", {"width_mult": 0.25}, True),
-        ("mobilenetv2", {"width_mult": 0.25}, True),
-    ],
-)
+@pytest.mark.parametrize("arch, kwargs, student", BN_MODELS)
 def test_inference_copy_keeps_the_outputs(arch, kwargs, student, clip):
     from condi.models.switches import PointwiseLinear, _is_pointwise, inference_copy
 
