@@ -29,7 +29,8 @@ def kinetics_params() -> dict:
     p["datasets"] = {
         "k400": {"kind": "kinetics", "root": "data/k400", "folds": [1], "storage": "resized"}
     }
-    p.update(device="cpu", threads=1, workers=2, methods=["condi_sr"])
+    # the one dataset: no source to pre-train on
+    p.update(device="cpu", threads=1, workers=2, methods=["condi_sr"], protocol="scratch")
     p["data"]["val_fraction"] = 0.2
     p["resize"] = {"crf": 18, "preset": "ultrafast"}
     p["training"]["teacher"].update(epochs=1, batch_size=8, lr_milestones=[])

@@ -45,7 +45,8 @@ def job(tmp_path_factory):
         workers=1,
         progress=False,
     )
-    p.update(seed=0, device="cpu", threads=1, workers=2)
+    # the one dataset: no source to pre-train on
+    p.update(seed=0, device="cpu", threads=1, workers=2, protocol="scratch")
     p["datasets"] = {
         "synthetic": {"kind": "ucf101", "root": str(root), "folds": [1], "storage": "resized"}
     }

@@ -115,16 +115,25 @@ def test_report_timing_refuses_a_hostile_student(tmp_path, marker, capsys, stage
     assert not out.exists()
 
 
-def test_teacher_checkpoint_in_params_is_refused(tmp_path, marker, capsys, stage_args, no_tracking):
+def with_params(stage_args, tmp_path, change):
+    """``stage_args`` with ``--params`` pointing at a copy of params.yaml that ``change`` (a
+    function of the params dict) edited."""
     import yaml
 
-    evil = hostile_checkpoint(tmp_path / "pretrained.pth", marker)
-    out = tmp_path / "teacher.pt"
     params = yaml.safe_load(PARAMS.read_text())
-    params["teachers"]["resnext14"]["checkpoint"] = str(evil)
+    change(params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = [*stage_args]
     args[args.index("--params") + 1] = str(tmp_path / "params.yaml")
+    return args
+
+
+def test_teacher_checkpoint_in_params_is_refused(tmp_path, marker, capsys, stage_args, no_tracking):
+    evil = hostile_checkpoint(tmp_path / "pretrained.pth", marker)
+    out = tmp_path / "teacher.pt"
+    args = with_params(
+        stage_args, tmp_path, lambda p: p["teachers"]["resnext14"].update(checkpoint=str(evil))
+    )
     rc = main(["train", "teacher", *args, "--teacher", "resnext14", "--out", str(out)])
     assert_refused(rc, capsys, evil)
     assert not out.exists()
@@ -137,9 +146,39 @@ def test_hostile_resume_state_is_refused_not_resumed_nor_replaced(
     state = state_path_for(out)
     torch.save({"version": 2, "cfg_hash": "x", "epoch": 1, "result": Payload(marker)}, state)
     before = state.read_bytes()
-    rc = main(["train", "teacher", *stage_args, "--teacher", "resnext14", "--out", str(out)])
+    # protocol scratch: the job gets as far as its resume state (no pre-trained input)
+    args = with_params(stage_args, tmp_path, lambda p: p.update(protocol="scratch"))
+    rc = main(["train", "teacher", *args, "--teacher", "resnext14", "--out", str(out)])
     assert_refused(rc, capsys, state)
     assert not out.exists() and state.read_bytes() == before
+
+
+def test_hostile_pretrained_checkpoint_is_refused(
+    tmp_path, marker, capsys, stage_args, tiny_data, no_tracking
+):
+    """protocol transfer: the pre-trained teacher and student a fine-tuning starts from are
+    read with weights_only too (docs/method.md, section 2.5)."""
+    import numpy as np
+
+    from condi.data.indexed import load_data
+
+    evil = hostile_checkpoint(tmp_path / "pretrained_evil.pt", marker)
+    out = tmp_path / "teacher.pt"
+    rc = main(["train", "teacher", *stage_args, "--teacher", "resnext14", "--pretrained",
+               str(evil), "--out", str(out)])  # fmt: skip
+    assert_refused(rc, capsys, evil)
+    assert not out.exists()
+    data = load_data(*tiny_data[1:])
+    rows = np.concatenate([data.rows("train"), data.rows("val")])
+    pl = tmp_path / "pl.npz"
+    np.savez(pl, rows=rows, logits=np.zeros((len(rows), data.num_classes), np.float16),
+             z=np.zeros(len(rows), np.uint8), split=data.index["split"].to_numpy()[rows].astype(str))  # fmt: skip
+    out = tmp_path / "student.pt"
+    rc = main(["train", "student", *stage_args, "--teacher", "resnext14", "--student", "resnext14half",
+               "--method", "condi_sr", "--pseudo-labels", str(pl), "--pretrained", str(evil),
+               "--out", str(out)])  # fmt: skip
+    assert_refused(rc, capsys, evil)
+    assert not out.exists()
 
 
 def test_plain_data_refuses_objects_before_they_are_saved():
