@@ -13,7 +13,13 @@ default target (``condi.pipeline.jobs``, main part):
 * a list schedule on ``--cores`` idle cores: jobs start in the pipeline's order as soon as
   their inputs exist and a core is free (the timing job waits for an empty machine and takes
   all cores, as its Snakemake rule does) - the estimate of the idle wall time;
-* the measured wall time and the mean load average during the jobs (``mean_load``).
+* the jobs' mean CPU share: Snakemake's ``mean_load`` column, the job's CPU seconds per wall
+  second in percent (100 = one busy core; far below on a loaded machine).
+
+Snakemake samples a job's CPU time every 30 s, so the CPU of a job's last seconds is missed,
+and its own scheduling costs CPU too: compare the total with ``time snakemake ...`` (user +
+sys covers Snakemake and every job it waited for) and scale by the ratio
+(``--cpu-total SECONDS``).
 
 Run it from the directory the pipeline ran in: ``python benchmarks/pipeline_budget.py``.
 """
@@ -101,6 +107,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument(
+        "--cpu-total",
+        type=float,
+        default=None,
+        help="user + sys seconds of the whole `snakemake` run (bash `time`): the job times "
+        "are scaled to it",
+    )
     args = ap.parse_args()
     params = load_params(args.params)
     df = job_times(Path("."), params)
@@ -111,18 +124,24 @@ def main() -> None:
     per_stage = df.groupby("stage", sort=False)[["cpu_s", "wall_s"]].sum()
     per_stage["jobs"] = df.groupby("stage", sort=False).size()
     print(per_stage.round(1).to_string())
+    total = df["cpu_s"].sum()
+    print(f"\nCPU time, all jobs: {total:.0f} s; / {args.cores} cores: {total / args.cores:.0f} s")
+    if args.cpu_total:
+        scale = args.cpu_total / total
+        print(f"scaled to the measured {args.cpu_total:.0f} s of the whole run: x {scale:.3f}")
+        df["cpu_s"] *= scale
+        total = df["cpu_s"].sum()
+        print(f"CPU time, scaled: {total:.0f} s; / {args.cores} cores: {total / args.cores:.0f} s")
     times = dict(zip(df["job"], df["cpu_s"], strict=True))
     deps = dependencies(params)
     order = df["job"].tolist()
     exclusive = set(df.loc[df["threads"] == "all", "job"])
-    total = df["cpu_s"].sum()
-    print(f"\nCPU time, all jobs: {total:.0f} s; / {args.cores} cores: {total / args.cores:.0f} s")
     print(f"critical path (CPU time): {critical_path(times, deps, order):.0f} s")
     span = list_schedule(times, deps, order, exclusive, args.cores)
     print(f"list schedule on {args.cores} idle cores: {span:.0f} s = {span / 60:.1f} min")
     if "wall_s" in df and df["wall_s"].notna().any():
-        print(f"mean load average during the jobs: {df['load'].mean():.1f} "
-              f"(the jobs' own wall times sum to {df['wall_s'].sum():.0f} s)")  # fmt: skip
+        print(f"the jobs' mean CPU share (Snakemake's mean_load): {df['load'].mean():.0f}% of a "
+              f"core; their wall times sum to {df['wall_s'].sum():.0f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
