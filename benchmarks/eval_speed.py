@@ -16,9 +16,9 @@ Runs on the outputs of the default pipeline (paths as arguments), e.g.::
 
     python benchmarks/eval_speed.py --params params.yaml --dataset synthetic --fold 1 \\
         --index data/index/synthetic_fold1.parquet --cache data/cache/synthetic_fold1.npy \\
-        --teacher-ckpt models/synthetic/fold1/teacher_resnext.pt \\
-        --student-ckpt models/synthetic/fold1/student_resnext_shufflenet_condi_sr.pt \\
-        --scores-dir results/scores/synthetic/fold1 --teacher resnext --student shufflenet
+        --teacher-ckpt models/synthetic/fold1/teacher_resnext14.pt \\
+        --student-ckpt models/synthetic/fold1/student_resnext14_shufflenet_condi_sr.pt \\
+        --scores-dir results/scores/synthetic/fold1 --teacher resnext14 --student shufflenet
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher-ckpt", required=True, type=Path)
     p.add_argument("--student-ckpt", required=True, type=Path, help="the condi_sr student")
     p.add_argument("--scores-dir", type=Path, default=None, help="results/scores/<d>/fold<f>")
-    p.add_argument("--teacher", default="resnext", help="teacher name in the score file names")
+    p.add_argument("--teacher", default="resnext14", help="teacher name in the score file names")
     p.add_argument("--student", default="shufflenet", help="student name in the score files")
     p.add_argument("--root", type=Path, default=None, help="dataset root (manifest)")
     p.add_argument("--k", type=int, default=5)

@@ -7,10 +7,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_batch_cache(tmp_path_factory):
+    """Measured batch sizes (condi.batching) go to a cache of this session (inherited by the
+    commands tests run), never the user's ~/.cache/condi."""
+    old = os.environ.get("CONDI_CACHE_DIR")
+    os.environ["CONDI_CACHE_DIR"] = str(tmp_path_factory.mktemp("condi_cache"))
+    yield
+    if old is None:
+        os.environ.pop("CONDI_CACHE_DIR", None)
+    else:
+        os.environ["CONDI_CACHE_DIR"] = old
 
 
 @pytest.fixture(autouse=True)
@@ -99,10 +113,12 @@ def tiny_data(tmp_path_factory):
 
 
 def tiny_params(**overrides) -> dict:
-    """The repository's params with a fast training setup for tests."""
+    """The repository's params with a fast training setup for tests; ``protocol: scratch``
+    (the models train on the tiny dataset alone) unless overridden."""
     from condi.config import apply_overrides, validate
 
     p = load_yaml(REPO / "params.yaml")
+    p["protocol"] = "scratch"
     p["training"]["teacher"].update(epochs=2, batch_size=16, lr_milestones=[])
     p["training"]["student"].update(epochs=1, batch_size=16)
     p["threads"] = 1
@@ -120,5 +136,99 @@ def dataset_params(dest: Path, root: Path, kind: str = "ucf101", **synth) -> Pat
     if synth:
         ds["synth"] = synth
     p["datasets"] = {"synthetic": ds}
+    p["protocol"] = "scratch"  # the one dataset: no source to pre-train on
+    p.pop("pretrain", None)
     dest.write_text(yaml.safe_dump(p))
     return dest
+
+
+# A Kinetics-format dataset (the CVDF CSVs, flat train/ and label-nested validate/ MP4s):
+# labels with spaces, commas and parentheses, landscape and portrait frames, NTSC and integer
+# rates, videos of 1-4 clips (a padded last clip) and two clips of one YouTube video.
+KINETICS_CLASSES = ("abseiling", "passing American football (in game)", "tying tie, bow")
+# (label index, youtube id, start, frames, (width, height), fps)
+KINETICS_TRAIN = [
+    (0, "aaaaaaaaaa0", 0, 40, (64, 48), (30000, 1001)),
+    (0, "aaaaaaaaaa0", 20, 33, (64, 48), (30000, 1001)),
+    (0, "aaaaaaaaaa1", 5, 48, (48, 64), (25, 1)),
+    (0, "aaaaaaaaaa2", 7, 20, (80, 48), (24, 1)),
+    (1, "bbbbbbbbbb0", 17, 36, (64, 48), (15, 1)),
+    (1, "bbbbbbbbbb1", 3, 50, (48, 64), (30000, 1001)),
+    (1, "-f_-f_-f_-f", 40, 24, (64, 48), (25, 1)),
+    (2, "cccccccccc0", 1, 44, (80, 48), (25, 1)),
+    (2, "cccccccccc1", 9, 16, (64, 48), (24, 1)),
+    (2, "cccccccccc2", 12, 38, (48, 64), (30000, 1001)),
+]
+KINETICS_VAL = [
+    (0, "vvvvvvvvvv0", 0, 34, (64, 48), (25, 1)),
+    (1, "vvvvvvvvvv1", 2, 41, (48, 64), (30000, 1001)),
+    (2, "vvvvvvvvvv2", 4, 29, (80, 48), (24, 1)),
+    (0, "vvvvvvvvvv3", 6, 18, (64, 48), (15, 1)),
+]
+
+
+def _kinetics_frames(n: int, size: tuple[int, int], label: int, seed: int) -> np.ndarray:
+    """Smooth moving content (a shaded background and a soft blob whose motion depends on the
+    label), as a camera would see it: what a video codec is made for, unlike pixel noise."""
+    import numpy as np
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            96 + 60 * np.sin(x / width * np.pi * rng.uniform(1, 3) + rng.uniform(0, 6)),
+            96 + 60 * np.cos(y / height * np.pi * rng.uniform(1, 3) + rng.uniform(0, 6)),
+            np.full_like(x, rng.uniform(60, 160)),
+        ],
+        axis=-1,
+    )
+    frames = np.empty((n, height, width, 3), np.uint8)
+    cx, cy = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height
+    vx, vy = [(1.5, 0.0), (0.0, 1.5), (1.0, 1.0)][label]
+    for t in range(n):
+        px, py = (cx + vx * t) % width, (cy + vy * t) % height
+        blob = np.exp(-((x - px) ** 2 + (y - py) ** 2) / (2 * (0.12 * min(size)) ** 2))
+        frames[t] = np.clip(base + blob[..., None] * np.array([120.0, -60.0, 40.0]), 0, 255)
+    return frames
+
+
+def write_kinetics_video(path: Path, frames: np.ndarray, fps: tuple[int, int]) -> Path:
+    """H.264 in MP4, as YouTube's Kinetics clips are."""
+    from fractions import Fraction
+
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(*fps), options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def _write_kinetics(root: Path) -> None:
+    import csv
+
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    for split, rows, folder in (
+        ("train", KINETICS_TRAIN, "train"),
+        ("validate", KINETICS_VAL, "validate"),
+    ):
+        with open(root / "annotations" / f"{split}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+            for i, (label, ytid, start, n, size, fps) in enumerate(rows):
+                name = KINETICS_CLASSES[label]
+                w.writerow([name, ytid, start, start + 10, "train" if split == "train" else "val"])
+                sub = Path(folder) if split == "train" else Path(folder) / name
+                clip = f"{ytid}_{start:06d}_{start + 10:06d}.mp4"
+                frames = _kinetics_frames(n, size, label, seed=(0 if split == "train" else 100) + i)
+                write_kinetics_video(root / sub / clip, frames, fps)
+
+
+def kinetics_dataset(dest: Path) -> Path:
+    """The Kinetics-format fixture (:data:`KINETICS_TRAIN`, :data:`KINETICS_VAL`) at ``dest``."""
+    return cached_input("kinetics-fixture-v1", dest, _write_kinetics)

@@ -68,8 +68,9 @@ def restore_mtimes(config: dict[str, Any], root: str | Path = ".") -> int:
         return 0
     t = time.time()
     adopted = 0
+    split = pl.split_stages(config)
     for j in pl.jobs(config):
-        if pl.dvc_target(j.stage, j.wildcards) in changed:
+        if pl.dvc_target(j.stage, j.wildcards, split) in changed:
             continue
         files = [root / f for f in _snakemake_outputs(j)]
         if not files or not all(f.exists() for f in files):
@@ -88,6 +89,7 @@ def made_since(config: dict[str, Any], since: float, root: str | Path = ".") -> 
     and are newer than every input file (what a Snakemake run made)."""
     root = Path(root)
     out = []
+    split = pl.split_stages(config)
     for j in pl.jobs(config):
         files = [root / f for f in _snakemake_outputs(j)]
         if not files or not all(f.exists() for f in files):
@@ -95,7 +97,7 @@ def made_since(config: dict[str, Any], since: float, root: str | Path = ".") -> 
         oldest = min(f.stat().st_mtime for f in files)
         deps = [root / d for d in j.deps if (root / d).is_file()]
         if oldest >= since and all(d.stat().st_mtime <= oldest for d in deps):
-            out.append(pl.dvc_target(j.stage, j.wildcards))
+            out.append(pl.dvc_target(j.stage, j.wildcards, split))
     return out
 
 

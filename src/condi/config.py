@@ -114,11 +114,60 @@ def _check_semantics(params: dict[str, Any], source: str) -> None:
         raise ConfigError(
             f"{source}: evaluation.Ks: every Ks must be <= evaluation.Ks_K ({ev['Ks_K']}), got {ev['Ks']}"
         )
+    _check_protocol(params, source)
     for name in params.get("tables", {}).get("table3_columns", {}):
         if name not in params["datasets"]:
             raise ConfigError(
                 f"{source}: tables.table3_columns.{name}: no such dataset in datasets"
             )
+
+
+def _check_protocol(params: dict[str, Any], source: str) -> None:
+    """protocol transfer needs a ``pretrain`` section whose dataset is a one-fold dataset
+    beside at least one target dataset (docs/method.md, section 2.5)."""
+    pre = params.get("pretrain")
+    if params["protocol"] != "transfer":  # scratch: the pretrain section is not used
+        return
+    if not pre:
+        raise ConfigError(
+            f"{source}: protocol: transfer needs a pretrain section (dataset, teacher, student)"
+        )
+    name = pre["dataset"]
+    if name not in params["datasets"]:
+        known = ", ".join(params["datasets"])
+        raise ConfigError(f"{source}: pretrain.dataset: {name!r} is not in datasets ({known})")
+    folds = params["datasets"][name].get("folds", [1])
+    if len(folds) != 1:
+        raise ConfigError(
+            f"{source}: pretrain.dataset: {name} must have exactly one fold (its training split "
+            f"pre-trains the models), got folds {folds}"
+        )
+    if not target_datasets(params):
+        raise ConfigError(
+            f"{source}: pretrain.dataset: {name} is the only dataset; add a target dataset"
+        )
+
+
+def source_dataset(params: dict[str, Any]) -> str | None:
+    """The dataset teacher and students are pre-trained on (``pretrain.dataset``) under
+    ``protocol: transfer``; ``None`` under ``scratch`` (docs/method.md, section 2.5)."""
+    if params.get("protocol", "scratch") != "transfer" or not params.get("pretrain"):
+        return None
+    return str(params["pretrain"]["dataset"])
+
+
+def target_datasets(params: dict[str, Any]) -> list[str]:
+    """The datasets the methods are trained and evaluated on: every dataset except
+    ``pretrain.dataset`` (which only ever serves pre-training, whatever the protocol)."""
+    pre = (params.get("pretrain") or {}).get("dataset")
+    return [d for d in params["datasets"] if d != pre]
+
+
+def pipeline_datasets(params: dict[str, Any]) -> list[str]:
+    """The datasets the pipeline generates, indexes and caches: the targets, and the source
+    under ``protocol: transfer`` (in ``datasets`` order)."""
+    keep = {*target_datasets(params), source_dataset(params)}
+    return [d for d in params["datasets"] if d in keep]
 
 
 def apply_overrides(
@@ -172,7 +221,7 @@ def check_dataset_roots(
     base = base or Path.cwd()
     missing = []
     for name, ds in params["datasets"].items():
-        if "synth" in ds:
+        if "synth" in ds or name not in pipeline_datasets(params):
             continue
         root = Path(ds["root"])
         root = root if root.is_absolute() else base / root

@@ -33,14 +33,19 @@ from condi.methods import TIMED_METHODS
 
 PARAMS_FILE = "params.yaml"
 # params keys that are runtime settings, never results: every stage may read them, and they are
-# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``)
-RUNTIME_KEYS = ("threads",)
+# neither DVC params nor part of the resume hash (Snakemake's ``threads:`` follows ``threads``;
+# ``workers``: DataLoader worker processes, which change no clip: condi.data.indexed)
+RUNTIME_KEYS = ("threads", "workers")
 
 # -- paths (Snakemake patterns; wildcards: dataset, fold, teacher, student, method and the
 # ablation's source, detach, seed) ----------------------------------------------------------
 INDEX = "data/index/{dataset}_fold{fold}.parquet"
 CACHE = "data/cache/{dataset}_fold{fold}.npy"
+RESIZED = "data/resized/{dataset}"  # a folder: every fold's videos (storage: resized)
 TEACHER = "models/{dataset}/fold{fold}/teacher_{teacher}.pt"
+# protocol transfer: the models pre-trained on the source dataset (docs/method.md, section 2.5)
+PRE_TEACHER = "models/{dataset}/fold{fold}/pretrained_teacher_{teacher}.pt"
+PRE_STUDENT = "models/{dataset}/fold{fold}/pretrained_student_{student}.pt"
 LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}.npz"
 STUDENT = "models/{dataset}/fold{fold}/student_{teacher}_{student}_{method}.pt"
 TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/teacher_{teacher}.npz"
@@ -66,14 +71,22 @@ TABLE4_CSV, TABLE4_MD = "results/table4.csv", "results/table4.md"
 TABLE5_CSV, TABLE5_MD = "results/table5.csv", "results/table5.md"
 AMBIGUITY = "results/ambiguity/{dataset}_fold{fold}_{teacher}_{student}.csv"
 AMBIGUITY_CSV, AMBIGUITY_MD = "results/ambiguity.csv", "results/ambiguity.md"
+STAGE_TIMES_CSV, STAGE_TIMES_MD = "results/stage_times.csv", "results/stage_times.md"
 FIGURES = "results/figures"
 ACCURACY_VS_K = FIGURES + "/accuracy_vs_k_{dataset}_{teacher}_{student}"
 ACCURACY_VS_COST = FIGURES + "/accuracy_vs_cost_{dataset}_{teacher}_{student}"
 TIMELINE = FIGURES + "/ztilde_timeline_{dataset}_fold{fold}_{teacher}_{student}"
-# the ablation: a variant is (method, source, detach, seed); its DVC stages live apart
+# the ablation: a variant is (method, protocol, source, detach, kd, seed); its DVC stages live
+# apart. Its teacher-level outputs are per protocol (a scratch teacher is another teacher).
 ABLATION_DVC = "ablation/dvc.yaml"
-VARIANT = "{teacher}_{student}_{method}_{source}_detach{detach}_seed{seed}"
-ABL_LABELS = "data/pseudo_labels/{dataset}/fold{fold}/{teacher}_{source}.npz"
+VARIANT = "{teacher}_{student}_{method}_{protocol}_{source}_detach{detach}_{kd}_seed{seed}"
+ABL_TEACHER = "models/{dataset}/fold{fold}/ablation/teacher_{teacher}_{protocol}.pt"
+ABL_LABELS = "data/pseudo_labels/{dataset}/fold{fold}/ablation/{teacher}_{protocol}_{source}.npz"
+ABL_TEACHER_SCORES = "results/scores/{dataset}/fold{fold}/ablation/teacher_{teacher}_{protocol}.npz"
+ABL_BASELINES = "results/eval/{dataset}/fold{fold}/ablation/baselines_{teacher}_{protocol}.csv"
+ABL_BASELINES_VIDEOS = (
+    "results/eval/{dataset}/fold{fold}/ablation/baselines_{teacher}_{protocol}.videos.parquet"
+)
 ABL_STUDENT = "models/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".pt"
 ABL_SCORES = "results/scores/{dataset}/fold{fold}/ablation/student_" + VARIANT + ".npz"
 ABL_EVAL = "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".csv"
@@ -81,25 +94,45 @@ ABL_EVAL_VIDEOS = (
     "results/eval/{dataset}/fold{fold}/ablation/students_" + VARIANT + ".videos.parquet"
 )
 ABLATION_CSV, ABLATION_MD = "results/ablation.csv", "results/ablation.md"
+# the speed report at paper scale (random weights; not in the default run): its own dvc.yaml
+SPEED_DVC = "speed/dvc.yaml"
+SPEED_CSV, SPEED_MD = "results/speed.csv", "results/speed.md"
+# the pipeline's parts: the main one (dvc.yaml, Snakemake's `all`) and those apart from it,
+# each in its own dvc.yaml so that a plain `dvc repro` (or `snakemake`) leaves them out
+PART_DVC = {"main": "dvc.yaml", "ablation": ABLATION_DVC, "speed": SPEED_DVC}
 LOGS = "logs"
+# What a Snakemake rule runs (Snakemake's placeholders): the job's output goes to its log, and
+# file descriptor 3 is Snakemake's own stderr, where long jobs write one progress line per
+# epoch naming the log (condi.progress).
+RULE_SHELL = "(export CONDI_PROGRESS_FD=3 CONDI_LOG={log:q}; {params.cmd}) 3>&2 > {log:q} 2>&1"
 BENCHMARKS = "logs/benchmark"  # Snakemake's per-job time and memory (benchmark:)
 
 # Students timed for Table IV (those of them in params `methods`): the registry's timed ones.
 TIMING_METHODS = TIMED_METHODS
 ABLATION_DEFAULTS: dict[str, Any] = {
+    "design": "one_at_a_time",
+    "protocols": ["transfer", "scratch"],
     "sources": ["train", "crossfit"],
     "detach": [False, True],
+    "kd_reductions": ["class_mean", "batchmean"],
     "methods": ["st_ent", "bce_conf", "maxprob"],
+    "cells": [],
     "seeds": [0, 1, 2],
     "K": [1, 3, 5],
 }
-VARIANT_WILDCARDS = ("dataset", "fold", "teacher", "student", "method", "source", "detach", "seed")
+# an ablation switch: (its wildcard, its params key, its list in params `ablation`)
+SWITCHES = (
+    ("protocol", "protocol", "protocols"),
+    ("source", "pseudo_labels.source", "sources"),
+    ("detach", "condi.detach_confidence_in_target", "detach"),
+    ("kd", "condi.kd_reduction", "kd_reductions"),
+)
+VARIANT_WILDCARDS = (
+    "dataset", "fold", "teacher", "student", "method", "protocol", "source", "detach", "kd", "seed"
+)  # fmt: skip
 # What a variant's wildcards set in params (the ablation's switches).
-VARIANT_OVERRIDES = {
-    "pseudo_labels.source": "{source}",
-    "condi.detach_confidence_in_target": "{detach}",
-    "seed": "{seed}",
-}
+VARIANT_OVERRIDES = {**{key: "{" + w + "}" for w, key, _ in SWITCHES}, "seed": "{seed}"}
+TEACHER_OVERRIDES = {"protocol": "{protocol}"}
 
 
 # -- the table's vocabulary ------------------------------------------------------------------
@@ -116,6 +149,7 @@ class Gather:
     match: tuple[str, ...] = ()
     methods: tuple[str, ...] | None = None
     fixed: dict[str, str] = field(default_factory=dict)  # wildcards set to a value
+    only: dict[str, str] = field(default_factory=dict)  # nothing unless this job's wildcards are
 
 
 @dataclass(frozen=True)
@@ -130,7 +164,8 @@ class ParamPath:
 @dataclass(frozen=True)
 class Out:
     """An output. ``cmd=False``: written beside another output, not named on the command line.
-    ``kind``: ``out`` (DVC-cached), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
+    ``kind``: ``out`` (DVC-cached), ``folder`` (a DVC-cached folder: Snakemake's
+    ``directory()``), ``metric`` or ``plot`` (DVC metrics/plots, kept in git).
     ``over``: one file per (dataset, teacher, student) (the figures). ``caption``: the
     Snakemake report's caption (workflow/report/<caption>.rst) and ``category``."""
 
@@ -142,7 +177,23 @@ class Out:
     category: str = "Tables"
 
 
-Input = str | Gather | ParamPath | tuple[Gather, ...]
+@dataclass(frozen=True)
+class Clips:
+    """Input: a dataset's decoded clips, where its ``datasets.<d>.storage`` keeps them: the
+    clip cache (``cache``) or the resized store (``resized``; docs/method.md, section 7)."""
+
+    paths: tuple[tuple[str, str], ...] = (("cache", CACHE), ("resized", RESIZED))
+
+    def pattern(self, config: dict[str, Any], w: dict[str, Any]) -> str:
+        return dict(self.paths)[storage_of(config, w["dataset"])]
+
+
+def storage_of(config: dict[str, Any], dataset: str) -> str:
+    """``datasets.<dataset>.storage`` (default ``cache``)."""
+    return config["datasets"][dataset].get("storage") or "cache"
+
+
+Input = str | Gather | ParamPath | Clips | tuple[Gather, ...]
 
 
 @dataclass(frozen=True)
@@ -156,13 +207,26 @@ class Stage:
     outputs: dict[str, Out]
     params: tuple[str, ...]  # params.yaml keys (may hold {wildcards})
     overrides: dict[str, str] = field(default_factory=dict)  # params set from wildcards
-    ablation: bool = False  # in ablation/dvc.yaml and Snakemake's `ablation` target
+    part: str = "main"  # main | ablation (ablation/dvc.yaml, `snakemake ablation`) | speed
     when: Callable[[dict[str, Any]], bool] | None = None  # does the stage exist for config?
     threads: str = "params"  # params | all (timing: every core, so nothing runs beside it)
     gpu: bool = False  # asks for a GPU when params device is cuda
     mem_mb: int = 2000
     runtime: int = 10  # minutes (cluster executors)
     local: bool = False  # Snakemake localrules: no cluster job (tables and figures)
+    storage: str | None = None  # only for the datasets with this storage (cache | resized)
+    # the values of its dataset wildcard: "target" (the datasets methods are evaluated on),
+    # "source" (pretrain.dataset under protocol transfer) or "all" (both: data preparation)
+    datasets: str = "target"
+
+    @property
+    def ablation(self) -> bool:
+        return self.part == "ablation"
+
+
+def is_transfer(config: dict[str, Any]) -> bool:
+    """protocol transfer: the pre-training stages exist (docs/method.md, section 2.5)."""
+    return config.get("protocol", "scratch") == "transfer"
 
 
 def has_split(config: dict[str, Any]) -> bool:
@@ -170,9 +234,14 @@ def has_split(config: dict[str, Any]) -> bool:
     return "condi_sr" in config["methods"]
 
 
-def _table(name: str, paths: tuple[str, str], caption: str, **kw: Any) -> Stage:
+def _table(
+    name: str, paths: tuple[str, str], caption: str, category: str = "Tables", **kw: Any
+) -> Stage:
     """A local stage writing a table as CSV + Markdown (``--out-csv``, ``--out-md``)."""
-    out = {"out_csv": Out(paths[0], caption=caption), "out_md": Out(paths[1], caption=caption)}
+    out = {
+        "out_csv": Out(paths[0], caption=caption, category=category),
+        "out_md": Out(paths[1], caption=caption, category=category),
+    }
     return Stage(name, kw.pop("command"), (), kw.pop("inputs"), out, kw.pop("params", ()),
                  local=True, **kw)  # fmt: skip
 
@@ -180,38 +249,72 @@ def _table(name: str, paths: tuple[str, str], caption: str, **kw: Any) -> Stage:
 ROOT = ParamPath("datasets.{dataset}.root")
 DSFT = ("dataset", "fold", "teacher")
 PAIR = ("dataset", "fold", "teacher", "student")
-DATA = {"index": INDEX, "cache": CACHE}
+DATA = {"index": INDEX, "cache": Clips()}  # --cache: a clip cache or a resized store
 RUN_KEYS = ("data", "evaluation.batch_size", "seed", "device")  # what forward passes read
-EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target", "seed")
+# the grid records the switches a student was trained with as columns of the long tables
+EVAL_KEYS = ("evaluation", "pseudo_labels.source", "condi.detach_confidence_in_target",
+             "condi.kd_reduction", "protocol", "seed")  # fmt: skip
 TRAINING = dict(gpu=True, mem_mb=16000, runtime=24 * 60)
 SCORING = dict(gpu=True, mem_mb=8000, runtime=120)
 GRID = dict(mem_mb=4000, runtime=30)
 STUDENT_SCORES_OF_PAIR = Gather("student_scores", "out", PAIR)
+# protocol transfer: the pre-trained model a target model starts from (none under scratch,
+# where the pretrain stages have no jobs, and none for an adopted teacher)
+PRETRAINED_TEACHER = Gather("pretrain_teacher", "out", ("teacher",))
+PRETRAINED_STUDENT = Gather("pretrain_student", "out", ("student",))
+# an ablation variant under protocol transfer starts from them too (scratch: from nothing)
+ABL_PRETRAINED_TEACHER = Gather(
+    "pretrain_teacher", "out", ("teacher",), only={"protocol": "transfer"}
+)
+ABL_PRETRAINED_STUDENT = Gather(
+    "pretrain_student", "out", ("student",), only={"protocol": "transfer"}
+)
+FINETUNE_TEACHER = ("protocol", "training.finetune.teacher")
+FINETUNE_STUDENT = ("protocol", "training.finetune.student")
 
 # fmt: off
 _STAGE_LIST = [
     Stage("synth", "data synth", ("dataset",), {},
           {"root": Out(ROOT.key, cmd=False, kind="root")},
-          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30),
+          ("datasets.{dataset}.synth", "datasets.{dataset}.root"), runtime=30, datasets="all"),
     Stage("index", "data index", ("dataset", "fold"), {"root": ROOT}, {"out": Out(INDEX)},
           # the whole dataset entry: kind, root, folds and the optional group_pattern (DVC
           # needs every key it watches to be in params.yaml)
           ("datasets.{dataset}", "data.clip_len", "data.val_fraction", "seed"),
-          mem_mb=4000, runtime=120),
+          mem_mb=4000, runtime=120, datasets="all"),
     Stage("cache", "data cache", ("dataset", "fold"), {"root": ROOT, "index": INDEX},
           {"out": Out(CACHE)}, ("datasets.{dataset}.root", "data.short_side"),
-          mem_mb=8000, runtime=600),
+          mem_mb=8000, runtime=600, storage="cache", datasets="all"),
+    # storage: resized (condi.data.resized): every fold's videos re-encoded once, a folder
+    Stage("resize", "data resize", ("dataset",),
+          {"root": ROOT, "index": Gather("index", "out", ("dataset",))},
+          {"out": Out(RESIZED, kind="folder")},
+          ("datasets.{dataset}.root", "data.short_side", "resize"),
+          mem_mb=4000, runtime=24 * 60, storage="resized", datasets="all"),
+    # protocol transfer (docs/method.md, section 2.5): teacher and student from scratch on the
+    # source dataset (cross-entropy), then fine-tuned on the target by the stages below
+    Stage("pretrain_teacher", "train pretrain", DSFT, DATA, {"out": Out(PRE_TEACHER)},
+          ("pretrain.teacher", "teachers.{teacher}", *RUN_KEYS), when=is_transfer,
+          datasets="source", **TRAINING),
+    Stage("pretrain_student", "train pretrain", ("dataset", "fold", "student"), DATA,
+          {"out": Out(PRE_STUDENT)}, ("pretrain.student", "students.{student}", *RUN_KEYS),
+          when=is_transfer, datasets="source", **TRAINING),
     Stage("train_teacher", "train teacher", DSFT,
-          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True)},
-          {"out": Out(TEACHER)}, ("teachers.{teacher}", "training.teacher", *RUN_KEYS),
-          **TRAINING),
-    Stage("pseudo_labels", "train pseudo-labels", DSFT, {**DATA, "checkpoint": TEACHER},
+          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
+           "pretrained": PRETRAINED_TEACHER},
+          {"out": Out(TEACHER)},
+          ("teachers.{teacher}", "training.teacher", *FINETUNE_TEACHER, *RUN_KEYS), **TRAINING),
+    # the crossfit fold teachers are fine-tuned like the teacher: the pre-trained one is an input
+    Stage("pseudo_labels", "train pseudo-labels", DSFT,
+          {**DATA, "checkpoint": TEACHER, "pretrained": PRETRAINED_TEACHER},
           {"out": Out(LABELS)},
-          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *RUN_KEYS), **SCORING),
+          ("pseudo_labels", "teachers.{teacher}", "training.teacher", *FINETUNE_TEACHER,
+           *RUN_KEYS), **SCORING),
     Stage("train_student", "train student", (*PAIR, "method"),
-          {**DATA, "pseudo_labels": LABELS}, {"out": Out(STUDENT)},
-          ("students.{student}", "training.student", "condi", "st_conf", *RUN_KEYS),
-          **TRAINING),
+          {**DATA, "pseudo_labels": LABELS, "pretrained": PRETRAINED_STUDENT},
+          {"out": Out(STUDENT)},
+          ("students.{student}", "training.student", *FINETUNE_STUDENT, "condi", "st_conf",
+           *RUN_KEYS), **TRAINING),
     Stage("teacher_scores", "evaluate scores", DSFT, {**DATA, "checkpoint": TEACHER},
           {"out": Out(TEACHER_SCORES)}, RUN_KEYS, **SCORING),
     Stage("student_scores", "evaluate scores", (*PAIR, "method"),
@@ -276,28 +379,68 @@ _STAGE_LIST = [
           (), when=has_split, local=True),
     # The ablation (docs/method.md, "Beyond the paper"), not in the default target: its jobs
     # set the variant's switches from their wildcards (VARIANT_OVERRIDES).
-    Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "source"),
-          {**DATA, "checkpoint": TEACHER}, {"out": Out(ABL_LABELS)},
-          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher", *RUN_KEYS),
-          overrides={"pseudo_labels.source": "{source}"}, ablation=True, **TRAINING),
+    # A variant's teacher: trained per protocol of the ablation (under the params' own protocol
+    # the same job as train_teacher, so the same weights), with its labels, scores, baselines.
+    Stage("ablation_train_teacher", "train teacher", (*DSFT, "protocol"),
+          {**DATA, "checkpoint": ParamPath("teachers.{teacher}.checkpoint", optional=True),
+           "pretrained": ABL_PRETRAINED_TEACHER},
+          {"out": Out(ABL_TEACHER)},
+          ("teachers.{teacher}", "training.teacher", "training.finetune.teacher", *RUN_KEYS),
+          overrides=TEACHER_OVERRIDES, part="ablation", **TRAINING),
+    Stage("ablation_pseudo_labels", "train pseudo-labels", (*DSFT, "protocol", "source"),
+          {**DATA, "checkpoint": ABL_TEACHER, "pretrained": ABL_PRETRAINED_TEACHER},
+          {"out": Out(ABL_LABELS)},
+          ("pseudo_labels.crossfit_folds", "teachers.{teacher}", "training.teacher",
+           "training.finetune.teacher", *RUN_KEYS),
+          overrides={**TEACHER_OVERRIDES, "pseudo_labels.source": "{source}"}, part="ablation",
+          **TRAINING),
+    Stage("ablation_teacher_scores", "evaluate scores", (*DSFT, "protocol"),
+          {**DATA, "checkpoint": ABL_TEACHER}, {"out": Out(ABL_TEACHER_SCORES)}, RUN_KEYS,
+          part="ablation", **SCORING),
+    Stage("ablation_evaluate_baselines", "evaluate grid", (*DSFT, "protocol"),
+          {"root": ROOT, "index": INDEX, "teacher_scores": ABL_TEACHER_SCORES},
+          {"out": Out(ABL_BASELINES), "videos": Out(ABL_BASELINES_VIDEOS)}, ("evaluation",),
+          overrides=TEACHER_OVERRIDES, part="ablation", **GRID),
     Stage("ablation_train_student", "train student", VARIANT_WILDCARDS,
-          {**DATA, "pseudo_labels": ABL_LABELS}, {"out": Out(ABL_STUDENT)},
-          ("students.{student}", "training.student", "condi", "st_conf", "data",
+          {**DATA, "pseudo_labels": ABL_LABELS, "pretrained": ABL_PRETRAINED_STUDENT},
+          {"out": Out(ABL_STUDENT)},
+          ("students.{student}", "training.student", "training.finetune.student", "condi.tau",
+           "condi.lam", "condi.mu", "condi.lr_div", "condi.conf_lr_div", "st_conf", "data",
            "evaluation.batch_size", "device"),
-          overrides=VARIANT_OVERRIDES, ablation=True, **TRAINING),
+          overrides=VARIANT_OVERRIDES, part="ablation", **TRAINING),
     Stage("ablation_student_scores", "evaluate scores", VARIANT_WILDCARDS,
           {**DATA, "checkpoint": ABL_STUDENT}, {"out": Out(ABL_SCORES)}, RUN_KEYS,
-          ablation=True, **SCORING),
+          part="ablation", **SCORING),
     Stage("ablation_evaluate", "evaluate grid", VARIANT_WILDCARDS,
-          {"root": ROOT, "index": INDEX, "teacher_scores": TEACHER_SCORES,
+          {"root": ROOT, "index": INDEX, "teacher_scores": ABL_TEACHER_SCORES,
            "student_scores": ABL_SCORES},
           {"out": Out(ABL_EVAL), "videos": Out(ABL_EVAL_VIDEOS)}, ("evaluation",),
-          overrides=VARIANT_OVERRIDES, ablation=True,
+          overrides=VARIANT_OVERRIDES, part="ablation",
           **GRID),
+    # the time every stage took in the last Snakemake run (its benchmark: files): made after
+    # every other final output, so that all of the run's jobs are in
+    _table("stage_times", (STAGE_TIMES_CSV, STAGE_TIMES_MD), "stage_times",
+           category="Stage times", command="report stage-times",
+           inputs={"after": tuple(Gather(name, out) for name, out in (
+               ("table3", "out_csv"), ("metrics", "out"), ("table1", "out_csv"),
+               ("table2", "out_csv"), ("table4", "out_csv"), ("table5", "out_csv"),
+               ("ambiguity_table", "out_csv"), ("figures", "k_png"), ("figures", "cost_png"),
+               ("timeline", "out")))}),
+    # tables.bootstrap and seed: the paired intervals over test videos (seeds averaged)
     _table("ablation_table", (ABLATION_CSV, ABLATION_MD), "ablation", command="tables ablation",
            inputs={"students": Gather("ablation_evaluate", "out"),
-                   "baselines": Gather("evaluate_baselines", "out")},
-           params=("ablation.K",), ablation=True),
+                   "baselines": Gather("ablation_evaluate_baselines", "out"),
+                   "videos": (Gather("ablation_evaluate", "videos"),
+                              Gather("ablation_evaluate_baselines", "videos"))},
+           params=("ablation.K", "tables.bootstrap", "seed"), part="ablation"),
+    # ConDi's time per video at paper scale (random weights, generated videos), dense against
+    # K and the Ks split, models alone and end to end with decoding (docs/method.md, section
+    # 6): `snakemake --cores all results/speed.csv` or `dvc repro speed/dvc.yaml`
+    Stage("speed", "report speed", (), {},
+          {"out_csv": Out(SPEED_CSV, caption="speed", category="Speed"),
+           "out_md": Out(SPEED_MD, caption="speed", category="Speed")},
+          ("speed", "seed", "threads"), part="speed", threads="all", gpu=True, mem_mb=16000,
+          runtime=240),
 ]
 # fmt: on
 STAGES: dict[str, Stage] = {s.name: s for s in _STAGE_LIST}
@@ -389,37 +532,88 @@ def ablation_params(config: dict[str, Any]) -> dict[str, Any]:
     return {**ABLATION_DEFAULTS, **(config.get("ablation") or {})}
 
 
+def _wildcard_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def ablation_base(config: dict[str, Any]) -> dict[str, str]:
+    """The variant the one-at-a-time design moves around: the params' own switches."""
+    return {w: _wildcard_value(_get(config, key)[1]) for w, key, _ in SWITCHES}
+
+
 def ablation_variants(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """``{method, source, detach, seed}`` of every ablation student: condi_sr under every
-    (pseudo-label source, detach) of params ``ablation``, and ``ablation.methods`` with the
-    paper's switches (train, no detach), each for every seed. ``detach`` is "false" | "true"."""
+    """``{method, protocol, source, detach, kd, seed}`` of every ablation student (wildcard
+    values: ``detach`` is "false" | "true"), each for every seed of ``ablation.seeds``:
+
+    * ``design: one_at_a_time`` (default): ``condi_sr`` at the base (the params' own protocol,
+      pseudo-label source, detach and KD reduction) and at each other value of each switch's
+      list with the rest at the base; ``grid``: ``condi_sr`` at every combination of the lists;
+    * ``methods`` at the base switches, under every protocol of ``protocols`` (the rivals of
+      each protocol's condi_sr);
+    * ``cells``: extra cells, each a mapping of switches (and ``method``, default condi_sr) that
+      differ from the base.
+
+    ``protocol: transfer`` variants need the pre-training stages, which exist under the params'
+    ``protocol: transfer`` only: under ``scratch`` they are left out. Duplicates are dropped."""
     ab = ablation_params(config)
-    out = [
-        {"method": "condi_sr", "source": s, "detach": json.dumps(bool(d)), "seed": str(seed)}
-        for s in ab["sources"]
-        for d in ab["detach"]
-        for seed in ab["seeds"]
-    ]
-    out += [
-        {"method": m, "source": "train", "detach": "false", "seed": str(seed)}
-        for m in ab["methods"]
-        for seed in ab["seeds"]
-    ]
-    return out
+    base = ablation_base(config)
+    lists = {w: [_wildcard_value(v) for v in ab[name]] for w, _, name in SWITCHES}
+    cells: list[dict[str, str]] = []
+    if ab["design"] == "grid":
+        combos: list[dict[str, str]] = [{}]
+        for w, _, _ in SWITCHES:
+            values = list(dict.fromkeys([base[w], *lists[w]]))
+            combos = [{**c, w: v} for c in combos for v in values]
+        cells += [{"method": "condi_sr", **c} for c in combos]
+    else:
+        cells.append({"method": "condi_sr", **base})
+        for w, _, _ in SWITCHES:
+            cells += [{"method": "condi_sr", **base, w: v} for v in lists[w] if v != base[w]]
+    for m in ab["methods"]:
+        for protocol in dict.fromkeys([base["protocol"], *lists["protocol"]]):
+            cells.append({"method": m, **base, "protocol": protocol})
+    keys = {"protocol": "protocol", "source": "source", "detach": "detach", "kd": "kd_reduction"}
+    for extra in ab["cells"]:
+        cell = {"method": extra.get("method", "condi_sr"), **base}
+        cell.update({w: _wildcard_value(extra[k]) for w, k in keys.items() if k in extra})
+        cells.append(cell)
+    if config.get("protocol", "scratch") != "transfer":
+        cells = [c for c in cells if c["protocol"] != "transfer"]
+    unique = list({json.dumps(c, sort_keys=True): c for c in cells}.values())
+    return [{**c, "seed": str(seed)} for c in unique for seed in ab["seeds"]]
 
 
 def _choices(config: dict[str, Any], stage: Stage, name: str, w: dict[str, Any]) -> list[str]:
     """The values of wildcard ``name`` for a job of ``stage`` whose earlier wildcards are ``w``."""
     if name == "dataset":
+        from condi.config import pipeline_datasets, source_dataset, target_datasets
+
+        if stage.datasets == "all":
+            names = pipeline_datasets(config)
+        elif stage.datasets == "source":
+            names = [d for d in [source_dataset(config)] if d is not None]
+        else:
+            names = target_datasets(config)
         ds = config["datasets"]
-        return [d for d in ds if stage.name != "synth" or "synth" in ds[d]]
+        return [
+            d
+            for d in names
+            if (stage.name != "synth" or "synth" in ds[d])
+            and (stage.storage is None or storage_of(config, d) == stage.storage)
+        ]
     if name == "fold":
         return [str(f) for f in config["datasets"][w["dataset"]].get("folds", [1])]
+    if name == "teacher" and stage.name == "pretrain_teacher":  # an adopted one is not trained
+        return [t for t, spec in config["teachers"].items() if not spec.get("checkpoint")]
     if name in ("teacher", "student"):
         return list(config[name + "s"])
-    if stage.ablation and name in ("method", "source", "detach", "seed"):
-        fixed = {k: v for k, v in w.items() if k in ("method", "source", "detach")}
-        variants = [v for v in ablation_variants(config) if fixed.items() <= v.items()]
+    if stage.ablation and name in ("method", "protocol", "source", "detach", "kd", "seed"):
+        fixed = {k: v for k, v in w.items() if k in VARIANT_WILDCARDS[4:]}
+        variants = ablation_variants(config)
+        if stage.name in ("ablation_train_teacher", "ablation_teacher_scores",
+                          "ablation_evaluate_baselines", "ablation_pseudo_labels"):  # fmt: skip
+            variants = [{k: v[k] for k in ("protocol", "source")} for v in variants]
+        variants = [v for v in variants if fixed.items() <= v.items()]
         return list(dict.fromkeys(v[name] for v in variants))
     if name == "method":
         return list(config["methods"])
@@ -437,14 +631,19 @@ def job_wildcards(config: dict[str, Any], stage: Stage) -> list[dict[str, str]]:
 
 
 def job_name(stage: str, w: dict[str, Any]) -> str:
-    """``train_student@synthetic-1-resnext-resnext8-condi_sr``: DVC's name for the job."""
+    """``train_student@synthetic-1-resnext14-resnext14half-condi_sr``: DVC's name for the job."""
     return f"{stage}@{'-'.join(str(x) for x in w.values())}" if w else stage
 
 
-def dvc_target(stage: Stage, w: dict[str, Any]) -> str:
-    """The job as a ``dvc`` target (the ablation's live in their own dvc.yaml)."""
+def dvc_target(
+    stage: Stage, w: dict[str, Any], split: frozenset[str] | set[str] = frozenset()
+) -> str:
+    """The job as a ``dvc`` target (the ablation's live in their own dvc.yaml); ``split``:
+    the stages whose jobs are DVC stages of their own (:func:`split_stages`)."""
     name = job_name(stage.name, w)
-    return f"{ABLATION_DVC}:{name}" if stage.ablation else name
+    if stage.name in split and w:
+        name = name.replace("@", "--", 1)
+    return name if stage.part == "main" else f"{PART_DVC[stage.part]}:{name}"
 
 
 def param_path(config: dict[str, Any], pp: ParamPath, w: dict[str, Any]) -> str | None:
@@ -462,7 +661,9 @@ def gathered(
     """The paths a :class:`Gather` input names for the job with wildcards ``w`` (the matched
     wildcards written as ``show`` gives them: DVC's placeholders)."""
     src = STAGES[g.stage]
-    out = []
+    out: list[str] = []
+    if any(str(w.get(k)) != v for k, v in g.only.items()):
+        return out
     for sw in job_wildcards(config, src):
         if any(str(sw[k]) != str(w[k]) for k in g.match):
             continue
@@ -471,7 +672,8 @@ def gathered(
         if g.methods is not None and sw.get("method") not in g.methods:
             continue
         shown = {**sw, **{k: (show or w)[k] for k in g.match}}
-        out.append(src.outputs[g.output].pattern.format(**shown))
+        o = src.outputs[g.output]
+        out += _expand_over(config, o, shown) if o.over else [o.pattern.format(**shown)]
     return out
 
 
@@ -523,6 +725,8 @@ def job(
                 params_paths[spec.key.format(**w)] = path
         elif isinstance(spec, str):
             inputs[name] = [spec.format(**fmt)]
+        elif isinstance(spec, Clips):
+            inputs[name] = [spec.pattern(config, w).format(**fmt)]
         else:
             parts = spec if isinstance(spec, tuple) else (spec,)
             inputs[name] = [p for g in parts for p in gathered(config, g, w, show)]
@@ -535,25 +739,31 @@ def job(
     return Job(stage, dict(w), inputs, params_paths, outputs)
 
 
-def jobs(config: dict[str, Any], ablation: bool | None = None) -> list[Job]:
+def jobs(
+    config: dict[str, Any], ablation: bool | None = None, part: str | None = None
+) -> list[Job]:
     """Every job for ``config`` in topological order (the table's), optionally only the
-    ablation's (True) or the main pipeline's (False)."""
+    ablation's (``ablation=True``), those outside it (``False``), or one ``part``'s."""
     return [
         job(config, st, w)
         for st in STAGES.values()
-        if ablation is None or st.ablation == ablation
+        if (ablation is None or st.ablation == ablation) and (part is None or st.part == part)
         for w in job_wildcards(config, st)
     ]
 
 
-def targets(config: dict[str, Any], ablation: bool = False) -> list[str]:
-    """The final outputs: Snakemake's ``all`` (``ablation=False``) or ``ablation`` target."""
-    final = (
-        ["ablation_table"]
-        if ablation
-        else ["table3", "metrics", "table1", "table2", "table4", "table5"]
-        + ["ambiguity_table", "figures", "timeline"]
-    )
+FINAL_STAGES = {
+    "main": ["table3", "metrics", "table1", "table2", "table4", "table5"]
+    + ["ambiguity_table", "figures", "timeline", "stage_times"],
+    "ablation": ["ablation_table"],
+    "speed": ["speed"],
+}
+
+
+def targets(config: dict[str, Any], ablation: bool = False, part: str | None = None) -> list[str]:
+    """The final outputs of a part: Snakemake's ``all`` (``main``, the default) or
+    ``ablation`` target (``ablation=True``), or the speed report's (``part="speed"``)."""
+    final = FINAL_STAGES[part or ("ablation" if ablation else "main")]
     out = []
     for name in final:
         st = STAGES[name]
@@ -657,7 +867,9 @@ def _dvc_entry(
     keys = param_keys(st, show or w)
     if keys:
         entry["params"] = keys
-    for kind, key in (("out", "outs"), ("root", "outs"), ("metric", "metrics"), ("plot", "plots")):
+    kinds = (("out", "outs"), ("folder", "outs"), ("root", "outs"), ("metric", "metrics"),
+             ("plot", "plots"))  # fmt: skip
+    for kind, key in kinds:
         files: list[Any] = []
         for name, o in st.outputs.items():
             if o.kind != kind:
@@ -665,7 +877,7 @@ def _dvc_entry(
             for f in j.outputs[name]:
                 if kind == "root":
                     files.append(ref(ROOT.key.format(**w)))
-                elif kind == "out":
+                elif kind in ("out", "folder"):
                     files.append(f)
                 elif f.endswith(".csv"):
                     files.append(
@@ -678,27 +890,46 @@ def _dvc_entry(
     return entry
 
 
+def _templates(config: dict[str, Any], st: Stage) -> tuple[list[dict[str, str]], list[dict]]:
+    """A stage's jobs and their DVC entries with ``${item.x}`` placeholders."""
+    ws = job_wildcards(config, st)
+    show = {k: f"${{item.{k}}}" for k in st.wildcards}
+    return ws, [_dvc_entry(config, st, w, show) for w in ws]
+
+
+def split_stages(config: dict[str, Any]) -> set[str]:
+    """The stages whose jobs differ in shape (an adopted teacher; under protocol transfer the
+    ablation's scratch variants, which have no pre-trained input): one DVC stage per job,
+    named ``stage--<job>`` (:func:`dvc_yaml`)."""
+    out = set()
+    for st in STAGES.values():
+        if st.wildcards:
+            ws, templates = _templates(config, st)
+            if ws and not all(t == templates[0] for t in templates):
+                out.add(st.name)
+    return out
+
+
 def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
-    """``dvc.yaml`` (``part="main"``: the stages of Snakemake's ``all``) or
-    ``ablation/dvc.yaml`` (``"ablation"``: its paths relative to the repository root, its
-    ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
+    """``dvc.yaml`` (``part="main"``: the stages of Snakemake's ``all``),
+    ``ablation/dvc.yaml`` (``"ablation"``) or ``speed/dvc.yaml`` (``"speed"``), whose paths are
+    relative to the repository root (their ``wdir``). A stage with wildcards is one ``foreach`` stage whose items are its jobs'
     wildcards (and references to their params paths), so its jobs are named as in MLflow
-    (``train_teacher@synthetic-1-resnext``); jobs that differ in shape get a stage each."""
-    if part not in ("main", "ablation"):
-        raise ValueError(f"part: main | ablation, not {part!r}")
-    ablation = part == "ablation"
-    wdir = {"wdir": ".."} if ablation else {}
+    (``train_teacher@synthetic-1-resnext14``); jobs that differ in shape get a stage each."""
+    if part not in PART_DVC:
+        raise ValueError(f"part: {' | '.join(PART_DVC)}, not {part!r}")
+    apart = part != "main"
+    wdir = {"wdir": ".."} if apart else {}
     out: dict[str, Any] = {}
     for st in STAGES.values():
-        if st.ablation != ablation:
+        if st.part != part:
             continue
         ws = job_wildcards(config, st)
         if not st.wildcards:
             if ws:
                 out[st.name] = {**wdir, **_dvc_entry(config, st, {}, None)}
             continue
-        show = {k: f"${{item.{k}}}" for k in st.wildcards}
-        templates = [_dvc_entry(config, st, w, show) for w in ws]
+        ws, templates = _templates(config, st)
         if ws and all(t == templates[0] for t in templates):
             items = {}
             for w in ws:
@@ -714,5 +945,5 @@ def dvc_yaml(config: dict[str, Any], part: str = "main") -> dict[str, Any]:
                 **wdir,
                 **_dvc_entry(config, st, w, None),
             }
-    # DVC resolves ${...} from the params.yaml beside a dvc.yaml: the ablation's is one up
-    return {"vars": [f"../{PARAMS_FILE}"], "stages": out} if ablation else {"stages": out}
+    # DVC resolves ${...} from the params.yaml beside a dvc.yaml: the other parts' are one up
+    return {"vars": [f"../{PARAMS_FILE}"], "stages": out} if apart else {"stages": out}

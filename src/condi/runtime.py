@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 from typing import Any
 
@@ -19,13 +20,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def setup(seed: int, threads: int, device: str = "auto") -> torch.device:
+def setup(
+    seed: int, threads: int, device: str = "auto", follow_scheduler: bool = True
+) -> torch.device:
     """Seed every RNG, fix the CPU thread count and return the device.
 
     On CPU the run is bit-reproducible for a fixed seed and thread count; on CUDA cuDNN's
-    autotuner is off and deterministic kernels are preferred.
+    autotuner is off and deterministic kernels are preferred. ``follow_scheduler``: see
+    :func:`job_threads` (timing measures with exactly params ``threads``).
     """
-    torch.set_num_threads(job_threads(threads))
+    torch.set_num_threads(job_threads(threads) if follow_scheduler else threads)
     seed_everything(seed)
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -34,13 +38,29 @@ def setup(seed: int, threads: int, device: str = "auto") -> torch.device:
     return dev
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, else the CPU's model name (``/proc/cpuinfo``), else the platform's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def job_threads(threads: int) -> int:
-    """Torch CPU threads for this job: ``threads`` from params, capped by ``OMP_NUM_THREADS``
-    when a scheduler set it (Snakemake sets it to the rule's ``threads``). Oversubscribing the
-    cores is ruinous for small 3D CNNs: a step that takes 0.08 s alone took 4-7 s with two
-    2-thread jobs on two cores."""
+    """Torch CPU threads for this job: the threads its scheduler gave it, ``OMP_NUM_THREADS``
+    (Snakemake sets it to the rule's ``threads``: params ``threads`` unless a profile's
+    ``set-threads`` says otherwise; on SLURM also the job's ``--cpus-per-task``), else
+    ``threads`` from params. Never more than that: oversubscribing the cores is ruinous for
+    small 3D CNNs (a step that takes 0.08 s alone took 4-7 s with two 2-thread jobs on two
+    cores)."""
     env = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(threads, int(env))) if env.isdigit() and int(env) > 0 else threads
+    return int(env) if env.isdigit() and int(env) > 0 else threads
 
 
 def seed_everything(seed: int) -> None:

@@ -1,30 +1,50 @@
-"""MLflow tracking: one experiment per dataset, one run per pipeline job.
+"""MLflow tracking: one experiment per dataset, one run per pipeline job (docs/cluster.md,
+"MLflow").
 
 The store is SQLite at the repository root (``sqlite:///<abs>/mlflow.db``; MLflow 3 refuses
-the file store), overridable by ``MLFLOW_TRACKING_URI`` (e.g. an ``mlflow server``). Metrics
-are buffered and sent with ``log_batch``. Tracking never costs a result: every call is retried
-with jittered back-off (parallel jobs meet SQLite's write lock), and when the store stays
-unreachable or locked the run's record is kept as JSON under ``.mlflow_pending/`` for
-``condi tracking import`` and the stage goes on with a warning. Create the store once before
-parallel jobs start (``condi tracking init``; the Snakefile's ``onstart`` does).
+the file store), overridable by ``MLFLOW_TRACKING_URI`` (e.g. an ``mlflow server``). Tracking
+never costs a result: every call is retried with jittered back-off (parallel jobs meet
+SQLite's write lock), and when the store stays unreachable, locked or fails on the way the
+run's whole record is kept as JSON under ``.mlflow_pending/`` for ``condi tracking import``
+and the stage goes on with a warning. Create the store once before parallel jobs start
+(``condi tracking init``; the Snakefile's ``onstart`` does).
 
-Every run is tagged so that it can be traced to the pipeline and to DVC (:func:`stage_tags`):
+A run is created when its job starts, with its params; its metrics are sent as they come (a
+training sends one batch per epoch, so its curves grow while it runs); its artifacts (result
+files and a trained model's checkpoint, under ``checkpoint/``) are copied into the artifact
+store when it ends. With a SQLite store that is ``mlartifacts/`` beside the database, named
+by relative ``mlflow-artifacts:/`` URIs, so ``mlflow ui`` started beside ``mlflow.db`` (in the
+project or in a copy of it) shows that folder's files; a server keeps them where its
+``--artifacts-destination`` says. A trained model is also an MLflow logged model (the
+experiment's Models list) naming its DVC-tracked checkpoint (``dvc_path``, ``dvc_md5``).
+
+Runs are named after their job, as DVC names it (``train_student@synthetic-1-...``), and
+nested under the run they belong to (``mlflow.parentRunId``): a job that works with a trained
+teacher (its stage has the ``teacher`` wildcard: pseudo-labels, students, scores, evaluation,
+timing, the ablation's jobs) under the latest finished run that trained that teacher; every
+other job (data, teacher training, tables, figures), or one whose teacher has no run, under
+its pipeline invocation's run: a run named ``pipeline <invocation>`` per experiment, which the
+Snakefile opens (``onstart``) and ends (``onsuccess``/``onerror``); the invocation id
+(``CONDI_INVOCATION``) reaches every job through the environment. Jobs run by DVC or by hand
+have no invocation unless ``CONDI_INVOCATION`` is set; then they are top-level.
+
+Tags (:func:`stage_tags`): MLflow's own context tags (``mlflow.user``, ``mlflow.source.name``,
+``mlflow.source.type``, ``mlflow.source.git.commit``, ``mlflow.runName``, through
+``mlflow.tracking.context.registry.resolve_tags``) and the pipeline's, none repeating them:
 
 * ``stage`` and ``rule`` (the stage of condi.pipeline's table: Snakemake rule and DVC stage,
   given to every command by ``--stage``), ``dvc_stage`` (the job, e.g.
   ``train_student@synthetic-1-resnext-resnext8-condi_sr``), ``dataset`` and the job's other
-  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``source``,
-  ``detach``, ``seed``);
-* ``git_commit`` (also as MLflow's ``mlflow.source.git.commit``) and ``git_dirty``;
+  wildcards (``fold``, ``teacher``, ``student``, ``method``; the ablation's ``protocol``,
+  ``source``, ``detach``, ``kd``, ``seed``), ``invocation``;
+* ``git_dirty`` (the commit is ``mlflow.source.git.commit``, of the project's checkout);
 * ``params_hash``: sha256 (16 hex digits) of the job's params values (the stage's keys in the
   table: the params logged with the run, DVC's ``params:``, the resume hash);
 * ``dvc_md5/<path>`` for every input file of the job, the md5 DVC computes for it (taken from
   ``dvc.lock`` when its record matches the file, else computed), and ``inputs`` / ``outputs``
   (JSON lists of paths);
 * ``model_path`` (the DVC path of the model the job trained, or the checkpoint it used) and,
-  at the end, ``model_dvc_md5`` of a trained model;
-* ``mlflow.parentRunId``: the jobs that depend on a teacher (pseudo-labels, students,
-  evaluation) are nested under the run that trained that teacher (the latest finished one).
+  at the end, ``model_dvc_md5`` of a trained model.
 """
 
 from __future__ import annotations
@@ -46,8 +66,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PENDING_DIR = ".mlflow_pending"
-NESTED_UNDER_TEACHER = {"pseudo_labels", "train_student", "evaluate_baselines", "evaluate_students"}
-TRAINING_STAGES = ("train_teacher", "train_student", "ablation_train_student")
+# the pipeline invocation a job belongs to (the Snakefile exports it to every job)
+INVOCATION_ENV = "CONDI_INVOCATION"
+PIPELINE_STAGE = "pipeline"  # the stage tag of an invocation's parent run
 
 
 def project_root() -> Path:
@@ -193,7 +214,7 @@ def stage_tags(
             out[key] = md5
     out["inputs"] = json.dumps([_rel(Path(p)) for p in inputs])[:8000]
     out["outputs"] = json.dumps([_rel(Path(p)) for p in outputs])[:8000]
-    if stage in TRAINING_STAGES and outputs:
+    if makes_model(stage) and outputs:
         out["model_path"] = _rel(Path(outputs[0]))
     else:
         ckpts = [p for p in inputs if str(p).endswith(".pt")]
@@ -235,16 +256,125 @@ def _retry(fn: Callable[[], Any], tries: int = 4, delay: float = 0.2) -> Any:
     return None
 
 
-def init_store() -> str:
-    """Create the database (and its schema) once, before parallel jobs start; returns the
-    store's URI for display (credentials redacted)."""
+def init_store(params: dict[str, Any] | None = None) -> str:
+    """Create the database (and its schema) once, before parallel jobs start, and, within a
+    pipeline invocation (:data:`INVOCATION_ENV`), its parent run in the experiment of every
+    dataset of ``params``; returns the store's URI for display (credentials redacted)."""
     _retry(lambda: _client().search_experiments(max_results=1))
+    if invocation() and params is not None:
+        for dataset in params.get("datasets", {}):
+            Run(PIPELINE_STAGE, dataset).ensure_pipeline_run()
     return display_uri()
+
+
+def end_invocation(status: str) -> int:
+    """End this invocation's parent runs (every experiment) with ``status``; how many."""
+    inv = invocation()
+    if not inv:
+        return 0
+    client = _client()
+    ended = 0
+    for exp in client.search_experiments(max_results=1000):
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.invocation = '{inv}' and tags.stage = '{PIPELINE_STAGE}'",
+            max_results=10,
+        )
+        for run in runs:
+            if run.info.status == "RUNNING":
+                _retry(lambda r=run: client.set_terminated(r.info.run_id, status))
+                ended += 1
+    return ended
+
+
+def invocation() -> str | None:
+    """The pipeline invocation this process belongs to (:data:`INVOCATION_ENV`, exported by
+    the Snakefile to every job), if it is a safe name."""
+    value = os.environ.get(INVOCATION_ENV, "")
+    return value if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) else None
+
+
+def export_invocation() -> str:
+    """Give this process (and so every job it starts) an invocation id, unless it has one (a
+    SLURM job inherits its submitter's): what the Snakefile calls."""
+    if not invocation():
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        os.environ[INVOCATION_ENV] = f"{stamp}-{uuid.uuid4().hex[:6]}"
+    return os.environ[INVOCATION_ENV]
+
+
+def makes_model(stage: str) -> bool:
+    """The stage trains a model: its outputs are checkpoints (``.pt``)."""
+    from condi.pipeline import STAGES
+
+    s = STAGES.get(stage)
+    return s is not None and any(o.pattern.endswith(".pt") for o in s.outputs.values())
+
+
+def nested_under_teacher(stage: str) -> bool:
+    """The stage works with a trained teacher (it has the ``teacher`` wildcard): its runs are
+    nested under the run that trained that teacher."""
+    from condi.pipeline import STAGES
+
+    s = STAGES.get(stage)
+    return s is not None and "teacher" in s.wildcards and stage != "train_teacher"
+
+
+_METRIC_KEY = re.compile(r"[^\w\-. /:]")
+
+
+def metric_key(name: str) -> str:
+    """``name`` as MLflow accepts a metric key: letters, digits, ``_ - . / :`` and space, and
+    a path that stays itself when normalised (no empty, ``.`` or ``..`` part)."""
+    parts = [p for p in _METRIC_KEY.sub("_", str(name)).split("/") if p.strip()]
+    return "/".join("_" if p in (".", "..") else p for p in parts)[:250] or "_"
+
+
+def _local_artifact_root(uri: str | None = None) -> Path | None:
+    """Where ``mlflow-artifacts:/`` lives for a SQLite store (``uri``, default the tracking
+    URI): ``mlartifacts/`` beside the database file (what ``mlflow ui`` or ``mlflow server``
+    started there serves by default)."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :]).parent / "mlartifacts"
+
+
+def local_artifact_dir(artifact_uri: str, store: str | None = None) -> Path | None:
+    """The folder a ``mlflow-artifacts:/...`` URI names in the ``mlartifacts/`` of a SQLite
+    store (``store``, default the tracking URI); None for a URI the MLflow client reaches
+    itself (a server's, a file store's)."""
+    root = _local_artifact_root(store)
+    if root is None or not artifact_uri.startswith("mlflow-artifacts:"):
+        return None
+    rel = artifact_uri[len("mlflow-artifacts:") :].lstrip("/")
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root.resolve()) else None
+
+
+def _context_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` over MLflow's own context tags (``mlflow.user``, ``mlflow.source.name``,
+    ``mlflow.source.type``, ...: ``mlflow.tracking.context.registry.resolve_tags``); the
+    given ones win, so a kept record imported later keeps its own."""
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+
+        return {str(k): str(v) for k, v in resolve_tags(tags).items()}
+    except Exception as exc:  # metadata only: never fail the job for it
+        log.warning("MLflow context tags unavailable: %s", exc)
+        return dict(tags)
 
 
 class Run:
     """A tracked job: ``with Run("train_teacher", dataset="synthetic", tags={...}) as run: ...``
-    (stage commands make theirs with ``condi.cli.common.StageContext.run``)."""
+    (stage commands make theirs with ``condi.cli.common.StageContext.run``).
+
+    The run is created when the block starts, with its params, its tags (the pipeline's and
+    MLflow's context tags) and its parent (see the module docstring); metrics are sent as they
+    are logged (one batch per :meth:`log_metrics` call: an epoch of a training), artifacts and
+    the end status when the block ends. When the store cannot be reached or fails on the way,
+    the whole record is kept under ``.mlflow_pending/`` instead (and a run the store already
+    holds is ended FAILED)."""
 
     def __init__(
         self,
@@ -253,16 +383,18 @@ class Run:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
         enabled: bool = True,
+        name: str | None = None,
     ) -> None:
         self.stage, self.dataset = stage, dataset
+        self.name = name or stage
         self.params = flatten(params or {})
         commit = git_commit()
         self.tags = {
             "stage": stage,
             "dataset": dataset,
-            "git_commit": commit,
             "git_dirty": git_dirty(),
-            "mlflow.source.git.commit": commit,
+            **({"mlflow.source.git.commit": commit} if commit != "unknown" else {}),
+            **({"invocation": invocation()} if invocation() else {}),
             **{k: str(v) for k, v in (tags or {}).items()},
         }
         # under torchrun only rank 0 records the run
@@ -271,19 +403,27 @@ class Run:
             and os.environ.get("CONDI_TRACKING", "1") != "0"
             and os.environ.get("RANK", "0") == "0"
         )
-        self.metrics: list[tuple[str, float, int, int]] = []
+        self.metrics: list[tuple[str, float, int, int]] = []  # all of them (a kept record's)
+        self._sent = 0  # how many of them the store has
         self.artifacts: list[str] = []
         self.client = None
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.artifact_uri: str = ""
 
     # -- public API --------------------------------------------------------
     def log_metrics(self, metrics: dict[str, Any], step: int = 0) -> None:
+        """Record ``metrics`` at ``step`` and send them at once (one batch): the run's curves
+        grow while it runs."""
         ts = int(time.time() * 1000)
         for k, v in metrics.items():
-            if isinstance(v, int | float) and v == v:  # skip NaN
-                self.metrics.append((k, float(v), ts, int(step)))
+            if isinstance(v, int | float) and not isinstance(v, bool) and v == v:  # no NaN
+                self.metrics.append((metric_key(k), float(v), ts, int(step)))
+        self._stream()
 
     def log_artifact(self, path: str | Path) -> None:
+        """Copy ``path`` (a file under the project) into the run's artifacts at the end; a
+        trained model's checkpoint goes under ``checkpoint/``."""
         # absolute: a kept record may be imported from another directory
         self.artifacts.append(str(Path(path).resolve()))
 
@@ -293,71 +433,119 @@ class Run:
             return self
         try:
             self.client = _client()
+            self.tags = _context_tags(self.tags)
 
             def start():
-                exp = self.client.get_experiment_by_name(self.dataset)
-                exp_id = exp.experiment_id if exp else self._create_experiment()
-                parent = self._teacher_run(exp_id)
+                self.experiment_id = self._experiment_id()
+                parent = self._parent(self.experiment_id)
                 tags = {**self.tags, **({"mlflow.parentRunId": parent} if parent else {})}
-                run = self.client.create_run(
-                    exp_id, tags=tags, run_name=self.tags.get("run_name", self.stage)
-                )
+                run = self.client.create_run(self.experiment_id, tags=tags, run_name=self.name)
+                self.artifact_uri = run.info.artifact_uri
                 return run.info.run_id
 
             self.run_id = _retry(start)
+            _retry(self._send_params)
         except Exception as exc:
             log.warning(
                 "MLflow store %s unreachable (%s); keeping this run's record locally",
                 display_uri(),
                 redact(exc),
             )
-            self.client = None
+            self._abandon()
         return self
 
-    def _create_experiment(self) -> str:
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.dataset)
+        if exp is not None:
+            return exp.experiment_id
+        # a SQLite store's artifacts go to mlartifacts/ beside it, by a relative URI (a copy
+        # of the project shows its own files); a server chooses its own location
+        location = (
+            f"mlflow-artifacts:/{_safe_name(self.dataset)}" if _local_artifact_root() else None
+        )
         try:
-            return self.client.create_experiment(self.dataset)
+            return self.client.create_experiment(self.dataset, artifact_location=location)
         except Exception:  # created concurrently by another job
             return self.client.get_experiment_by_name(self.dataset).experiment_id
 
-    def _teacher_run(self, exp_id: str) -> str | None:
-        """The latest finished run that trained this job's teacher (its MLflow parent)."""
-        if self.tags.get("rule") not in NESTED_UNDER_TEACHER or "teacher" not in self.tags:
+    def _parent(self, exp_id: str) -> str | None:
+        """The run this one belongs to: the latest finished run that trained its teacher, else
+        its pipeline invocation's run (none for a job run by DVC or by hand)."""
+        if self.stage == PIPELINE_STAGE:
             return None
-        filt = " and ".join(
-            f"tags.{k} = '{self.tags[k]}'" for k in ("dataset", "fold", "teacher") if k in self.tags
-        )
+        if nested_under_teacher(self.tags.get("rule", self.stage)) and "teacher" in self.tags:
+            filt = " and ".join(
+                f"tags.{k} = '{self.tags[k]}'"
+                for k in ("dataset", "fold", "teacher")
+                if k in self.tags
+            )
+            runs = self.client.search_runs(
+                [exp_id],
+                filter_string="tags.rule = 'train_teacher' and attributes.status = 'FINISHED'"
+                f" and {filt}",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if runs:
+                return runs[0].info.run_id
+        inv = self.tags.get("invocation", "")
+        if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", inv):
+            return self._pipeline_run(exp_id, inv)
+        return None
+
+    def _pipeline_run(self, exp_id: str, inv: str) -> str:
+        """Invocation ``inv``'s parent run in the experiment (made when missing)."""
         runs = self.client.search_runs(
             [exp_id],
-            filter_string=f"tags.rule = 'train_teacher' and attributes.status = 'FINISHED' and {filt}",
-            order_by=["attributes.start_time DESC"],
+            filter_string=f"tags.invocation = '{inv}' and tags.stage = '{PIPELINE_STAGE}'",
+            order_by=["attributes.start_time ASC"],
             max_results=1,
         )
-        return runs[0].info.run_id if runs else None
+        if runs:
+            return runs[0].info.run_id
+        tags = _context_tags({"stage": PIPELINE_STAGE, "dataset": self.dataset, "invocation": inv})
+        commit = git_commit()
+        if commit != "unknown":
+            tags["mlflow.source.git.commit"] = commit
+        run = self.client.create_run(exp_id, tags=tags, run_name=f"{PIPELINE_STAGE} {inv}")
+        return run.info.run_id
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if not self.enabled:
-            return
-        status = "FAILED" if exc_type else "FINISHED"
-        model = self.tags.get("model_path")
-        trained = self.tags.get("rule") in TRAINING_STAGES
-        if status == "FINISHED" and trained and model and Path(model).is_file():
-            self.tags["model_dvc_md5"] = file_md5(model)
-        if self.client is not None and self.run_id is not None and self._upload(status):
-            return
-        self._write_pending(status)
+    def ensure_pipeline_run(self) -> str | None:
+        """Make this invocation's parent run in the experiment of :attr:`dataset`."""
+        self.client = _client()
+        exp_id = _retry(self._experiment_id)
+        inv = invocation()
+        return _retry(lambda: self._pipeline_run(exp_id, inv)) if inv else None
 
-    def _upload(self, status: str) -> bool:
-        """Send the buffered record and end the run with ``status``; False if that failed,
-        in which case the run is ended FAILED (best effort), never left RUNNING."""
+    def _send_params(self) -> None:
+        from mlflow.entities import Param
+
+        params = [Param(k, v[:6000]) for k, v in self.params.items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+
+    def _send_metrics(self) -> None:
+        from mlflow.entities import Metric
+
+        while self._sent < len(self.metrics):
+            batch = self.metrics[self._sent : self._sent + 1000]
+            self.client.log_batch(self.run_id, metrics=[Metric(*m) for m in batch])
+            self._sent += len(batch)
+
+    def _stream(self) -> None:
+        if self.client is None or self.run_id is None:
+            return
         try:
-            _retry(self._flush_to_store)
-            _retry(lambda: self.client.set_terminated(self.run_id, status))
-            return True
+            _retry(self._send_metrics)
         except Exception as err:
             log.warning(
                 "MLflow logging failed (%s); keeping this run's record locally", redact(err)
             )
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Stop sending to the store (its run, if any, ended FAILED): the record is kept."""
+        if self.client is not None and self.run_id is not None:
             try:
                 self.client.set_terminated(self.run_id, "FAILED")
             except Exception as end_err:
@@ -366,27 +554,89 @@ class Run:
                     self.run_id,
                     redact(end_err),
                 )
+        self.client, self.run_id = None, None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.enabled:
+            return
+        status = "FAILED" if exc_type else "FINISHED"
+        model = self.tags.get("model_path")
+        trained = status == "FINISHED" and makes_model(self.stage) and model
+        local = _artifact_under_project(model, quiet=True) if trained else None
+        if local is not None:
+            self.tags["model_dvc_md5"] = file_md5(local)
+            self.log_artifact(local)
+        if self.client is not None and self.run_id is not None and self._upload(status):
+            return
+        self._write_pending(status)
+
+    def _upload(self, status: str) -> bool:
+        """Send what is left of the record and end the run with ``status``; False if that
+        failed, in which case the run is ended FAILED (best effort), never left RUNNING."""
+        try:
+            _retry(self._flush_to_store)
+            _retry(lambda: self.client.set_terminated(self.run_id, status))
+            return True
+        except Exception as err:
+            log.warning(
+                "MLflow logging failed (%s); keeping this run's record locally", redact(err)
+            )
+            self._abandon()
             return False
 
     def _flush_to_store(self) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import RunTag
 
-        params = [Param(k, v[:6000]) for k, v in self.params.items()]
-        for i in range(0, len(params), 100):
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
-        metrics = [Metric(k, v, ts, s) for k, v, ts, s in self.metrics]
-        for i in range(0, len(metrics), 1000):
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+        self._send_metrics()
         if "model_dvc_md5" in self.tags:
             self.client.log_batch(
                 self.run_id, tags=[RunTag("model_dvc_md5", self.tags["model_dvc_md5"])]
             )
-        self.params, self.metrics = {}, []
         for path in self.artifacts:
             local = _artifact_under_project(path)
             if local is not None:
-                self.client.log_artifact(self.run_id, str(local))
-        self.artifacts = []
+                self._store_artifact(local)
+        if "model_dvc_md5" in self.tags:
+            self._log_model()
+
+    def _artifact_path(self, local: Path) -> str | None:
+        """A trained model's checkpoint goes under ``checkpoint/``, the rest at the top."""
+        model = self.tags.get("model_path")
+        if model and local == _artifact_under_project(model, quiet=True):
+            return "checkpoint"
+        return None
+
+    def _store_artifact(self, local: Path) -> None:
+        sub = self._artifact_path(local)
+        dest = local_artifact_dir(self.artifact_uri)
+        if dest is None:
+            self.client.log_artifact(self.run_id, str(local), sub)
+            return
+        import shutil
+
+        folder = dest / sub if sub else dest
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, folder / local.name)
+
+    def _log_model(self) -> None:
+        """The trained model as an MLflow logged model (the experiment's Models list): it names
+        its DVC-tracked checkpoint (path and md5) and the copy among the run's artifacts."""
+        from mlflow.entities import LoggedModelStatus
+
+        path = self.tags["model_path"]
+        model = self.client.create_logged_model(
+            self.experiment_id,
+            name=_safe_name(self.tags.get("dvc_stage", self.stage)),
+            source_run_id=self.run_id,
+            tags={
+                "dvc_path": path,
+                "dvc_md5": self.tags["model_dvc_md5"],
+                "checkpoint": f"runs:/{self.run_id}/checkpoint/{Path(path).name}",
+                "stage": self.stage,
+            },
+            model_type="condi-checkpoint",
+        )
+        self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
 
     def _write_pending(self, status: str) -> None:
         """Keep the record under ``.mlflow_pending/`` (never elsewhere: the file name is made
@@ -402,7 +652,8 @@ class Run:
             path,
             {
                 "experiment": self.dataset,
-                "tags": self.tags,
+                "name": self.name,
+                "tags": _context_tags(self.tags),
                 "params": self.params,
                 "metrics": self.metrics,
                 "artifacts": [_project_relative(a) for a in self.artifacts],
@@ -427,7 +678,7 @@ def _project_relative(path: str) -> str:
         return str(path)
 
 
-def _artifact_under_project(path: str | Path) -> Path | None:
+def _artifact_under_project(path: str | Path, quiet: bool = False) -> Path | None:
     """The file ``path`` names (relative paths are taken from the project directory) when it
     is a regular file under the project directory once links are resolved; else None, with
     a warning (an artifact is never uploaded from elsewhere, e.g. ``/etc/hostname``)."""
@@ -435,10 +686,12 @@ def _artifact_under_project(path: str | Path) -> Path | None:
     p = Path(path)
     local = (p if p.is_absolute() else root / p).resolve()
     if not local.is_relative_to(root):
-        log.warning("artifact %s is outside the project directory %s; not uploaded", path, root)
+        if not quiet:
+            log.warning("artifact %s is outside the project directory %s; not uploaded", path, root)
         return None
     if not local.is_file():
-        log.warning("artifact %s no longer exists (or is not a file); not logged", path)
+        if not quiet:
+            log.warning("artifact %s no longer exists (or is not a file); not logged", path)
         return None
     return local
 
@@ -463,7 +716,7 @@ def _read_record(path: Path) -> dict[str, Any]:
         raise ValueError("'tags' must be an object with a 'stage' string")
     if not isinstance(params, dict):
         raise ValueError("'params' must be an object")
-    for key in ("dataset", "fold", "teacher", "rule"):  # they go into an MLflow search filter
+    for key in ("dataset", "fold", "teacher", "rule", "invocation"):  # in MLflow search filters
         if "'" in str(tags.get(key, "")):
             raise ValueError(f"tag {key!r} has a quote: {tags[key]!r}")
     metrics = rec.get("metrics", [])
@@ -482,7 +735,11 @@ def _read_record(path: Path) -> dict[str, Any]:
     status = rec.get("status", "FINISHED")
     if status not in STATUSES:
         raise ValueError(f"'status' must be one of {STATUSES}, not {status!r}")
+    name = rec.get("name", tags["stage"])
+    if not isinstance(name, str) or not name:
+        raise ValueError("'name' must be a non-empty string")
     return {
+        "name": name,
         "experiment": rec["experiment"],
         "tags": {str(k): str(v) for k, v in tags.items()},
         "params": {str(k): str(v) for k, v in params.items()},
@@ -517,7 +774,7 @@ def import_pending() -> ImportResult:
             log.warning("%s: not a valid kept record, left in place: %s", path, exc)
             result.bad.append((path, str(exc)))
             continue
-        run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"])
+        run = Run(rec["tags"]["stage"], rec["experiment"], tags=rec["tags"], name=rec["name"])
         run.tags = rec["tags"]
         run.params = rec["params"]
         run.metrics = rec["metrics"]

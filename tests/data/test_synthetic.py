@@ -231,3 +231,35 @@ def test_group_sizes_fill_the_count():
         assert all(s >= 2 for s in sizes[:-1])
     with pytest.raises(ValueError, match="group_size"):
         make_config("tiny", group_size=[0, 2])
+
+
+def test_the_source_palette_is_disjoint_from_the_target_s():
+    """The transfer protocol's source (preset ``source``, palette ``colour``) and the target
+    (``default``, ``grey``) share no actor colour and no background tint: every grey actor
+    channel is >= 255 - actor_tint, every colour one < 255 - colour_actor_dim[0]; a grey
+    background's channels differ by at most 2 * background_tint, a colour one's by far more
+    (docs/method.md, section 2.5)."""
+    grey, colour = make_config("default"), make_config("source")
+    assert (grey.palette, colour.palette) == ("grey", "colour")
+    assert colour.num_classes > grey.num_classes  # more classes in Kinetics' role
+    for seed in range(30):
+        g = synthetic._draw_video(1, grey, np.random.default_rng(seed))
+        c = synthetic._draw_video(1, colour, np.random.default_rng(seed))
+        assert (g.colour >= 255 - grey.actor_tint).all()
+        assert (c.colour <= 255 - colour.colour_actor_dim[0]).all()
+        # the background's per-channel level (texture and gradient average out over the frame)
+        gl, cl = g.background.mean(axis=(0, 1)), c.background.mean(axis=(0, 1))
+        assert np.ptp(gl) <= 2 * grey.background_tint + 1
+        assert np.ptp(cl) >= 2 * grey.background_tint + 20
+    with pytest.raises(ValueError, match="palette"):
+        make_config("tiny", palette="sepia")
+
+
+def test_training_videos_can_be_shorter_than_test_videos(tmp_path):
+    generate(tmp_path, preset="tiny", seed=2, train_max_clips=3, min_clips=2, max_clips=6)
+    m = pd.read_parquet(tmp_path / "manifest.parquet").groupby("video").first()
+    assert m.loc[m["split"] == "train", "num_clips"].between(2, 3).all()
+    assert m.loc[m["split"] == "test", "num_clips"].max() > 3
+    assert make_config("default").train_max_clips == 12
+    with pytest.raises(ValueError, match="train_max_clips"):
+        make_config("tiny", train_max_clips=1)

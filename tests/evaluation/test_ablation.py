@@ -1,4 +1,7 @@
-"""The ablation table: mean and std over seeds per switch combination (issue 9.3)."""
+"""The ablation table: mean and std over seeds per switch combination (issue 9.3), and paired
+differences with bootstrap intervals, seeds averaged per video (issue 13.4)."""
+
+import re
 
 import pandas as pd
 import pytest
@@ -12,7 +15,15 @@ def eval_csv(path, rows):
 
 
 def test_seeds_are_averaged_per_switch_combination(tmp_path):
-    common = {"dataset": "synthetic", "fold": 1, "teacher": "t", "student": "s", "n_videos": 10}
+    common = {
+        "dataset": "synthetic",
+        "fold": 1,
+        "teacher": "t",
+        "student": "s",
+        "n_videos": 10,
+        "protocol": "transfer",
+        "kd_reduction": "class_mean",
+    }
     students = []
     for seed, (a, b) in enumerate([(60.0, 70.0), (62.0, 74.0), (64.0, 78.0)]):
         rows = [
@@ -84,7 +95,66 @@ def test_seeds_are_averaged_per_switch_combination(tmp_path):
     assert "condi_sr_split" not in set(long["method"])
     assert long.set_index("method").loc["random", "top1_std"] == pytest.approx(2.0)
     table = ablation.paper_shape(long)
-    assert table.loc[("synthetic", "condi_sr[crossfit, detach=False]"), "K=1"] == "74.00 ± 4.00"
-    assert table.loc[("synthetic", "dense"), "Dense"] == "66.00"
+    crossfit = "condi_sr [transfer, crossfit, attached, class_mean]"
+    assert table.loc[("synthetic", crossfit), "K=1"] == "74.00 ± 4.00"
+    assert table.loc[("synthetic", "dense [transfer]"), "Dense"] == "66.00"
     ablation.write(long, tmp_path / "a.csv", tmp_path / "a.md")
-    assert "condi_sr[train, detach=False]" in (tmp_path / "a.md").read_text()
+    assert "condi_sr [transfer, train, attached, class_mean]" in (tmp_path / "a.md").read_text()
+
+
+def video_rows(method, k, correct, seed=None, student="s", **switches):
+    base = {"dataset": "synthetic", "fold": 1, "teacher": "t", "student": student}
+    return pd.DataFrame(
+        {**base, "method": method, "K": k, "Ks": pd.array([None] * len(correct), dtype="Int64"),
+         "random_seed": pd.array([None] * len(correct), dtype="Int64"),
+         "video_id": range(len(correct)), "correct": correct, "seed": seed, **switches}
+    )  # fmt: skip
+
+
+def test_differences_average_seeds_per_video_and_pair_the_videos(tmp_path):
+    from condi.tables.table3 import Bootstrap
+
+    sw = {"protocol": "transfer", "pseudo_labels": "train", "detach_confidence": False,
+          "kd_reduction": "class_mean"}  # fmt: skip
+    teacher_only = {"protocol": "transfer", "pseudo_labels": None, "detach_confidence": None,
+                    "kd_reduction": None}  # fmt: skip
+    condi = [[1, 1, 0, 1, 0, 1], [1, 0, 0, 1, 1, 1]]  # two seeds
+    st_ent = [[0, 1, 0, 1, 0, 0], [0, 1, 1, 1, 0, 0]]
+    frames = [video_rows("condi_sr", "1", c, seed=i, **sw) for i, c in enumerate(condi)]
+    frames += [video_rows("st_ent", "1", c, seed=i, **sw) for i, c in enumerate(st_ent)]
+    frames += [
+        video_rows("equidistant", "1", [1, 1, 1, 1, 1, 1], student="-", **teacher_only),
+        video_rows("dense", "dense", [0, 0, 0, 0, 0, 0], student="-", **teacher_only),
+    ]
+    paths = []
+    for i, f in enumerate(frames):
+        paths.append(tmp_path / f"{i}.parquet")
+        f.to_parquet(paths[-1])
+    boot = Bootstrap(resamples=500, level=0.95, seed=0)
+    diffs = ablation.differences(ablation.load_videos(paths), [1], boot)
+    d = diffs[diffs["method"] == "condi_sr"].set_index("reference")
+    # per video: condi_sr's seed mean minus st_ent's seed mean, averaged over the videos
+    per_video = (pd.DataFrame(condi).mean() - pd.DataFrame(st_ent).mean()).to_numpy()
+    assert d.loc["st_ent", "diff"] == pytest.approx(per_video.mean() * 100)
+    assert d.loc["st_ent", "lo"] <= d.loc["st_ent", "diff"] <= d.loc["st_ent", "hi"]
+    assert d.loc["st_ent", "lo"] >= per_video.min() * 100 - 1e-9
+    assert d.loc["st_ent", "hi"] <= per_video.max() * 100 + 1e-9
+    assert (d["n_seeds"] == 2).all() and (d["n_videos"] == 6).all()
+    # condi_sr's seed mean against a constant reference: a fixed offset
+    condi_mean = pd.DataFrame(condi).mean().mean() * 100
+    assert d.loc["equidistant", "diff"] == pytest.approx(condi_mean - 100)
+    assert d.loc["dense", "diff"] == pytest.approx(condi_mean)
+    # st_ent is compared with the teacher-only samplers, never with itself
+    s = diffs[diffs["method"] == "st_ent"]
+    assert set(s["reference"]) == {"equidistant", "dense"}
+    long = pd.DataFrame(
+        [{"dataset": "synthetic", "teacher": "t", "student": "s", "method": "condi_sr", **sw,
+          "K": "1", "top1": 50.0, "top1_std": 1.0, "n_seeds": 2, "auroc_teacher_correct": 0.6,
+          "auroc_std": 0.01, "unambiguous_share": 0.5,
+          "variant": "condi_sr [transfer, train, attached, class_mean]"}]
+    )  # fmt: skip
+    ablation.write(long, tmp_path / "a.csv", tmp_path / "a.md", diffs, boot)
+    text = (tmp_path / "a.md").read_text()
+    row = r"\| synthetic \| condi_sr \[transfer, train, attached, class_mean\] +\| st_ent +\|"
+    assert re.search(row, text), text
+    assert (tmp_path / "a_differences.csv").is_file()

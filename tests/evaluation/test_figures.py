@@ -64,6 +64,10 @@ def test_accuracy_vs_k(tmp_path, drawn):
     (ax,) = fig.axes
     lines = lines_by_label(ax)
     ks = [1, 3, 5]
+    # drawn side by side around each K, in legend order: offsets 0.6 (0.3 of the K gap of 2)
+    # shared out over the five methods, centred on K
+    order = ["Oracle", "Random (mean, ±1 std)", "Equidistant", "ST-Ent", "ConDi-SR"]
+    offsets = dict(zip(order, [-0.3, -0.15, 0.0, 0.15, 0.3], strict=True))
     for label, base in [
         ("ConDi-SR", 70),
         ("ST-Ent", 65),
@@ -71,8 +75,10 @@ def test_accuracy_vs_k(tmp_path, drawn):
         ("Oracle", 90),
         ("Random (mean, ±1 std)", 60),
     ]:
-        assert list(lines[label].get_xdata()) == ks, label
+        xs = [k + offsets[label] for k in ks]
+        assert list(lines[label].get_xdata()) == pytest.approx(xs), label
         assert list(lines[label].get_ydata()) == [base + k + 1 for k in ks], label
+        assert lines[label].get_marker() not in ("", "None", None), label  # every point shown
     assert "ConDi-SR split" not in lines  # the Ks rows are not a K curve
     dense = lines["Dense (67.0)"]
     assert list(dense.get_ydata()) == [67, 67]
@@ -81,6 +87,28 @@ def test_accuracy_vs_k(tmp_path, drawn):
     ys = band.get_paths()[0].vertices[:, 1]
     assert ys.min() == pytest.approx(61 + 1 - 2.5) and ys.max() == pytest.approx(65 + 1 + 2.5)
     assert ax.get_title() == "syn: accuracy vs K (tch + stu; folds averaged)"
+    # the legend lies outside the axes: it hides no point
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1
+
+
+def test_equal_methods_stay_visible_and_one_fold_is_not_averaged(tmp_path, drawn):
+    df = _table3()
+    df = df[df["fold"] == 1].copy()
+    df.loc[df["method"].isin(["condi_sr", "st_ent", "oracle"]), "top1"] = 80.0  # a three-way tie
+    figures.accuracy_vs_k(df, tmp_path)
+    (fig,) = drawn
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    points = set()
+    for line in ax.get_lines():
+        if line.get_label().startswith("Dense"):
+            continue
+        xy = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+        points |= {(round(x), round(y)) for x, y in xy}
+    assert len(points) == 5 * 3  # five methods at three K: no point on top of another
+    assert ax.get_title() == "syn: accuracy vs K (tch + stu)"
 
 
 def test_accuracy_vs_cost(tmp_path, drawn):

@@ -83,6 +83,18 @@ def test_equidistant_and_dense_rows():
     assert row["unambiguous_share"] == pytest.approx(4 / 7)
 
 
+def test_videos_with_at_most_k_clips_are_dense_by_definition():
+    # N = 5 and N = 2: at K = 2 video 1 is whole (N = K, not N < K); at K = 5 both are
+    df = baseline_rows(teacher_logits(), videos(), ks=[1, 2, 5], seeds=[0, 1]).set_index(
+        ["method", "K"]
+    )
+    for method in ("equidistant", "oracle", "random"):
+        assert df.loc[(method, "1"), ["n_short", "n_dense"]].tolist() == [0, 0]
+        assert df.loc[(method, "2"), ["n_short", "n_dense"]].tolist() == [0, 1]
+        assert df.loc[(method, "5"), ["n_short", "n_dense"]].tolist() == [1, 2]
+    assert df.loc[("dense", "dense"), "n_dense"] == 2
+
+
 def test_oracle_rows():
     df = baselines()
     # the highest p(true) first: video 0's clips 0 and 4, then the class-2 clips in order

@@ -98,6 +98,60 @@ def test_defaults_are_inference_b():
     assert probs.tolist() == pytest.approx(want, rel=1e-6)
 
 
+# -- every student method ranks with its own score (condi.methods) ---------------------------
+
+
+def neg_entropy(row):
+    return -entropy(softmax(row))
+
+
+@pytest.mark.parametrize(
+    ("method", "score"),
+    [
+        ("bce_conf", lambda i: sigmoid(S_CONF[i].item())),  # z~
+        ("st_conf", lambda i: sigmoid(S_CONF[i].item())),  # its own confidence c
+        ("st_ent", lambda i: neg_entropy(S_LOGITS[i].tolist())),  # the lowest entropy first
+        ("maxprob", lambda i: max(softmax(S_LOGITS[i].tolist()))),
+    ],
+)
+def test_each_method_ranks_by_its_own_score(method, score):
+    want_scores = [score(i) for i in range(4)]
+    top2 = sorted(sorted(range(4), key=lambda i: -want_scores[i])[:2])
+    teacher = Table(T_LOGITS)
+    probs, s_used, t_used, got = predict_clips(clips(), teacher, Table(S_LOGITS, S_CONF), k=2,
+                                               method=method)  # fmt: skip
+    assert got.tolist() == pytest.approx(want_scores)
+    assert sorted(t_used.tolist()) == top2 and sorted(teacher.seen) == top2
+    assert s_used.tolist() == []
+    # the teacher's probabilities of its clips, plainly averaged (as the evaluation grid does)
+    mean = np.mean([softmax(T_LOGITS[i].tolist()) for i in top2], axis=0)
+    assert probs.tolist() == pytest.approx(mean.tolist(), rel=1e-6)
+
+
+def test_st_ent_never_reads_the_confidence_head():
+    # clip 3 has the highest "confidence" but a uniform (maximum-entropy) prediction
+    conf = torch.tensor([-5.0, -5.0, -5.0, 9.0])
+    _, _, t_used, _ = predict_clips(clips(), Table(T_LOGITS), Table(S_LOGITS, conf), k=1,
+                                    method="st_ent")  # fmt: skip
+    assert t_used.tolist() == [1]  # logits (3, 0): the most certain clip
+
+
+def test_only_condi_sr_splits_k():
+    with pytest.raises(ValueError, match="--ks 1: the student share Ks is ConDi-SR's"):
+        predict_clips(clips(), Table(T_LOGITS), Table(S_LOGITS, S_CONF), k=2, ks=1,
+                      method="st_ent")  # fmt: skip
+
+
+def test_a_student_without_a_method_it_can_rank_with_is_refused():
+    from condi.evaluation.predict import student_method
+
+    assert student_method({"method": "st_ent"}).ranking == "neg_entropy"
+    with pytest.raises(ValueError, match="s.pt: the student checkpoint names no method"):
+        student_method({}, "s.pt")
+    with pytest.raises(ValueError, match="s.pt: trained with method 'mystery'.*known: condi_sr"):
+        student_method({"method": "mystery"}, "s.pt")
+
+
 class DeviceRecorder(nn.Module):
     """Records the device of every batch it is given; its outputs are fixed CPU tables."""
 

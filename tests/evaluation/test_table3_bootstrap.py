@@ -196,3 +196,44 @@ def test_markdown_and_csv(tmp_path):
                for line in md.splitlines())  # fmt: skip
     csv = pd.read_csv(tmp_path / "t3.csv", dtype={"K": str})
     assert list(csv.columns[-6:]) == table3.DIFF_COLUMNS
+
+
+def markdown_of(long, tmp_path, columns=None):
+    table3.write(long, tmp_path / "t3.csv", tmp_path / "t3.md", columns)
+    return (tmp_path / "t3.md").read_text()
+
+
+def cells(md, method):
+    (line,) = [ln for ln in md.splitlines() if ln.startswith(f"| {method} ")]
+    return [c.strip() for c in line.split("|")[3:-1]]
+
+
+def test_random_shows_its_std_and_one_fold_is_not_called_averaged(tmp_path):
+    long, _ = hand_built()
+    long.loc[long.method == "random", "top1_std"] = 14.142
+    long["n_dense"] = np.where(long["K"] == "1", 3, np.nan)
+    md = markdown_of(long, tmp_path, {"d": ["1", "dense"]})
+    assert cells(md, "random") == ["30.00 ± 14.14", ""]
+    assert cells(md, "equidistant") == ["50.00", ""]  # no std: the mean alone
+    assert "Folds averaged" not in md
+    assert "mean ± std over its seeds" in md
+    assert "Dense by definition (videos with N <= K clips" in md
+    assert "d: 3 at K=1 of 40 test videos." in md
+
+
+def test_several_folds_are_averaged_and_their_dense_videos_summed(tmp_path):
+    a, _ = hand_built(fold=1)
+    b, _ = hand_built(fold=2, n=60)
+    a.loc[a.method == "random", "top1_std"] = 10.0
+    b.loc[b.method == "random", "top1_std"] = 20.0
+    b.loc[b.method == "random", "top1"] = 40.0
+    a["n_dense"], b["n_dense"] = 3, 5
+    md = markdown_of(pd.concat([a, b], ignore_index=True), tmp_path, {"d": ["1"]})
+    assert "Folds averaged." in md
+    assert cells(md, "random") == ["35.00 ± 15.00"]  # the folds' means of top-1 and std
+    assert "d: 8 at K=1 of 100 test videos." in md
+
+
+def test_no_dense_note_without_the_counts(tmp_path):
+    long, _ = hand_built()  # evaluation CSVs written before n_dense existed
+    assert "Dense by definition" not in markdown_of(long, tmp_path)

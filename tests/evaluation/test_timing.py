@@ -255,14 +255,14 @@ def test_cli_timing_writes_the_csv(artefacts, tmp_path, monkeypatch):
     params.write_text(yaml.safe_dump(p))
     out = tmp_path / "timing.csv"
     argv = ["report", "timing", "--params", str(params), "--dataset", "synthetic", "--fold", "1"]
-    argv += ["--teacher", "resnext", "--student", next(iter(p["students"]))]
+    argv += ["--teacher", "resnext14", "--student", next(iter(p["students"]))]
     argv += ["--index", str(a["index"]), "--cache", str(a["cache"])]
     argv += ["--teacher-ckpt", str(a["teacher"]), "--student-ckpt", str(a["students"]["condi_sr"])]
     argv += ["--teacher-scores", str(a["tmp"] / "teacher.npz"), "--out", str(out)]
     argv += ["--student-scores", str(a["tmp"] / "student_condi_sr.npz")]
     assert main(argv) == 0
     df = pd.read_csv(out, dtype={"K": str})
-    assert df.loc[0, "teacher"] == "resnext" and df.loc[0, "student"] == next(
+    assert df.loc[0, "teacher"] == "resnext14" and df.loc[0, "student"] == next(
         iter(a["params"]["students"])
     )
     assert set(df["method"]) == {"dense", "equidistant", "condi_sr", "condi_sr_split"}

@@ -162,3 +162,56 @@ def test_student_checkpoint_into_plain_model(clip):
     assert result.skipped == ["confidence.weight", "confidence.bias"]
     with torch.no_grad():
         assert torch.equal(plain(clip), student(clip)[0])
+
+
+def test_load_backbone_reinitialises_the_head_even_at_the_same_class_count(tmp_path):
+    """Fine-tuning (docs/method.md, 2.5): every tensor but the classifier from the checkpoint,
+    including when source and target have the same number of classes."""
+    from condi.models.checkpoint import head_keys, load_backbone, save_model
+
+    arch, kwargs = SMALL_TEACHER
+    torch.manual_seed(1)
+    source = build_model(arch, 7, **kwargs)
+    path = tmp_path / "pre.pt"
+    save_model(path, source, role="pretrained", arch=arch, kwargs=kwargs, num_classes=7)
+    torch.manual_seed(2)
+    target = build_model(arch, 7, **kwargs)
+    fresh_head = {k: v.clone() for k, v in target.state_dict().items() if k in head_keys(target)}
+    result = load_backbone(target, path, arch=arch)
+    assert sorted(head_keys(target)) == ["fc.bias", "fc.weight"] == sorted(result.skipped)
+    own, src = target.state_dict(), source.state_dict()
+    for k in own:
+        expected = fresh_head[k] if k in fresh_head else src[k]
+        assert torch.equal(own[k], expected), k
+    assert result.loaded and not set(result.loaded) & set(fresh_head)
+
+
+def test_load_backbone_into_a_student_and_its_errors(tmp_path):
+    from condi.models.checkpoint import head_keys, load_backbone, save_model
+
+    arch, kwargs = "resnext101", {"layers": [1, 1, 1, 1], "base_width": 8, "cardinality": 4}
+    source = build_model(arch, 11, **kwargs)
+    path = tmp_path / "pre.pt"
+    save_model(path, source, role="pretrained", arch=arch, kwargs=kwargs, num_classes=11)
+    student = build_student(arch, 4, **kwargs)
+    conf = student.confidence.weight.clone()
+    result = load_backbone(student, path, arch=arch)
+    assert head_keys(student) == ["backbone.fc.weight", "backbone.fc.bias"]
+    assert sorted(result.skipped) == ["fc.bias", "fc.weight"]
+    assert torch.equal(student.confidence.weight, conf)  # the new head keeps its start
+    src = source.state_dict()
+    for k, v in student.backbone.state_dict().items():
+        if not k.startswith("fc."):
+            assert torch.equal(v, src[k]), k
+    assert student.backbone.fc.weight.shape[0] == 4
+    # anything but the head that does not fit is an error naming the file, nothing loaded
+    wide = build_model(arch, 11, **{**kwargs, "base_width": 16})
+    bad = tmp_path / "wide.pt"
+    save_model(bad, wide, role="pretrained", arch=arch, kwargs=kwargs, num_classes=11)
+    fresh = build_student(arch, 4, **kwargs)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(ValueError, match=r"wide\.pt.*\n.*shape mismatches"):
+        load_backbone(fresh, bad, arch=arch)
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
+    with pytest.raises(ValueError, match="is for arch"):
+        load_backbone(student, path, arch="mobilenetv2")

@@ -55,6 +55,23 @@ def test_table2_cli(tmp_path, capsys):
     assert not list(out_csv.parent.glob("*.tmp"))
 
 
+def test_table2_prints_to_stdout_by_default_with_the_index_class_count(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    idx = _index(tmp_path / "i.parquet", num_classes=8, dataset="synthetic")
+    rc = main(["models", "table2", "--params", str(REPO_PARAMS), "--index", str(idx)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [idx]  # nothing written without --out-csv / --out-md
+    params = yaml.safe_load(REPO_PARAMS.read_text())
+    for role in ("teacher", "student"):
+        name = next(iter(params[role + "s"]))
+        rows = [ln for ln in out.splitlines() if ln.startswith(f"| {role} {name} (synthetic)")]
+        assert len(rows) == 2, out  # the paper's input and the pipeline's
+        assert all(ln.split("|")[2].strip() == "8" for ln in rows), rows  # from the index
+
+
 def test_table2_index_without_metadata_counts_labels(tmp_path):
     from condi.cli.models import num_classes_of_index
 
@@ -89,7 +106,7 @@ def test_summary_cli(capsys):
     assert abs(json.loads(lines["gmacs"]) - 0.519) < 0.005
     assert json.loads(lines["output"]) == [[1, 600]]
     rc = main(["models", "summary", "shufflenetv2", "--num-classes", "5", "--kwargs", '{"width_mult": 0.25}',
-               "--input", "1,3,16,32,32", "--student"])  # fmt: skip
+               "--input", "1,3,16,32,32", "--as-student"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
     assert "output: [[1, 5], [1]]" in out and "num_features: 1024" in out

@@ -11,9 +11,11 @@
   ablation/dvc.yaml`` at the same time (tracking off), then committed and pushed to its default
   local remote ``condi-dvc-remote/`` beside it.
 
-Both use the tiny synthetic preset, one epoch per model and a one-variant ablation (condi_sr on
-crossfit pseudo-labels with z~ detached, one seed: one student, two crossfit teachers), so the
-two runs take about three to four minutes on two cores. Every wait is bounded; the server is
+Both use the tiny synthetic preset (the transfer protocol's source: 5 classes, the colour
+palette), one epoch per model and a two-variant ablation (condi_sr at the params' switches,
+and trained from scratch on crossfit pseudo-labels with z~ detached and the batchmean
+reduction; one seed: two students, two ablation teachers, two crossfit teachers), so the two
+runs take about four to five minutes on two cores. Every wait is bounded; the server is
 stopped at the end.
 """
 
@@ -39,15 +41,22 @@ PIPELINE_TIMEOUT = 900  # s, per pipeline run
 SERVER_START_TIMEOUT = 180  # s
 
 
-# One ablation variant, both switches beyond the paper (the paper's methods' variants differ
-# only in their --set values: tests/pipeline/test_dag.py).
+# Two ablation variants: condi_sr at the params' own switches (transfer, train, attached,
+# class_mean) and one cell with every switch changed (scratch, crossfit, detached, batchmean):
+# two ablation teachers (one per protocol), two crossfit fold teachers, two students.
 TINY_ABLATION = {
-    "sources": ["crossfit"],
-    "detach": [True],
+    "protocols": ["transfer"],
+    "sources": ["train"],
+    "detach": [False],
+    "kd_reductions": ["class_mean"],
     "methods": [],
+    "cells": [
+        {"protocol": "scratch", "source": "crossfit", "detach": True, "kd_reduction": "batchmean"}
+    ],
     "seeds": [1],
     "K": [1, 3, 5],
 }
+CROSSFIT_VARIANT = "resnext14_resnext14half_condi_sr_scratch_crossfit_detachtrue_batchmean_seed1"
 
 
 def tiny_params() -> dict:
@@ -57,8 +66,15 @@ def tiny_params() -> dict:
     for ds in p["datasets"].values():
         if "synth" in ds:
             ds["synth"]["preset"] = "tiny"
+    # protocol transfer (the default): a tiny source with more classes and the colour palette
+    source = p["datasets"][p["pretrain"]["dataset"]]["synth"]
+    source["overrides"] = {"num_classes": 5, "palette": "colour"}
+    for role in ("teacher", "student"):
+        p["pretrain"][role].update(epochs=1, lr_milestones=[])
     p["training"]["teacher"].update(epochs=1, lr_milestones=[])
     p["training"]["student"].update(epochs=1)
+    for role in ("teacher", "student"):
+        p["training"]["finetune"][role]["epochs"] = 1
     p["device"] = "cpu"
     p["threads"] = 1
     p["timing"] = {"max_videos": None, "warmup": 1, "repeats": 1}

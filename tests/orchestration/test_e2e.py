@@ -5,13 +5,20 @@ and a K edit that re-runs only evaluation, timing and what follows them (issues 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
 
 import pytest
 
-from tests.orchestration.conftest import TINY_ABLATION, copy_repo, read_table3, run
+from tests.orchestration.conftest import (
+    CROSSFIT_VARIANT,
+    TINY_ABLATION,
+    copy_repo,
+    read_table3,
+    run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +52,8 @@ def test_table3_rows_columns_and_ranges(pipelines):
     assert set(split["Ks"].astype(int)) == set(p["evaluation"]["Ks"])
     assert t3["top1"].between(0, 100).all()
     assert (t3["n_videos"] > 0).all()
-    assert set(t3["dataset"]) == set(p["datasets"])
+    # the target only: the source pre-trains (protocol transfer), no method is evaluated on it
+    assert set(t3["dataset"]) == set(p["datasets"]) - {p["pretrain"]["dataset"]}
     assert set(t3.loc[t3["student"] != "-", "student"]) == set(p["students"])
     std = t3.loc[t3["method"] == "random", "top1_std"]
     assert std.notna().all() and (std >= 0).all()
@@ -61,7 +69,9 @@ def read_csv(path):
 
 def test_table1_and_table2(pipelines):
     t1 = read_csv(pipelines.smk / "results" / "table1.csv")
-    assert list(t1["dataset"]) == ["synthetic"]
+    # the target and, under protocol transfer, the source it pre-trains on (5 classes)
+    assert list(t1["dataset"]) == ["synthetic", "synthetic_source"]
+    assert t1.iloc[1]["classes"] == 5
     r = t1.iloc[0]
     # the tiny preset: 4 classes, 4 training and 3 test videos per class, 2 to 6 clips each
     assert r["classes"] == 4 and r["instances_test"] == 12
@@ -89,7 +99,7 @@ def test_timing_tables_iv_and_v(pipelines):
     trained methods, dense and equidistant, every K, the Ks split; its accuracy on decoded clips
     is the grid's on the stored scores."""
     p = pipelines.params
-    timing = read_csv(pipelines.smk / "results/timing/synthetic_fold1_resnext_resnext8.csv")
+    timing = read_csv(pipelines.smk / "results/timing/synthetic_fold1_resnext14_resnext14half.csv")
     students = {"condi_sr", "bce_conf", "st_ent"} & set(p["methods"])
     assert students | {"dense", "equidistant", "condi_sr_split"} == set(timing["method"])
     ks = {str(k) for k in p["evaluation"]["K"]}
@@ -112,7 +122,7 @@ def test_timing_tables_iv_and_v(pipelines):
     assert "condi_sr_split" in set(t5["method"])
     for name in ("table4.md", "table5.md"):
         text = (pipelines.smk / "results" / name).read_text()
-        assert "| synthetic | resnext+resnext8 |" in text, text[:500]
+        assert "| synthetic | resnext14+resnext14half |" in text, text[:500]
 
 
 def test_ambiguity_table(pipelines):
@@ -131,9 +141,9 @@ def test_ambiguity_table(pipelines):
 def test_figures(pipelines):
     figures = pipelines.smk / "results" / "figures"
     for stem in (
-        "accuracy_vs_k_synthetic_resnext_resnext8",
-        "accuracy_vs_cost_synthetic_resnext_resnext8",
-        "ztilde_timeline_synthetic_fold1_resnext_resnext8",
+        "accuracy_vs_k_synthetic_resnext14_resnext14half",
+        "accuracy_vs_cost_synthetic_resnext14_resnext14half",
+        "ztilde_timeline_synthetic_fold1_resnext14_resnext14half",
     ):
         png = (figures / f"{stem}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, stem
@@ -141,32 +151,43 @@ def test_figures(pipelines):
 
 
 def test_ablation_with_real_numbers(pipelines):
-    """The one-student ablation: condi_sr on crossfit pseudo-labels (two crossfit teachers
-    trained) with z~ detached, beside the teacher-only samplers."""
+    """The two-student ablation: condi_sr at the params' switches and condi_sr trained from
+    scratch on crossfit pseudo-labels (two crossfit teachers) with z~ detached and the
+    batchmean reduction, beside each protocol's teacher-only samplers, with paired
+    differences."""
     smk = pipelines.smk
     ab = read_csv(smk / "results" / "ablation.csv")
-    variants = set(ab["variant"])
-    assert variants == {
-        "condi_sr[crossfit, detach=True]",
-        "random",
-        "equidistant",
-        "oracle",
-        "dense",
-    }
+    base = "condi_sr [transfer, train, attached, class_mean]"
+    cell = "condi_sr [scratch, crossfit, detached, batchmean]"
+    teacher_only = {f"{m} [{p}]" for m in ("random", "equidistant", "oracle", "dense")
+                    for p in ("transfer", "scratch")}  # fmt: skip
+    assert set(ab["variant"]) == {base, cell} | teacher_only
     students = ab[ab["student"] != "-"]
     assert set(students["K"]) == {str(k) for k in TINY_ABLATION["K"]}
     assert (students["n_seeds"] == 1).all()
     assert students["top1"].between(0, 100).all()
     assert students["auroc_teacher_correct"].between(0, 1).all()
     ev = read_csv(
-        smk / "results/eval/synthetic/fold1/ablation/"
-        "students_resnext_resnext8_condi_sr_crossfit_detachtrue_seed1.csv"
+        smk / "results/eval/synthetic/fold1/ablation" / f"students_{CROSSFIT_VARIANT}.csv"
     )
-    assert set(ev["pseudo_labels"]) == {"crossfit"}
+    assert set(ev["pseudo_labels"]) == {"crossfit"} and set(ev["protocol"]) == {"scratch"}
+    assert set(ev["kd_reduction"]) == {"batchmean"}
     assert ev["detach_confidence"].astype(str).eq("True").all() and set(ev["seed"]) == {1}
-    work = smk / "data/pseudo_labels/synthetic/fold1/resnext_crossfit_crossfit"
+    work = smk / "data/pseudo_labels/synthetic/fold1/ablation/resnext14_scratch_crossfit_crossfit"
     assert len(list(work.glob("crossfit_*of2.pt"))) == 2
-    assert "condi_sr[crossfit, detach=True]" in (smk / "results" / "ablation.md").read_text()
+    # the scratch teacher is not the transfer one
+    from condi.models.checkpoint import load_model
+
+    scratch = load_model(smk / "models/synthetic/fold1/ablation/teacher_resnext14_scratch.pt")[1]
+    transfer = load_model(smk / "models/synthetic/fold1/ablation/teacher_resnext14_transfer.pt")[1]
+    assert "init_from" not in scratch and transfer["init_from"].endswith(
+        "pretrained_teacher_resnext14.pt"
+    )
+    text = (smk / "results" / "ablation.md").read_text()
+    assert base in text and cell in text
+    diffs = read_csv(smk / "results" / "ablation_differences.csv")
+    assert set(diffs["reference"]) == {"equidistant", "dense"}  # no st_ent in this ablation
+    assert (diffs["lo"] <= diffs["diff"]).all() and (diffs["diff"] <= diffs["hi"]).all()
 
 
 def test_noop_rerun_is_fast(pipelines):
@@ -182,15 +203,27 @@ def test_noop_rerun_is_fast(pipelines):
 def test_snakemake_report_has_the_tables_and_figures(pipelines):
     out = run(["snakemake", "--report", "report.html"], pipelines.smk, timeout=300)
     html = (pipelines.smk / "report.html").read_text(errors="replace")
-    names = ["table3.csv", "table3.md", "metrics.json", "accuracy_vs_k.png"]
+    names = ["table3.csv", "table3.md", "metrics.json", "accuracy_vs_k.png", "stage_times.md"]
     names += [f"table{i}.{ext}" for i in (1, 2, 4, 5) for ext in ("csv", "md")]
-    names += ["ambiguity.csv", "ambiguity.md", "accuracy_vs_k_synthetic_resnext_resnext8.png"]
     names += [
-        "accuracy_vs_cost_synthetic_resnext_resnext8.png",
-        "ztilde_timeline_synthetic_fold1_resnext_resnext8.png",
+        "ambiguity.csv",
+        "ambiguity.md",
+        "accuracy_vs_k_synthetic_resnext14_resnext14half.png",
+    ]
+    names += [
+        "accuracy_vs_cost_synthetic_resnext14_resnext14half.png",
+        "ztilde_timeline_synthetic_fold1_resnext14_resnext14half.png",
     ]
     for name in names:
         assert name in html, (name, out.stderr[-2000:])
+    # every caption (workflow/report/*.rst) is in, and the per-stage times with their numbers
+    for caption in ("Table I:", "Table II:", "Table III in the paper", "Table IV:", "Table V:"):
+        assert caption in html, caption
+    assert "The time each stage took" in html and "Ambiguity detection" in html
+    encoded = re.search(r"stage_times\.md;base64,([A-Za-z0-9+/=]+)", html).group(1)
+    times = base64.b64decode(encoded).decode()
+    for stage in ("train_teacher", "train_student", "timing", "table3", "figures"):
+        assert re.search(rf"^\| {stage} +\| +\d+ \| [\d.]+ (s|min|h) ", times, re.M), times
 
 
 def test_dvc_repro_gives_the_same_table3_as_snakemake(pipelines):
@@ -213,7 +246,7 @@ def test_dvc_gives_the_same_tables_as_snakemake(pipelines, name):
     too: crossfit teachers and seeded students are deterministic on CPU)."""
     a = (pipelines.smk / "results" / name).read_text()
     assert a == (pipelines.dvc / "results" / name).read_text()
-    timing = "results/timing/synthetic_fold1_resnext_resnext8.csv"
+    timing = "results/timing/synthetic_fold1_resnext14_resnext14half.csv"
     a, b = read_csv(pipelines.smk / timing), read_csv(pipelines.dvc / timing)
     assert a["top1"].tolist() == b["top1"].tolist()
 
@@ -265,7 +298,7 @@ def test_after_snakemake_dvc_status_is_clean_and_push_has_it_all(pipelines):
     dry = run(["dvc", "repro", "--dry", "dvc.yaml", "ablation/dvc.yaml"], smk).stdout
     assert "Running stage" not in dry, dry[-3000:]
     lock = __import__("yaml").safe_load((smk / "dvc.lock").read_text())["stages"]
-    assert "train_student@synthetic-1-resnext-resnext8-condi_sr" in lock
+    assert "train_student@synthetic-1-resnext14-resnext14half-condi_sr" in lock
 
 
 def test_editing_k_reruns_only_evaluation_and_tables(pipelines, tmp_path):
@@ -281,7 +314,7 @@ def test_editing_k_reruns_only_evaluation_and_tables(pipelines, tmp_path):
     text = out.stdout + out.stderr
     ran = sorted(set(re.findall(r"Running stage '([^'@]+)", text)))
     expected = ["evaluate_baselines", "evaluate_students", "figures", "metrics", "table3"]
-    expected += ["table4", "table5", "timing"]
+    expected += ["stage_times", "table4", "table5", "timing"]
     assert ran == sorted(expected), text[-3000:]
     assert {p: p.stat().st_mtime_ns for p in models} == models
     t3 = read_table3(dvc / "results" / "table3.csv")
@@ -310,7 +343,7 @@ def _cache_side(wd):
 def _teacher_epochs(wd):
     from condi.io import load_torch
 
-    return len(load_torch(wd / "models/synthetic/fold1/teacher_resnext.pt")["history"])
+    return len(load_torch(wd / "models/synthetic/fold1/teacher_resnext14.pt")["history"])
 
 
 EDITS = [
@@ -323,7 +356,7 @@ EDITS = [
         [1, 2],
         "evaluate_baselines",
         lambda wd: sorted(
-            set(read_csv(wd / "results/eval/synthetic/fold1/baselines_resnext.csv")["K"])
+            set(read_csv(wd / "results/eval/synthetic/fold1/baselines_resnext14.csv")["K"])
             - {"dense"},
             key=int,
         ),
@@ -333,10 +366,13 @@ EDITS = [
         2,
         "timing",
         lambda wd: int(
-            read_csv(wd / "results/timing/synthetic_fold1_resnext_resnext8.csv")["repeats"].iloc[0]
+            read_csv(wd / "results/timing/synthetic_fold1_resnext14_resnext14half.csv")[
+                "repeats"
+            ].iloc[0]
         ),
     ),
-    ("training.teacher.epochs", 2, "train_teacher", _teacher_epochs),
+    # protocol transfer (the default): the fine-tuning recipe sets the target teacher's epochs
+    ("training.finetune.teacher.epochs", 2, "train_teacher", _teacher_epochs),
 ]
 
 

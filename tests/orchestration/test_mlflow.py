@@ -7,161 +7,202 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 
+from condi import tracking
 from condi.tracking import file_md5
 from tests.orchestration.conftest import git, run
 
-TRACKED = {
-    "train_teacher",
-    "pseudo_labels",
-    "train_student",
-    "teacher_scores",
-    "student_scores",
-    "evaluate_baselines",
-    "evaluate_students",
-    "table3",
-    "metrics",
-    "timing",
-}
+
+def all_runs(server) -> list[dict]:
+    """Every run of every experiment, through the REST API."""
+    exps = server.api("/api/2.0/mlflow/experiments/search", {"max_results": 1000})["experiments"]
+    runs = []
+    for exp in exps:
+        body = {"experiment_ids": [exp["experiment_id"]], "max_results": 1000}
+        found = server.api("/api/2.0/mlflow/runs/search", body).get("runs", [])
+        for r in found:
+            r["experiment"] = exp["name"]
+            r["tags"] = {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+            r["metrics"] = {m["key"]: m["value"] for m in r["data"].get("metrics", [])}
+            r["params"] = {m["key"]: m["value"] for m in r["data"].get("params", [])}
+        runs += found
+    return runs
 
 
-def ablation_outputs(params):
-    """What the ablation's jobs write (their runs are checked apart from the main ones)."""
+def artifacts(server, run_id: str, path: str = "") -> set[str]:
+    """The run's artifact files, listed through the REST API (folders walked)."""
+    query = f"run_id={run_id}" + (f"&path={path}" if path else "")
+    out = set()
+    for f in server.api(f"/api/2.0/mlflow/artifacts/list?{query}").get("files", []):
+        out |= artifacts(server, run_id, f["path"]) if f["is_dir"] else {f["path"]}
+    return out
+
+
+def expected_jobs(params):
     from condi.config import validate
     from condi.pipeline import jobs
 
-    return {
-        o for j in jobs(validate(params), ablation=True) for fs in j.outputs.values() for o in fs
-    }
-
-
-def search_runs(server, experiment_id):
-    body = {"experiment_ids": [experiment_id], "max_results": 1000}
-    return server.api("/api/2.0/mlflow/runs/search", body).get("runs", [])
+    return {j.name: j for j in jobs(validate(params), ablation=None)}
 
 
 @pytest.mark.slow
-def test_runs_on_an_mlflow_server(pipelines):
-    server, p = pipelines.server, pipelines.params
-    exp = server.api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=synthetic")
-    all_runs = search_runs(server, exp["experiment"]["experiment_id"])
-    all_tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in all_runs]
-    assert all(r["info"]["status"] == "FINISHED" for r in all_runs)
-    # the ablation's runs: its student, scores, evaluation, crossfit pseudo-labels and table
-    abl_outs = ablation_outputs(p)
+def test_every_job_is_a_nested_named_run_on_an_mlflow_server(pipelines):
+    """Read back through the REST API of the live server the Snakemake run logged to: one run
+    per job (data stages and tables included), named as DVC names the job, nested under its
+    teacher's run or the invocation's, with MLflow's context tags and no duplicates of them."""
+    server, smk = pipelines.server, pipelines.smk
+    runs = all_runs(server)
+    unfinished = [(r["info"]["run_name"], r["info"]["status"]) for r in runs]
+    assert all(status == "FINISHED" for _, status in unfinished), [
+        u for u in unfinished if u[1] != "FINISHED"
+    ]
+    parents = [r for r in runs if r["tags"]["stage"] == "pipeline"]
+    jobs = [r for r in runs if r["tags"]["stage"] != "pipeline"]
+    expected = expected_jobs(pipelines.params)
+    assert sorted(r["info"]["run_name"] for r in jobs) == sorted(expected)
+    # one invocation: its run in each experiment that has jobs
+    (invocation,) = {r["tags"]["invocation"] for r in runs}
+    assert sorted(p["experiment"] for p in parents) == sorted({r["experiment"] for r in jobs})
+    parent_of = {p["experiment"]: p["info"]["run_id"] for p in parents}
+    by_name = {r["info"]["run_name"]: r for r in jobs}
+    head = git(smk, "rev-parse", "HEAD").stdout.strip()
+    for name, r in by_name.items():
+        t, stage = r["tags"], expected[name].stage
+        assert t["mlflow.runName"] == t["dvc_stage"] == name
+        assert t["stage"] == t["rule"] == stage.name
+        assert t["mlflow.user"] and t["mlflow.source.type"] == "LOCAL" and t["mlflow.source.name"]
+        assert t["mlflow.source.git.commit"] == head
+        assert not {"git_commit", "run_name"} & set(t), name  # MLflow's own tags say it
+        if "teacher" in stage.wildcards and stage.name != "train_teacher":
+            teacher = by_name[f"train_teacher@{t['dataset']}-{t['fold']}-{t['teacher']}"]
+            assert t["mlflow.parentRunId"] == teacher["info"]["run_id"], name
+        else:
+            assert t["mlflow.parentRunId"] == parent_of[r["experiment"]], name
+        assert r["info"]["artifact_uri"].startswith("mlflow-artifacts:/"), r["info"]
+        assert r["experiment"] == t.get("dataset", "all datasets")
+    assert by_name["table2"]["experiment"] == "all datasets"  # Table II covers no dataset
 
-    def is_ablation(t):
-        return bool(set(json.loads(t["outputs"])) & abl_outs)
 
-    ablation = [t for t in all_tags if is_ablation(t)]
-    assert sorted(t["stage"] for t in ablation) == sorted(
-        [
-            "ablation_train_student",
-            "ablation_student_scores",
-            "ablation_evaluate",
-            "ablation_pseudo_labels",
-            "ablation_table",
-        ]
-    )
-    main = [(r, t) for r, t in zip(all_runs, all_tags, strict=True) if not is_ablation(t)]
-    runs, tags = [r for r, _ in main], [t for _, t in main]
-    stages = [t["stage"] for t in tags]
-    assert set(stages) == TRACKED, stages
-    n_students = len(p["teachers"]) * len(p["students"]) * len(p["methods"])
-    assert stages.count("train_student") == n_students
-    assert stages.count("train_teacher") == len(p["teachers"])
-    assert all(r["info"]["status"] == "FINISHED" for r in runs)
-    by_rule = {}
-    for r, t in zip(runs, tags, strict=True):
-        for key in ("dataset", "git_commit", "params_hash", "rule", "dvc_stage", "inputs"):
-            assert key in t, (t["stage"], key)
-        assert t["rule"] == t["stage"]
-        assert t["dataset"] == "synthetic"
-        by_rule.setdefault(t.get("rule"), []).append((r, t))
-    teacher_run, teacher = by_rule["train_teacher"][0]
-    assert teacher["model_path"] == "models/synthetic/fold1/teacher_resnext.pt"
-    assert len(teacher["model_dvc_md5"]) == 32
-    assert {
-        "dvc_md5/data/index/synthetic_fold1.parquet",
-        "dvc_md5/data/cache/synthetic_fold1.npy",
-    } <= set(teacher)
-    for r, t in by_rule["train_student"]:
-        assert {"fold", "teacher", "student", "method"} <= set(t)
-        assert (
-            t["model_path"] == f"models/synthetic/fold1/student_resnext_resnext8_{t['method']}.pt"
+@pytest.mark.slow
+def test_table_runs_log_their_numbers_and_params(pipelines):
+    import pandas as pd
+
+    runs = {r["info"]["run_name"]: r for r in all_runs(pipelines.server)}
+    table3 = pd.read_csv(pipelines.smk / "results/table3.csv", dtype={"K": str})
+    run = runs["table3"]
+    expected = {}
+    for _, row in table3.iterrows():
+        key = f"top1/{row['method']}/K{row['K']}" + (
+            "" if pd.isna(row["Ks"]) else f"/Ks{int(row['Ks'])}"
         )
-        assert t["dvc_stage"] == f"train_student@synthetic-1-resnext-resnext8-{t['method']}"
-        assert "dvc_md5/data/pseudo_labels/synthetic/fold1/resnext.npz" in t
-        # nested under the run that trained the teacher
-        assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
-        metrics = {m["key"] for m in r["data"].get("metrics", [])}
-        assert metrics, t["dvc_stage"]
-    for rule in ("evaluate_baselines", "evaluate_students"):
-        ((r, t),) = by_rule[rule]
-        metrics = {m["key"] for m in r["data"]["metrics"]}
-        assert any(k.startswith("top1_") for k in metrics), metrics
-        assert t["mlflow.parentRunId"] == teacher_run["info"]["run_id"]
-    # the md5s are the ones DVC computes: of the files as they are in the Snakemake workspace,
-    # and, for everything but the checkpoints, as DVC recorded them in its own run (HEAD's
-    # dvc.lock: the workspace one may already hold an experiment with another K list). The
-    # checkpoints hold per-epoch timings (history.clips_per_s), so their bytes differ between
-    # two runs whose weights are equal.
-    lock = yaml.safe_load(git(pipelines.dvc, "show", "HEAD:dvc.lock").stdout)["stages"]
-    lock |= yaml.safe_load(git(pipelines.dvc, "show", "HEAD:ablation/dvc.lock").stdout)["stages"]
-    recorded = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
-    md5_tags = {
-        k.split("/", 1)[1]: v for t in all_tags for k, v in t.items() if k.startswith("dvc_md5/")
+        expected[key] = row["top1"]
+    got = {k: v for k, v in run["metrics"].items() if k.startswith("top1/")}
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-4), key
+    assert "top1/condi_sr/K1" in got
+    assert {"seed", "tables.bootstrap.resamples"} <= set(run["params"]), run["params"]
+    assert {"table3.csv", "table3.md", "table3_paper.csv"} <= artifacts(
+        pipelines.server, run["info"]["run_id"]
+    )
+    metrics = json.loads((pipelines.smk / "results/metrics.json").read_text())["synthetic"]
+    for method, ks in metrics.items():
+        for k, v in ks.items():
+            assert runs["metrics"]["metrics"][tracking.metric_key(f"top1/{method}/K{k}")] == v
+    # the grid and the other tables
+    (name,) = [n for n in runs if n.startswith("evaluate_baselines@")]
+    csv = pd.read_csv(
+        pipelines.smk / json.loads(runs[name]["tags"]["outputs"])[0], dtype={"K": str}
+    )
+    assert runs[name]["metrics"] == {
+        f"top1/{r['method']}/K{r['K']}": pytest.approx(r["top1"], abs=1e-4)  # CSV: 4 decimals
+        for _, r in csv.iterrows()
     }
-    assert len(md5_tags) >= 10
-    for path, md5 in md5_tags.items():
-        assert file_md5(pipelines.smk / path) == md5, path
-        if not path.endswith(".pt"):
-            assert recorded[path] == md5, path
-    assert file_md5(pipelines.smk / teacher["model_path"]) == teacher["model_dvc_md5"]
-    # tables and figures as artifacts
-    for rule, names in (
-        ("table3", {"table3.csv", "table3.md"}),
+    assert {"instances", "classes"} <= {k.split("/")[0] for k in runs["table1"]["metrics"]}
+    assert any(k.startswith("time_s/") for k in runs["table4"]["metrics"])
+
+
+@pytest.mark.slow
+def test_checkpoints_and_result_files_are_copied_into_the_store(pipelines):
+    """A trained model: its checkpoint under the run's checkpoint/ (bytes equal to the DVC-
+    tracked file) and a logged model naming that file; result files copied to the server's
+    artifact store, none referred to by its path in the project."""
+    server, smk = pipelines.server, pipelines.smk
+    runs = {r["info"]["run_name"]: r for r in all_runs(server)}
+    trained = [r for name, r in runs.items() if name.startswith(("train_", "ablation_train"))]
+    assert len(trained) == len(
+        [j for j in expected_jobs(pipelines.params) if j.startswith(("train_", "ablation_train"))]
+    )
+    store = pipelines.root / "mlartifacts"
+    for r in trained:
+        t = r["tags"]
+        name = Path(t["model_path"]).name
+        assert artifacts(server, r["info"]["run_id"]) == {f"checkpoint/{name}"}
+        rel = r["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
+        copy = store / rel / "checkpoint" / name
+        assert file_md5(copy) == file_md5(smk / t["model_path"]) == t["model_dvc_md5"]
+    for exp in {r["experiment"] for r in trained}:
+        exp_id = server.api(f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={exp}")
+        body = {"experiment_ids": [exp_id["experiment"]["experiment_id"]], "max_results": 100}
+        models = server.api("/api/2.0/mlflow/logged-models/search", body)["models"]
+        by_run = {m["info"]["source_run_id"]: m for m in models}
+        for r in [r for r in trained if r["experiment"] == exp]:
+            m = by_run[r["info"]["run_id"]]
+            tags = {t["key"]: t["value"] for t in m["info"]["tags"]}
+            assert tags["dvc_path"] == r["tags"]["model_path"]
+            assert tags["dvc_md5"] == r["tags"]["model_dvc_md5"]
+            assert m["info"]["status"] == "LOGGED_MODEL_READY"
+    for name, files in (
         ("metrics", {"metrics.json", "accuracy_vs_k.csv", "accuracy_vs_k.png"}),
+        ("evaluate_baselines@synthetic-1-resnext14", {"baselines_resnext14.csv"}),
+        ("index@synthetic-1", set()),
     ):
-        ((r, _),) = by_rule[rule]
-        listed = server.api(f"/api/2.0/mlflow/artifacts/list?run_id={r['info']['run_id']}")
-        assert names <= {f["path"] for f in listed.get("files", [])}, listed
+        assert artifacts(server, runs[name]["info"]["run_id"]) == files, name
 
 
 @pytest.mark.slow
 def test_every_run_names_its_own_dvc_stage(pipelines):
     """Each run's dvc_stage is the DVC stage (= Snakemake job) that writes its first output, and
     its params are the stage's params values (the ones DVC watches for it)."""
-    from condi.config import validate
-    from condi.pipeline import jobs
-
     by_output = {}
-    for job in jobs(validate(pipelines.params)):
+    for job in expected_jobs(pipelines.params).values():
         for files in job.outputs.values():
             for out in files:
                 by_output[out] = job.name
-    server = pipelines.server
-    exp = server.api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=synthetic")
+    runs = [r for r in all_runs(pipelines.server) if r["tags"]["stage"] != "pipeline"]
     wrong = []
-    runs = search_runs(server, exp["experiment"]["experiment_id"])
     for r in runs:
-        t = {x["key"]: x["value"] for x in r["data"].get("tags", [])}
-        expected = by_output.get(json.loads(t["outputs"])[0])
-        if t.get("dvc_stage") != expected:
-            wrong.append((t["stage"], t.get("dvc_stage"), expected))
+        t = r["tags"]
+        outputs = json.loads(t["outputs"])
+        if outputs and t.get("dvc_stage") != by_output.get(outputs[0]):
+            wrong.append((t["stage"], t.get("dvc_stage"), by_output.get(outputs[0])))
     assert not wrong, wrong
-    student = next(
-        r
-        for r in runs
-        if any(x["key"] == "rule" and x["value"] == "train_student" for x in r["data"]["tags"])
-    )
-    params = {p["key"] for p in student["data"]["params"]}
+    student = next(r for r in runs if r["tags"]["rule"] == "train_student")
+    params = set(student["params"])
     assert {"training.student.epochs", "condi.lam", "st_conf.beta", "data.clip_len"} <= params
     assert {"seed", "device"} <= params
     assert not any(p.startswith(("evaluation.K", "timing")) for p in params)
+    # the DVC md5 tags are the ones DVC computes (its own lock, its own run)
+    lock = yaml.safe_load(git(pipelines.dvc, "show", "HEAD:dvc.lock").stdout)["stages"]
+    lock |= yaml.safe_load(git(pipelines.dvc, "show", "HEAD:ablation/dvc.lock").stdout)["stages"]
+    recorded = {o["path"]: o["md5"] for st in lock.values() for o in st.get("outs", [])}
+    md5_tags = {
+        k.split("/", 1)[1]: v
+        for r in runs
+        for k, v in r["tags"].items()
+        if k.startswith("dvc_md5/")
+    }
+    assert len(md5_tags) >= 10
+    for path, md5 in md5_tags.items():
+        assert file_md5(pipelines.smk / path) == md5, path
+        # checkpoints hold per-epoch timings and timing CSVs measured times: their bytes
+        # differ between two runs
+        if not path.endswith(".pt") and not path.startswith("results/timing/"):
+            assert recorded[path] == md5, path
 
 
 def test_parallel_jobs_share_one_sqlite_store(tmp_path):
@@ -197,3 +238,134 @@ def test_parallel_jobs_share_one_sqlite_store(tmp_path):
     assert json.loads(json.dumps(sorted(r.data.tags["worker"] for r in runs))) == sorted(
         str(w) for w in range(4) for _ in range(2)
     )
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A SQLite store in ``tmp_path`` (the project), and a client reading it beside the job."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("CONDI_ROOT", str(tmp_path))
+    monkeypatch.delenv("CONDI_TRACKING", raising=False)
+    monkeypatch.delenv("CONDI_INVOCATION", raising=False)
+    monkeypatch.setattr(tracking, "_retry", lambda fn, tries=4, delay=0.2: fn())
+    return mlflow.MlflowClient(uri)
+
+
+def test_metrics_reach_the_store_while_the_run_runs(store):
+    """Each log_metrics call (an epoch) is in the store at once; params from the start."""
+    with tracking.Run("train_teacher", "stream", {"lr": 0.1}, name="t@stream") as run:
+        for epoch in (1, 2, 3):
+            run.log_metrics({"loss": 1 / epoch, "val_acc": 10.0 * epoch}, step=epoch)
+            seen = store.get_metric_history(run.run_id, "loss")
+            assert [(m.step, m.value) for m in seen] == [(e, 1 / e) for e in range(1, epoch + 1)]
+            live = store.get_run(run.run_id)
+            assert live.info.status == "RUNNING" and live.data.params == {"lr": "0.1"}
+    done = store.get_run(run.run_id)
+    assert done.info.status == "FINISHED" and done.info.run_name == "t@stream"
+    assert [m.step for m in store.get_metric_history(run.run_id, "val_acc")] == [1, 2, 3]
+
+
+def test_a_store_failing_mid_run_keeps_the_whole_record(store, tmp_path, monkeypatch):
+    """The store fails after epoch 1: the job goes on, its store run ends FAILED, and the kept
+    record has every epoch (the streamed one too), which `condi tracking import` sends."""
+    with tracking.Run("train_teacher", "stream", {"lr": 0.1}, name="t@stream") as run:
+        run.log_metrics({"loss": 1.0}, step=1)
+        first = run.run_id
+
+        def down(*args, **kwargs):
+            raise ConnectionError("store went away")
+
+        monkeypatch.setattr(run.client, "log_batch", down)
+        run.log_metrics({"loss": 0.5}, step=2)
+        assert run.client is None  # no more tries during this run
+        run.log_metrics({"loss": 0.25}, step=3)
+    assert store.get_run(first).info.status == "FAILED"
+    (kept,) = (tmp_path / tracking.PENDING_DIR).glob("train_teacher-*.json")
+    rec = json.loads(kept.read_text())
+    assert [(m[0], m[1], m[3]) for m in rec["metrics"]] == [
+        ("loss", 1.0, 1),
+        ("loss", 0.5, 2),
+        ("loss", 0.25, 3),
+    ]
+    assert rec["name"] == "t@stream" and rec["params"] == {"lr": "0.1"}
+    assert rec["tags"]["mlflow.user"]  # MLflow's context tags, resolved when the run started
+    assert tracking.import_pending().imported == 1
+    (again,) = [
+        r
+        for r in store.search_runs([store.get_experiment_by_name("stream").experiment_id])
+        if r.info.status == "FINISHED"
+    ]
+    assert again.info.run_name == "t@stream"
+    assert [m.value for m in store.get_metric_history(again.info.run_id, "loss")] == [1, 0.5, 0.25]
+
+
+def test_a_copied_project_shows_its_own_artifacts(store, tmp_path):
+    """With the SQLite store the artifacts are copied to mlartifacts/ beside it and named by a
+    relative URI: a copy of the project (database and folder) resolves to the copy's files."""
+    import shutil
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.csv").write_text("a\n1\n")
+    with tracking.Run("table3", "copy", {}, name="table3") as run:
+        run.log_artifact(tmp_path / "results" / "t.csv")
+    uri = store.get_run(run.run_id).info.artifact_uri
+    assert uri == f"mlflow-artifacts:/copy/{run.run_id}/artifacts"
+    assert str(tmp_path) not in uri
+    copy = tmp_path.parent / (tmp_path.name + "-copy")
+    shutil.copytree(tmp_path, copy)
+    folder = tracking.local_artifact_dir(uri, f"sqlite:///{copy / 'mlflow.db'}")
+    assert folder == copy / "mlartifacts" / "copy" / run.run_id / "artifacts"
+    assert (folder / "t.csv").read_text() == "a\n1\n"
+
+
+def test_context_tags_come_from_mlflow_and_are_not_repeated(store):
+    with tracking.Run("index", "tags", {}, name="index@tags-1") as run:
+        pass
+    tags = store.get_run(run.run_id).data.tags
+    assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.runName"] == "index@tags-1"
+    assert not {"git_commit", "run_name"} & set(tags)
+
+
+def test_table_metric_keys():
+    """A long table's rows as metric keys: the key columns, then fold, teacher and student only
+    where they vary ("-", a baseline's student, says nothing); MLflow-safe names."""
+    import numpy as np
+    import pandas as pd
+
+    from condi.cli.common import table_metrics
+
+    df = pd.DataFrame(
+        {
+            "dataset": ["d"] * 4,
+            "fold": [1] * 4,
+            "teacher": ["t"] * 4,
+            "student": ["-", "s", "s", "s"],
+            "method": ["random", "condi_sr", "condi_sr_split", "st_ent"],
+            "K": ["1", "1", "5", "dense"],
+            "Ks": pd.array([pd.NA, pd.NA, 3, pd.NA], dtype="Int64"),  # as table3 reads it
+            "top1": [10.0, 20.0, 30.0, 40.0],
+        }
+    )
+    keys = ["method", "K", "Ks"]
+    assert table_metrics(df, keys, ["top1"]) == {
+        "top1/random/K1": 10.0,
+        "top1/condi_sr/K1": 20.0,
+        "top1/condi_sr_split/K5/Ks3": 30.0,
+        "top1/st_ent/Kdense": 40.0,
+    }
+    floats = df.assign(Ks=[np.nan, np.nan, 3.0, np.nan])  # a CSV read without dtypes
+    assert table_metrics(floats, keys, ["top1"]) == table_metrics(df, keys, ["top1"])
+    two = pd.concat([df, df.assign(student="s2", top1=df["top1"] + 1)], ignore_index=True)
+    got = table_metrics(two, keys, ["top1"])
+    assert got["top1/s/condi_sr/K1"] == 20.0 and got["top1/s2/condi_sr/K1"] == 21.0
+    assert got["top1/random/K1"] == 10.0 and "top1/s2/random/K1" in got  # s2's baseline copy
+    for raw, safe in (
+        ("value/teacher//rate", "value/teacher/rate"),
+        ("top1/condi_sr@t+s/K1", "top1/condi_sr_t_s/K1"),
+        ("a/../b", "a/_/b"),
+    ):
+        assert tracking.metric_key(raw) == safe

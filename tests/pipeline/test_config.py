@@ -83,3 +83,37 @@ def test_cli_stops_with_exit_2_before_work(tmp_path):
     assert out.returncode == 2
     assert "evaluation.K" in out.stderr
     assert not (tmp_path / "d.yaml").exists()
+
+
+def test_protocol_transfer_needs_a_one_fold_source_beside_a_target():
+    """docs/method.md, section 2.5: the errors name the key before any work."""
+    import copy
+
+    from condi.config import ConfigError, pipeline_datasets, target_datasets, validate
+    from tests.conftest import REPO, load_yaml
+
+    p = validate(load_yaml(REPO / "params.yaml"))
+    assert target_datasets(p) == ["synthetic"]
+    assert pipeline_datasets(p) == ["synthetic", "synthetic_source"]
+    bad = copy.deepcopy(p)
+    bad["pretrain"]["dataset"] = "kinetics"
+    with pytest.raises(ConfigError, match=r"pretrain\.dataset: 'kinetics' is not in datasets"):
+        validate(bad)
+    bad = copy.deepcopy(p)
+    bad["datasets"]["synthetic_source"]["folds"] = [1, 2]
+    with pytest.raises(ConfigError, match="exactly one fold"):
+        validate(bad)
+    bad = copy.deepcopy(p)
+    del bad["pretrain"]
+    with pytest.raises(ConfigError, match="protocol: transfer needs a pretrain section"):
+        validate(bad)
+    bad = copy.deepcopy(p)
+    del bad["datasets"]["synthetic"]
+    bad["tables"] = {}
+    with pytest.raises(ConfigError, match="the only dataset"):
+        validate(bad)
+    scratch = copy.deepcopy(p)
+    scratch["protocol"] = "scratch"
+    assert pipeline_datasets(validate(scratch)) == ["synthetic"]  # the source is not made
+    del scratch["pretrain"]
+    validate(scratch)  # nothing to pre-train: no pretrain section needed

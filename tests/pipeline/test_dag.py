@@ -13,7 +13,15 @@ import yaml
 
 from condi.cli.pipeline import render
 from condi.config import validate
-from condi.pipeline import ABLATION_DVC, STAGES, jobs, stage_params
+from condi.pipeline import (
+    ABLATION_DVC,
+    SPEED_DVC,
+    STAGES,
+    dvc_target,
+    jobs,
+    split_stages,
+    stage_params,
+)
 from tests.conftest import REPO, load_yaml, workflow_copy
 
 
@@ -31,7 +39,10 @@ def snakemake_jobs(workdir, target="results/table3.csv"):
     for block in re.split(r"\n(?=\[\w{3} \w{3} +\d+ [\d:]+ \d{4}\]\n)", out.stdout):
         rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
         cmd = re.search(
-            r"^(?:Shell command: )?\s*\((condi .*?)\) > logs/\S+ 2>&1\s*$", block, flags=re.M
+            r"^(?:Shell command: )?\s*\(export CONDI_PROGRESS_FD=3 CONDI_LOG='?logs/\S+; "
+            r"(condi .*?)\) 3>&2 > '?logs/\S+ 2>&1\s*$",
+            block,
+            flags=re.M,
         )
         outs = re.search(r"^\s+output: (.*)$", block, flags=re.M)
         if rule and cmd:
@@ -104,17 +115,43 @@ def check_same_dag(workdir):
 def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     workdir = workflow_copy(tmp_path)
     dvc = check_same_dag(workdir)
-    names = {v[0] for v in dvc.values()}
+    # every job's DVC target (what the adoption commits) is a stage DVC knows
+    config = validate(load_yaml(workdir / "params.yaml"))
+    split = split_stages(config)
+    targets = {
+        dvc_target(j.stage, j.wildcards, split).split(":")[-1]
+        for j in jobs(config)
+        if j.stage.part in ("main", "ablation")  # the speed report's dvc.yaml: its own test
+    }
+    assert targets == {v[0] for v in dvc.values()}
+    # under protocol transfer the ablation's scratch variants lack the pre-trained input: those
+    # stages are one DVC stage per job ("--"); a name is a job name either way
+    names = {v[0].replace("--", "@") for v in dvc.values()}
     student = next(iter(load_yaml(workdir / "params.yaml")["students"]))
-    assert f"train_student@synthetic-1-resnext-{student}-condi_sr" in names
+    assert f"train_student@synthetic-1-resnext14-{student}-condi_sr" in names
     finals = {"table1", "table2", "table3", "table4", "table5", "ambiguity_table", "figures"}
     assert finals | {"metrics", "ablation_table"} <= names
     for stage in ("timing", "ambiguity", "timeline"):
-        assert f"{stage}@synthetic-1-resnext-{student}" in names
-    for variant in ("condi_sr-crossfit-true-2", "maxprob-train-false-0"):
-        assert f"ablation_train_student@synthetic-1-resnext-{student}-{variant}" in names
+        assert f"{stage}@synthetic-1-resnext14-{student}" in names
+    for variant in (
+        "condi_sr-transfer-crossfit-true-class_mean-2",
+        "condi_sr-scratch-train-false-class_mean-1",
+        "maxprob-scratch-train-false-class_mean-0",
+        "st_ent-transfer-train-false-batchmean-0",
+    ):
+        assert f"ablation_train_student@synthetic-1-resnext14-{student}-{variant}" in names
     n_variants = sum(1 for n in names if n.startswith("ablation_train_student@"))
-    assert n_variants == 2 * 2 * 3 + 3 * 3  # condi_sr x sources x detach, 3 methods; 3 seeds
+    # one factor at a time: condi_sr at the base and 4 single changes, 3 methods x 2 protocols,
+    # 2 extra cells; 3 seeds each
+    assert n_variants == (1 + 4 + 3 * 2 + 2) * 3
+    for name in (
+        "ablation_train_teacher",
+        "ablation_teacher_scores",
+        "ablation_evaluate_baselines",
+    ):
+        assert {n for n in names if n.startswith(name + "@")} == {
+            f"{name}@synthetic-1-resnext14-transfer", f"{name}@synthetic-1-resnext14-scratch"
+        }  # fmt: skip
     # every stage with wildcards is one foreach stage whose jobs carry Snakemake's names
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
     grouped = {k for k, v in stages.items() if "foreach" in v}
@@ -126,42 +163,116 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     abl_yaml = yaml.safe_load(render(workdir / "params.yaml", "ablation"))
     assert abl_yaml["vars"] == ["../params.yaml"]
     abl = abl_yaml["stages"]
-    for name in ("ablation_pseudo_labels", "ablation_train_student", "ablation_evaluate"):
+    assert split == {
+        "ablation_train_teacher", "ablation_pseudo_labels", "ablation_train_student"
+    }  # fmt: skip
+    for name in ("ablation_teacher_scores", "ablation_student_scores", "ablation_evaluate"):
         assert "foreach" in abl[name] and abl[name]["do"]["wdir"] == ".."
+    one = "ablation_train_teacher--synthetic-1-resnext14-scratch"
+    assert abl[one]["wdir"] == ".." and "--pretrained" not in abl[one]["cmd"]
     assert abl["ablation_table"]["wdir"] == ".."
+
+
+def test_the_speed_report_is_its_own_part(tmp_path):
+    """`snakemake results/speed.csv` runs what speed/dvc.yaml holds: the one speed job, which
+    neither `all` nor dvc.yaml contains."""
+    workdir = workflow_copy(tmp_path)
+    write_dvc_yaml(workdir)
+    (workdir / SPEED_DVC).parent.mkdir(exist_ok=True)
+    (workdir / SPEED_DVC).write_text(render(workdir / "params.yaml", "speed"))
+    smk = snakemake_jobs(workdir, target="results/speed.csv")
+    dvc = dvc_stages(workdir)
+    speed = {c: v for c, v in dvc.items() if v[4] == SPEED_DVC}
+    assert list(smk) == list(speed)
+    ((rule, outs),) = smk.values()
+    ((name, dvc_outs, deps, upstream, _),) = speed.values()
+    assert rule == name == "speed" and outs == dvc_outs == ["results/speed.csv", "results/speed.md"]
+    assert deps == [] and upstream == set()
+    assert not set(speed) & set(snakemake_jobs(workdir, target="all"))
 
 
 def test_the_ablation_variants_carry_their_switches():
     """Each ablation job carries its variant as wildcards and reads the variant's switches as
-    params; the paper's methods train on the train source without detaching."""
+    params; a variant's teacher, labels and baselines are those of its protocol; transfer
+    variants start from the pre-trained models, scratch ones from nothing."""
     p = load_yaml(REPO / "params.yaml")
-    p["ablation"] = {"sources": ["crossfit"], "detach": [True], "methods": ["st_ent"], "seeds": [4]}
+    p["ablation"] = {
+        "sources": ["crossfit"], "detach": [True], "kd_reductions": ["batchmean"],
+        "protocols": ["scratch"], "methods": ["st_ent"], "seeds": [4], "cells": [],
+    }  # fmt: skip
     p = validate(p)
     js = {j.name: j for j in jobs(p)}
     s = next(iter(p["students"]))
-    condi = js[f"ablation_train_student@synthetic-1-resnext-{s}-condi_sr-crossfit-true-4"]
-    assert condi.inputs["pseudo_labels"] == [
-        "data/pseudo_labels/synthetic/fold1/resnext_crossfit.npz"
+    base = f"ablation_train_student@synthetic-1-resnext14-{s}-condi_sr-transfer-train-false-class_mean-4"
+    assert base in js
+    crossfit = js[
+        f"ablation_train_student@synthetic-1-resnext14-{s}-condi_sr-transfer-crossfit-false-class_mean-4"
     ]
-    narrowed, values = stage_params(p, condi.stage, condi.wildcards)
+    assert crossfit.inputs["pseudo_labels"] == [
+        "data/pseudo_labels/synthetic/fold1/ablation/resnext14_transfer_crossfit.npz"
+    ]
+    assert crossfit.inputs["pretrained"] == [
+        f"models/synthetic_source/fold1/pretrained_student_{s}.pt"
+    ]
+    narrowed, values = stage_params(p, crossfit.stage, crossfit.wildcards)
     assert narrowed["pseudo_labels"]["source"] == "crossfit"
-    assert narrowed["condi"]["detach_confidence_in_target"] is True
-    assert narrowed["seed"] == 4 and values["seed"] == 4
-    faithful = js[f"ablation_evaluate@synthetic-1-resnext-{s}-st_ent-train-false-4"]
-    narrowed, _ = stage_params(p, faithful.stage, faithful.wildcards)
-    assert narrowed["pseudo_labels"]["source"] == "train"
     assert narrowed["condi"]["detach_confidence_in_target"] is False
-    assert faithful.inputs["student_scores"][0].startswith(
-        "results/scores/synthetic/fold1/ablation/"
-    )
+    assert narrowed["condi"]["kd_reduction"] == "class_mean" and narrowed["protocol"] == "transfer"
+    assert narrowed["seed"] == 4 and values["seed"] == 4
+    kd = js[
+        f"ablation_train_student@synthetic-1-resnext14-{s}-condi_sr-transfer-train-false-batchmean-4"
+    ]
+    assert stage_params(p, kd.stage, kd.wildcards)[0]["condi"]["kd_reduction"] == "batchmean"
+    scratch = js[
+        f"ablation_train_student@synthetic-1-resnext14-{s}-condi_sr-scratch-train-false-class_mean-4"
+    ]
+    assert scratch.inputs["pretrained"] == []  # from nothing
+    assert scratch.inputs["pseudo_labels"] == [
+        "data/pseudo_labels/synthetic/fold1/ablation/resnext14_scratch_train.npz"
+    ]
+    assert stage_params(p, scratch.stage, scratch.wildcards)[0]["protocol"] == "scratch"
+    teacher = js["ablation_train_teacher@synthetic-1-resnext14-scratch"]
+    assert teacher.inputs["pretrained"] == [] and teacher.outputs["out"] == [
+        "models/synthetic/fold1/ablation/teacher_resnext14_scratch.pt"
+    ]
+    assert js["ablation_train_teacher@synthetic-1-resnext14-transfer"].inputs["pretrained"] == [
+        "models/synthetic_source/fold1/pretrained_teacher_resnext14.pt"
+    ]
+    rival = js[
+        f"ablation_evaluate@synthetic-1-resnext14-{s}-st_ent-scratch-train-false-class_mean-4"
+    ]
+    assert rival.inputs["teacher_scores"] == [
+        "results/scores/synthetic/fold1/ablation/teacher_resnext14_scratch.npz"
+    ]
+    assert rival.inputs["student_scores"][0].startswith("results/scores/synthetic/fold1/ablation/")
     labels = {n for n in js if n.startswith("ablation_pseudo_labels@")}
     assert labels == {
-        "ablation_pseudo_labels@synthetic-1-resnext-crossfit",
-        "ablation_pseudo_labels@synthetic-1-resnext-train",
+        "ablation_pseudo_labels@synthetic-1-resnext14-transfer-train",
+        "ablation_pseudo_labels@synthetic-1-resnext14-transfer-crossfit",
+        "ablation_pseudo_labels@synthetic-1-resnext14-scratch-train",
     }
-    assert len([n for n in js if n.startswith("ablation_train_student@")]) == 2
+    # condi_sr at the base and at each of 4 single changes; st_ent under both protocols
+    assert len([n for n in js if n.startswith("ablation_train_student@")]) == 5 + 2
     narrowed, _ = stage_params(p, js["ablation_table"].stage, {})
     assert narrowed["ablation"] == {"K": [1, 3, 5]}
+    # under protocol scratch the transfer variants are left out (no pre-trained models)
+    p["protocol"] = "scratch"
+    left = [j.name for j in jobs(validate(p), ablation=True)]
+    assert left and not [n for n in left if "transfer" in n]
+
+
+def test_grid_and_cells_designs():
+    from condi.pipeline import ablation_variants
+
+    p = validate(load_yaml(REPO / "params.yaml"))
+    p["ablation"] = {**p["ablation"], "design": "grid", "methods": [], "cells": [], "seeds": [0]}
+    assert len(ablation_variants(p)) == 2 * 2 * 2 * 2
+    p["ablation"] = {**p["ablation"], "design": "one_at_a_time",
+                     "cells": [{"method": "st_ent", "kd_reduction": "batchmean"}]}  # fmt: skip
+    cells = ablation_variants(p)
+    assert len(cells) == 1 + 4 + 1
+    assert cells[-1] == {"method": "st_ent", "protocol": "transfer", "source": "train",
+                         "detach": "false", "kd": "batchmean", "seed": "0"}  # fmt: skip
 
 
 def test_several_datasets_folds_and_models(tmp_path):
@@ -177,18 +288,63 @@ def test_several_datasets_folds_and_models(tmp_path):
     workdir = workflow_copy(tmp_path, p)
     dvc = check_same_dag(workdir)
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
-    assert set(stages["index"]["foreach"]) == {"synthetic-1", "ucf-1", "ucf-2", "ucf-3"}
+    # protocol transfer (the default): the source is indexed too, but is no target
+    assert set(stages["index"]["foreach"]) == {
+        "synthetic-1", "synthetic_source-1", "ucf-1", "ucf-2", "ucf-3"
+    }  # fmt: skip
     assert stages["index"]["foreach"]["ucf-2"]["root"] == "${datasets.ucf.root}"
     assert "foreach" in stages["train_student"]
     n_train = sum(1 for v in dvc.values() if v[0].startswith("train_student@"))
     assert n_train == 4 * 2 * 2 * 2  # (dataset, fold) pairs x teachers x students x methods
     assert sum(1 for v in dvc.values() if v[0].startswith("timing@")) == 4 * 2 * 2
     table1 = next(c for c in dvc if c.startswith("condi data table1"))
-    indexes = " ".join(f"data/index/{d}.parquet" for d in ("synthetic_fold1", "ucf_fold1"))
+    indexes = " ".join(
+        f"data/index/{d}.parquet"
+        for d in ("synthetic_fold1", "synthetic_source_fold1", "ucf_fold1")
+    )
     assert f"--index {indexes} data/index/ucf_fold2.parquet data/index/ucf_fold3.parquet" in table1
     # the Table IV students among the trained ones: condi_sr and st_ent here
     timing = next(c for c in dvc if c.startswith("condi report timing"))
     assert re.search(r"--student-ckpt \S+_condi_sr\.pt \S+_st_ent\.pt --student-scores", timing)
+
+
+def test_a_resized_dataset_reads_its_store_instead_of_a_cache(tmp_path):
+    """storage: resized (issue 19) beside the synthetic dataset's cache: one resize job (every
+    fold's index in, one folder out) and no cache job for it; every stage that reads clips
+    gets the folder, the other dataset keeps its cache; DVC runs what Snakemake runs."""
+    p = load_yaml(REPO / "params.yaml")
+    (tmp_path / "k400").mkdir()
+    p["datasets"]["k400"] = {"kind": "folder", "root": "k400", "folds": [1, 2],
+                             "storage": "resized"}  # fmt: skip
+    workdir = workflow_copy(tmp_path, p)
+    dvc = check_same_dag(workdir)
+    names = {v[0] for v in dvc.values()}
+    assert {"cache@synthetic-1", "resize@k400"} <= names
+    assert not [n for n in names if n.startswith("cache@k400") or n.startswith("resize@synth")]
+    resize = next(c for c, v in dvc.items() if v[0] == "resize@k400")
+    assert resize.endswith(
+        "--index data/index/k400_fold1.parquet data/index/k400_fold2.parquet "
+        "--out data/resized/k400"
+    )
+    assert dvc[resize][1] == ["data/resized/k400"]
+    readers = {"train_teacher", "pseudo_labels", "train_student", "teacher_scores",
+               "student_scores", "timing", "ablation_pseudo_labels",
+               "ablation_train_student", "ablation_student_scores"}  # fmt: skip
+    for cmd, (name, _, deps, _, _) in dvc.items():
+        stage, _, job = name.replace("--", "@").partition("@")
+        if stage not in readers:
+            continue
+        if job.startswith("k400"):
+            assert "--cache data/resized/k400 " in cmd and "data/resized/k400" in deps
+            assert not any(d.startswith("data/cache/") for d in deps), name
+        else:
+            assert "--cache data/cache/synthetic_fold1.npy " in cmd, name
+    stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
+    assert stages["resize"]["do"]["params"] == [
+        "datasets.${item.dataset}.root",
+        "data.short_side",
+        "resize",
+    ]
 
 
 def test_without_condi_sr_there_is_no_table5_nor_timeline(tmp_path):
@@ -212,7 +368,7 @@ def test_an_adopted_teacher_checkpoint_is_an_input(tmp_path):
     dvc = check_same_dag(workdir)
     deps = {v[0]: v[2] for v in dvc.values()}
     assert "ckpt/mine.pt" in deps["train_teacher--synthetic-1-mine"]
-    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext"]
+    assert "ckpt/mine.pt" not in deps["train_teacher--synthetic-1-resnext14"]
 
 
 def test_committed_dvc_yaml_is_up_to_date():
@@ -220,6 +376,9 @@ def test_committed_dvc_yaml_is_up_to_date():
         "run `condi pipeline dvc`"
     )
     assert (REPO / ABLATION_DVC).read_text() == render(REPO / "params.yaml", "ablation"), (
+        "run `condi pipeline dvc`"
+    )
+    assert (REPO / SPEED_DVC).read_text() == render(REPO / "params.yaml", "speed"), (
         "run `condi pipeline dvc`"
     )
 
@@ -238,7 +397,10 @@ def test_params_are_narrowed_per_stage():
     assert "evaluation" in abl["ablation_evaluate"]["params"]
     assert "ablation.K" in abl["ablation_table"]["params"]
     # a variant's switches are its wildcards, not params.yaml's values
-    assert "seed" not in abl["ablation_train_student"]["params"]
+    student = next(v for k, v in abl.items() if k.startswith("ablation_train_student"))
+    for key in ("seed", "protocol", "condi", "condi.kd_reduction", "pseudo_labels.source"):
+        assert key not in student["params"], key
+    assert "condi.tau" in student["params"]
     assert "teachers.${item.teacher}" in stages["train_teacher"]["params"]
     assert "students.${item.student}" in stages["train_student"]["params"]
     # threads is a scheduling choice, except for the time per video
@@ -283,8 +445,9 @@ def test_commands_carry_only_paths_wildcards_params_and_stage():
                     assert tok == "params.yaml"
                 elif opt == "stage":
                     assert tok == stage.name
-                elif opt in stage.wildcards:
-                    assert tok == f"${{item.{opt}}}", (name, opt, tok)
+                elif opt in stage.wildcards:  # a job of its own ("--") names its values
+                    single = "--" in name and tok in name.split("--", 1)[1].split("-")
+                    assert tok == f"${{item.{opt}}}" or single, (name, opt, tok)
                 else:
                     assert tok in files or opt == "out_dir", (name, opt, tok)
 
@@ -300,7 +463,7 @@ def test_a_values_edit_leaves_dvc_yaml_unchanged_and_a_shape_edit_does_not():
         ("evaluation.K", [1, 2]),
         ("timing.repeats", 3),
         ("training.teacher.epochs", 2),
-        ("teachers.resnext.kwargs", {"layers": [1, 1, 1, 1]}),
+        ("teachers.resnext14.kwargs", {"layers": [1, 1, 1, 1]}),
     ]:
         q = copy.deepcopy(p)
         node = q
@@ -322,3 +485,38 @@ def render_for(params: dict) -> tuple[str, str]:
         path = Path(d) / "params.yaml"
         path.write_text(yaml.safe_dump(params))
         return render(path), render(path, "ablation")
+
+
+def test_the_protocol_switch_changes_the_dag(tmp_path):
+    """protocol transfer (the default): the source dataset is made and indexed, teacher and
+    student are pre-trained on it, and the target's teacher, pseudo-labels and every student
+    start from those checkpoints; scratch: none of it, in Snakemake and DVC alike."""
+    p = load_yaml(REPO / "params.yaml")
+    assert p["protocol"] == "transfer" and p["pretrain"]["dataset"] == "synthetic_source"
+    s = next(iter(p["students"]))
+    transfer = {j.name: j for j in jobs(validate(copy.deepcopy(p)))}
+    pre_t = "models/synthetic_source/fold1/pretrained_teacher_resnext14.pt"
+    pre_s = f"models/synthetic_source/fold1/pretrained_student_{s}.pt"
+    assert transfer["pretrain_teacher@synthetic_source-1-resnext14"].outputs["out"] == [pre_t]
+    assert transfer[f"pretrain_student@synthetic_source-1-{s}"].outputs["out"] == [pre_s]
+    for name in ("synth@synthetic_source", "index@synthetic_source-1", "cache@synthetic_source-1"):
+        assert name in transfer
+    assert transfer["train_teacher@synthetic-1-resnext14"].inputs["pretrained"] == [pre_t]
+    assert transfer["pseudo_labels@synthetic-1-resnext14"].inputs["pretrained"] == [pre_t]
+    students = [j for n, j in transfer.items() if n.startswith("train_student@")]
+    assert len(students) == len(p["methods"])
+    assert all(j.inputs["pretrained"] == [pre_s] for j in students)  # one start for all
+    # the source only pre-trains: no target stage runs on it; Table I lists it
+    assert not [n for n in transfer if "synthetic_source" in n and not n.startswith(
+        ("synth@", "index@", "cache@", "pretrain_"))]  # fmt: skip
+    assert "data/index/synthetic_source_fold1.parquet" in transfer["table1"].inputs["index"]
+
+    q = copy.deepcopy(p)
+    q["protocol"] = "scratch"
+    workdir = workflow_copy(tmp_path, q)
+    dvc = check_same_dag(workdir)
+    names = {v[0] for v in dvc.values()}
+    assert not [n for n in names if n.startswith("pretrain_") or "synthetic_source" in n]
+    assert not [c for c in dvc if "--pretrained" in c or "synthetic_source" in c]
+    assert "train_teacher@synthetic-1-resnext14" in names
+    assert render(workdir / "params.yaml") != render(REPO / "params.yaml")

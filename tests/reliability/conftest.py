@@ -24,12 +24,12 @@ from tests.conftest import REPO, load_yaml, workflow_copy
 
 SNAKEMAKE = ["snakemake"]
 TABLE = "results/table3.csv"
-TEACHER_OUT = "models/synthetic/fold1/teacher_resnext.pt"
-STUDENT_OUT = "models/synthetic/fold1/student_resnext_resnext8_condi_sr.pt"
+TEACHER_OUT = "models/synthetic/fold1/teacher_resnext14.pt"
+STUDENT_OUT = "models/synthetic/fold1/student_resnext14_resnext14half_condi_sr.pt"
 INDEX = "data/index/synthetic_fold1.parquet"
 CACHE = "data/cache/synthetic_fold1.npy"
-TEACHER_SCORES = "results/scores/synthetic/fold1/teacher_resnext.npz"
-BASELINES = "results/eval/synthetic/fold1/baselines_resnext.csv"
+TEACHER_SCORES = "results/scores/synthetic/fold1/teacher_resnext14.npz"
+BASELINES = "results/eval/synthetic/fold1/baselines_resnext14.csv"
 DATA_ROOT = "data/synthetic"
 PIPELINE_TIMEOUT = 600
 
@@ -50,12 +50,15 @@ SHORT_FRAMES = 10
 
 def pipeline_params(**edits) -> dict:
     """The repository's params, shrunk: tiny damaged dataset (a real-dataset entry, no synth
-    block), teacher 3 epochs, student 1, only condi_sr, CPU, 1 thread per job."""
+    block), protocol scratch, teacher 3 epochs, student 1, only condi_sr, CPU, 1 thread per
+    job."""
     p = load_yaml(REPO / "params.yaml")
     p["seed"] = 0
     p["device"] = "cpu"
     p["threads"] = 1
     p["datasets"] = {"synthetic": {"kind": "ucf101", "root": DATA_ROOT, "folds": [1]}}
+    p["protocol"] = "scratch"  # the one dataset: no source to pre-train on
+    p.pop("pretrain", None)
     p["training"]["teacher"].update(epochs=3, lr_milestones=[])
     p["training"]["student"].update(epochs=1)
     p["methods"] = ["condi_sr"]

@@ -224,7 +224,7 @@ def test_training_crash_while_saving_its_state_keeps_the_last_epoch(
 
     monkeypatch.setattr(torch, "save", save)
     with pytest.raises(Crash):
-        train_teacher(params, "resnext", data, out)
+        train_teacher(params, "resnext14", data, out)
     monkeypatch.undo()
     assert not out.exists()
     assert io.load_torch(state)["epoch"] == 1
@@ -236,7 +236,7 @@ def test_training_crash_while_saving_its_state_keeps_the_last_epoch(
     ]
     for p in leftovers:
         p.write_bytes(b"partial")
-    summary = train_teacher(params, "resnext", data, out)
+    summary = train_teacher(params, "resnext14", data, out)
     assert summary["resumed_from"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
@@ -251,7 +251,10 @@ def test_truncated_training_state_is_not_resumed(tiny_data, tmp_path, caplog):
     state_path_for(out).write_bytes(b"PK\x03\x04 truncated")
     with caplog.at_level("WARNING", logger="condi.training.loop"):
         summary = train_teacher(
-            tiny_params(**{"training.teacher.epochs": 1}), "resnext", load_data(index, cache), out
+            tiny_params(**{"training.teacher.epochs": 1}),
+            "resnext14",
+            load_data(index, cache),
+            out,
         )
     assert summary["resumed_from"] == 0 and out.exists()
     assert any(
@@ -288,7 +291,7 @@ def test_evaluate_scores_with_a_truncated_checkpoint(reference_run, tmp_path, ke
         "--dataset",
         "synthetic",
         "--teacher",
-        "resnext",
+        "resnext14",
         "--index",
         reference_run / INDEX,
         "--cache",
@@ -310,9 +313,9 @@ def test_predict_with_a_truncated_teacher(reference_run, tmp_path):
     out = condi(
         "predict",
         reference_run / DATA_ROOT / "UCF-101" / SHORT_VIDEO,
-        "--teacher",
+        "--teacher-ckpt",
         ckpt,
-        "--student",
+        "--student-ckpt",
         reference_run / STUDENT_OUT,
         "--params",
         reference_run / "params.yaml",
@@ -337,7 +340,7 @@ def test_truncated_cache_is_named(reference_run, tmp_path):
         "--dataset",
         "synthetic",
         "--teacher",
-        "resnext",
+        "resnext14",
         "--index",
         reference_run / INDEX,
         "--cache",

@@ -24,7 +24,7 @@ from tests.reliability.conftest import (
     TEACHER_SCORES,
 )
 
-STUDENTS = "results/eval/synthetic/fold1/students_resnext_resnext8.csv"
+STUDENTS = "results/eval/synthetic/fold1/students_resnext14_resnext14half.csv"
 
 
 def test_skipped_videos_are_listed_with_reasons(reference_run):

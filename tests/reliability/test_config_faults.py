@@ -104,7 +104,7 @@ def test_stage_command_stops_with_exit_2_naming_the_key(fault, tmp_path):
         "--dataset",
         "synthetic",
         "--teacher",
-        "resnext",
+        "resnext14",
         "--index",
         "index.parquet",
         "--cache",

@@ -30,9 +30,9 @@ def predict(ref, cwd, videos, *extra):
     return condi(
         "predict",
         *videos,
-        "--teacher",
+        "--teacher-ckpt",
         ref / TEACHER_OUT,
-        "--student",
+        "--student-ckpt",
         ref / STUDENT_OUT,
         "--k",
         "3",

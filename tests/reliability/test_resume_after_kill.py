@@ -29,7 +29,7 @@ from tests.reliability.conftest import (
     snakemake,
 )
 
-TEACHER_LOG = "logs/train_teacher/synthetic_fold1_resnext.log"
+TEACHER_LOG = "logs/train_teacher/synthetic_fold1_resnext14.log"
 
 
 def start_and_kill_after_first_epoch(wd) -> None:
@@ -76,9 +76,14 @@ def test_killed_teacher_resumes_and_reproduces_the_table(reference_run, tmp_path
     assert rerun.returncode == 0, rerun.stdout[-6000:]
 
     log = (wd / TEACHER_LOG).read_text()
-    resumed = re.search(r"resuming \S+ from epoch (\d+)/(\d+)", log)
+    resumed = re.search(r"resuming \S+ after epoch (\d+)/(\d+)", log)
     assert resumed, log[-3000:]
     assert 1 <= int(resumed.group(1)) <= int(resumed.group(2)) == 3
+    # the terminal saw it too, and every epoch after it, each line naming the log
+    done = int(resumed.group(1))
+    assert f"condi: [{TEACHER_LOG}] resuming after epoch {done}/3" in rerun.stdout
+    for epoch in range(done + 1, 4):
+        assert f"condi: [{TEACHER_LOG}] epoch {epoch}/3: train_loss " in rerun.stdout
     assert not (wd / state_path_for(TEACHER_OUT)).exists()
     assert not list((wd / "models").rglob("*.tmp"))
 

@@ -60,7 +60,7 @@ def test_predict_refuses_hostile_teacher_and_student(tmp_path, marker, capsys):
     video = tmp_path / "v.avi"
     video.write_bytes(b"")
     rc = main(
-        ["predict", str(video), "--teacher", str(evil), "--student", str(evil)]
+        ["predict", str(video), "--teacher-ckpt", str(evil), "--student-ckpt", str(evil)]
         + ["--params", str(PARAMS)]
     )
     assert_refused(rc, capsys, evil)
@@ -80,7 +80,7 @@ def test_evaluate_scores_refuses_a_hostile_checkpoint(
 ):
     evil = hostile_checkpoint(tmp_path / "teacher_evil.pt", marker)
     out = tmp_path / "scores.npz"
-    args = ["evaluate", "scores", *stage_args, "--teacher", "resnext"]
+    args = ["evaluate", "scores", *stage_args, "--teacher", "resnext14"]
     rc = main([*args, "--checkpoint", str(evil), "--out", str(out)])
     assert_refused(rc, capsys, evil)
     assert not out.exists()
@@ -89,7 +89,7 @@ def test_evaluate_scores_refuses_a_hostile_checkpoint(
 def test_pseudo_labels_refuse_a_hostile_teacher(tmp_path, marker, capsys, stage_args, no_tracking):
     evil = hostile_checkpoint(tmp_path / "evil.pt", marker)
     out = tmp_path / "pl.npz"
-    args = ["train", "pseudo-labels", *stage_args, "--teacher", "resnext"]
+    args = ["train", "pseudo-labels", *stage_args, "--teacher", "resnext14"]
     rc = main([*args, "--checkpoint", str(evil), "--out", str(out)])
     assert_refused(rc, capsys, evil)
     assert not out.exists()
@@ -100,7 +100,15 @@ def test_report_timing_refuses_a_hostile_student(tmp_path, marker, capsys, stage
     evil = hostile_checkpoint(tmp_path / "student_evil.pt", marker, role="student")
     out = tmp_path / "timing.csv"
     rc = main(
-        ["report", "timing", *stage_args, "--teacher", "resnext", "--student", "resnext8"]
+        [
+            "report",
+            "timing",
+            *stage_args,
+            "--teacher",
+            "resnext14",
+            "--student",
+            "resnext14half",
+        ]
         + ["--teacher-ckpt", str(teacher), "--student-ckpt", str(evil), "--out", str(out)]
     )
     assert_refused(rc, capsys, evil)
@@ -113,11 +121,11 @@ def test_teacher_checkpoint_in_params_is_refused(tmp_path, marker, capsys, stage
     evil = hostile_checkpoint(tmp_path / "pretrained.pth", marker)
     out = tmp_path / "teacher.pt"
     params = yaml.safe_load(PARAMS.read_text())
-    params["teachers"]["resnext"]["checkpoint"] = str(evil)
+    params["teachers"]["resnext14"]["checkpoint"] = str(evil)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = [*stage_args]
     args[args.index("--params") + 1] = str(tmp_path / "params.yaml")
-    rc = main(["train", "teacher", *args, "--teacher", "resnext", "--out", str(out)])
+    rc = main(["train", "teacher", *args, "--teacher", "resnext14", "--out", str(out)])
     assert_refused(rc, capsys, evil)
     assert not out.exists()
 
@@ -129,7 +137,7 @@ def test_hostile_resume_state_is_refused_not_resumed_nor_replaced(
     state = state_path_for(out)
     torch.save({"version": 2, "cfg_hash": "x", "epoch": 1, "result": Payload(marker)}, state)
     before = state.read_bytes()
-    rc = main(["train", "teacher", *stage_args, "--teacher", "resnext", "--out", str(out)])
+    rc = main(["train", "teacher", *stage_args, "--teacher", "resnext14", "--out", str(out)])
     assert_refused(rc, capsys, state)
     assert not out.exists() and state.read_bytes() == before
 

@@ -52,13 +52,15 @@ def checkpoints(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     info = {"arch": "resnext101", "kwargs": KW, "num_classes": 5, "class_names": EVIL_NAMES}
     save_model(d / "teacher.pt", build_model("resnext101", 5, **KW), role="teacher", **info)
-    save_model(d / "student.pt", build_student("resnext101", 5, **KW), role="student", **info)
+    student = build_student("resnext101", 5, **KW)
+    save_model(d / "student.pt", student, role="student", method="condi_sr", **info)
     return d / "teacher.pt", d / "student.pt"
 
 
 def predict(checkpoints, videos, *extra):
     teacher, student = checkpoints
-    args = ["predict", *map(str, videos), "--teacher", str(teacher), "--student", str(student)]
+    args = ["predict", *map(str, videos), "--teacher-ckpt", str(teacher)]
+    args += ["--student-ckpt", str(student)]
     return main([*args, "--k", "1", "--params", str(PARAMS), *extra])
 
 
@@ -91,20 +93,20 @@ def test_predict_reports_each_failure_on_its_own_line_and_goes_on(
     missing = tmp_path / "missing.avi"
     good2 = good_avi(tmp_path / "good2.avi", seed=6)
 
-    real_read, real_predict = video_mod.read_video_clips, predict_mod.predict_video
+    real_read, real_classify = video_mod.read_video_clips, predict_mod.classify_decoded
 
     def read(path, *args, **kwargs):
         if path.name == "huge.avi":
             raise MemoryError  # what a 15 TiB np.empty raised (numpy's _ArrayMemoryError)
         return real_read(path, *args, **kwargs)
 
-    def predict_video(path, *args, **kwargs):
-        if path.name == "boom.avi":
+    def classify_decoded(decoded, *args, **kwargs):  # the models' step, after decoding ahead
+        if decoded.path.name == "boom.avi":
             raise RuntimeError("something unexpected")
-        return real_predict(path, *args, **kwargs)
+        return real_classify(decoded, *args, **kwargs)
 
     monkeypatch.setattr(video_mod, "read_video_clips", read)
-    monkeypatch.setattr(predict_mod, "predict_video", predict_video)
+    monkeypatch.setattr(predict_mod, "classify_decoded", classify_decoded)
     videos = [good1, liar, huge, boom, odd, missing, good2]
     rc = predict(checkpoints, videos)
     out, err = capsys.readouterr()

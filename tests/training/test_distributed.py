@@ -53,7 +53,7 @@ def test_two_gloo_ranks_match_one_process_accumulating_two_micro_batches(tiny_da
         "--dataset",
         "synthetic",
         "--teacher",
-        "resnext",
+        "resnext14",
         "--index",
         str(index),
         "--cache",
@@ -68,12 +68,12 @@ def test_two_gloo_ranks_match_one_process_accumulating_two_micro_batches(tiny_da
 
     single_out = tmp_path / "single.pt"
     single = tiny_params(**{"training.teacher.epochs": 1, "training.teacher.accumulate": 2})
-    train_teacher(single, "resnext", load_data(index, cache), single_out)
+    train_teacher(single, "resnext14", load_data(index, cache), single_out)
 
     ddp, ddp_ckpt = load_model(ddp_out, role="teacher")
     one, _ = load_model(single_out, role="teacher")
     seed_everything(params["seed"])
-    spec = params["teachers"]["resnext"]
+    spec = params["teachers"]["resnext14"]
     init = build_model(spec["arch"], ddp_ckpt["num_classes"], **spec["kwargs"])
     moved = 0
     for (name, a), (_, b), (_, c) in zip(

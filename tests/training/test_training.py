@@ -9,7 +9,7 @@ from torch import nn
 from condi.data.indexed import load_data
 from condi.inference import forward_rows
 from condi.methods import METHODS
-from condi.models.checkpoint import load_model
+from condi.models.checkpoint import DATA_KEYS, data_config, load_model
 from condi.training.loop import state_path_for
 from condi.training.pseudo_labels import (
     compute_pseudo_labels,
@@ -27,7 +27,8 @@ class Interrupt(Exception):
 
 
 class StopAfter:
-    """A tracker that kills the job after epoch ``n`` (its checkpoint is already written)."""
+    """A tracker that kills the job after epoch ``n`` (1-based; its checkpoint is already
+    written)."""
 
     def __init__(self, n):
         self.n = n
@@ -56,7 +57,7 @@ def data(tiny_data):
 @pytest.fixture(scope="module")
 def teacher_ckpt(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    summary = train_teacher(tiny_params(), "resnext", data, out)
+    summary = train_teacher(tiny_params(), "resnext14", data, out)
     assert summary["resumed_from"] == 0
     return out
 
@@ -65,9 +66,9 @@ def test_interrupted_teacher_resumes_to_the_same_weights(data, teacher_ckpt, tmp
     params = tiny_params(**{"training.teacher.epochs": 2})
     out = tmp_path / "teacher.pt"
     with pytest.raises(Interrupt):
-        train_teacher(params, "resnext", data, out, tracker=StopAfter(0))
+        train_teacher(params, "resnext14", data, out, tracker=StopAfter(1))
     assert not out.exists() and state_path_for(out).exists()
-    summary = train_teacher(params, "resnext", data, out)
+    summary = train_teacher(params, "resnext14", data, out)
     assert summary["resumed_from"] == 1
     assert not state_path_for(out).exists()
     assert_same_weights(weights(out), weights(teacher_ckpt))
@@ -76,8 +77,13 @@ def test_interrupted_teacher_resumes_to_the_same_weights(data, teacher_ckpt, tmp
 def test_teacher_checkpoint_records_best_on_val(teacher_ckpt):
     model, ckpt = load_model(teacher_ckpt, role="teacher")
     accs = [h["val_video_acc"] for h in ckpt["history"]]
-    assert ckpt["best_epoch"] == int(np.argmax(accs))
+    assert ckpt["best_epoch"] == int(np.argmax(accs)) + 1  # epochs count from 1
+    assert [h["epoch"] for h in ckpt["history"]] == list(range(1, len(accs) + 1))
     assert ckpt["class_names"] and len(ckpt["class_names"]) == ckpt["num_classes"]
+    # the params it trained with travel with the weights (condi predict needs no params file)
+    data = tiny_params()["data"]
+    assert data_config(ckpt) == {k: data[k] for k in DATA_KEYS}
+    assert ckpt["config"]["training"]["teacher"]["epochs"] == 2 and "threads" not in ckpt["config"]
 
 
 def test_pseudo_labels_are_eq1_of_the_stored_logits(params_pl, data):
@@ -143,8 +149,8 @@ def test_every_objective_trains_and_is_deterministic(method, data, params_pl, tm
     pl, _ = params_pl
     params = tiny_params()
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    summary = train_student(params, "resnext8", method, data, pl, a)
-    train_student(params, "resnext8", method, data, pl, b)
+    summary = train_student(params, "resnext14half", method, data, pl, a)
+    train_student(params, "resnext14half", method, data, pl, b)
     assert_same_weights(weights(a), weights(b))
     model, ckpt = load_model(a, role="student")
     assert ckpt["method"] == method
@@ -197,7 +203,7 @@ def fold_teacher_z(data, params, work_dir, folds):
 def test_crossfit_pseudo_labels_are_judged_by_the_fold_teachers(data, constant_pl, tmp_path):
     params = tiny_params(**{"pseudo_labels.source": "crossfit", "training.teacher.epochs": 1})
     teacher = ConstantTeacher(data.num_classes, CONSTANT_CLASS)
-    pl = compute_pseudo_labels(params, teacher, data, teacher="resnext", work_dir=tmp_path)
+    pl = compute_pseudo_labels(params, teacher, data, teacher="resnext14", work_dir=tmp_path)
     faithful = constant_pl
     np.testing.assert_array_equal(pl["logits"], faithful["logits"])  # KD targets unchanged
     assert len(list(tmp_path.glob("crossfit_*_*of2.pt"))) == 2

@@ -10,9 +10,6 @@ import condi.pipeline as pl
 condi.config.validate(config, source="params.yaml")
 condi.config.check_dataset_roots(config)
 
-ENV = "../envs/condi.yaml"
-# Training and scoring rules ask the scheduler for a GPU when params.yaml says device: cuda.
-GPU = 1 if config["device"] == "cuda" else 0
 SYNTH = {d["root"]: name for name, d in config["datasets"].items() if "synth" in d}
 METHODS = [*config["methods"], *(v["method"] for v in pl.ablation_variants(config))]
 STARTED = time.time()
@@ -29,8 +26,10 @@ wildcard_constraints:
     student=_alternatives(config["students"]),
     method=_alternatives(METHODS),
     root=_alternatives(SYNTH),
+    protocol="transfer|scratch",
     source=_alternatives(v["source"] for v in pl.ablation_variants(config)),
     detach="false|true",
+    kd="class_mean|batchmean",
     seed="[0-9]+",
 
 
@@ -56,13 +55,16 @@ def inputs_of(stage):
 
 
 def outputs_of(stage):
-    """The rule's named outputs: patterns, a synthetic dataset's manifest, the figure lists;
-    with their report captions."""
+    """The rule's named outputs: patterns, a synthetic dataset's manifest, the figure lists,
+    a resized store's folder; with their report captions."""
     if stage.name == "synth":
         return {"manifest": "{root}/manifest.parquet"}
     out = {}
     for name, o in stage.outputs.items():
         if o.kind == "dir":
+            continue
+        if o.kind == "folder":  # a resized store: one folder, written whole
+            out[name] = directory(o.pattern)
             continue
         files = pl.job(config, stage, {}).outputs[name] if o.over else [o.pattern]
         if o.caption:
@@ -94,15 +96,42 @@ def params_of(stage):
 
 
 def threads_of(stage):
-    """params `threads`; the timing rule takes every core of a local run, so that nothing runs
-    beside it while it measures (torch still uses params `threads`)."""
+    """params `threads` (a profile's `set-threads` overrides it for one rule; on SLURM it is
+    the job's --cpus-per-task). The timing rule takes every core of a local run, so that
+    nothing runs beside it while it measures (torch still uses params `threads`); as a cluster
+    job (no --cores on the submitting side, or the job itself on its node) it asks for params
+    `threads` like the others."""
     if stage.threads != "all":
         return config["threads"]
 
     def get(wildcards):
-        return workflow.cores if isinstance(workflow.cores, int) else config["threads"]
+        cores = workflow.resource_settings.cores
+        if workflow.remote_exec or not isinstance(cores, int):
+            return config["threads"]
+        return cores
 
     return get
+
+
+def env_of(stage):
+    """The conda environment of the stage's jobs (--use-conda; src/condi/condaenv.py): torch's
+    CUDA wheels for a job that asks for a GPU, its CPU wheels for every other job."""
+    gpu = stage.gpu and config["device"] == "cuda"
+    return "../envs/condi-cuda.yaml" if gpu else "../envs/condi-cpu.yaml"
+
+
+def gpu_of(stage):
+    """The resources by which a job asks for a GPU: none unless the stage uses one and params
+    `device` is cuda; then `gpu: 1` (the SLURM plugin's --gpus=1, a local run's GPU count),
+    with the profile's `config: {gpu_model: ...}` (--gpus=MODEL:1), or, with its
+    `config: {gpu_gres: ...}`, that GRES string instead (--gres=..., no --gpus)."""
+    if not (stage.gpu and config["device"] == "cuda"):
+        return {"gpu": 0}
+    if SITE.get("gpu_gres"):
+        return {"gpu": 0, "gres": SITE["gpu_gres"]}
+    if SITE.get("gpu_model"):
+        return {"gpu": 1, "gpu_model": SITE["gpu_model"]}
+    return {"gpu": 1}
 
 
 # DVC and Snakemake adopt each other's results (docs/cluster.md, "Snakemake and DVC"):

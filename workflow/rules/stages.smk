@@ -18,14 +18,14 @@ for stage in pl.STAGES.values():
         benchmark:
             pl.log_pattern(stage, pl.BENCHMARKS, ".tsv")
         conda:
-            ENV
+            env_of(stage)
         threads: threads_of(stage)
         resources:
-            gpu=GPU if stage.gpu else 0,
+            **gpu_of(stage),
             mem_mb=stage.mem_mb,
             runtime=stage.runtime,
         shell:
-            "({params.cmd}) > {log:q} 2>&1"
+            pl.RULE_SHELL
 
 # Tables and figures run on the submitting node, never as cluster jobs.
 workflow.localrules(*(stage.name for stage in pl.STAGES.values() if stage.local))

@@ -1,7 +1,13 @@
 """The ``condi`` command line: one subcommand per pipeline stage, thin wrappers over library calls.
 
 Each module in this package adds its subcommands with ``register(subparsers)``; every handler
-takes the parsed ``argparse.Namespace`` and returns an exit code.
+takes the parsed ``argparse.Namespace`` and returns an exit code. Every command and option has
+a help text (a command's one-line ``help`` is its description when it has no longer one), and
+an option has one spelling and one meaning across commands (tests/pipeline/test_cli.py).
+
+``--`` ends the options: what follows are file names even when they start with ``-``, for the
+commands that take files (``trailing_files``: the name of their file list, e.g. ``condi
+predict ... -- -abc.mp4``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
+from condi import __version__
 from condi.config import ConfigError
 from condi.tracking import redact
 
@@ -28,12 +36,37 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors about an unknown ``-name`` point at ``--`` (a file name
+    that starts with ``-``)."""
+
+    def error(self, message: str):
+        if "unrecognized arguments: -" in message or "expected one argument" in message:
+            message += " (a file name that starts with '-' goes after '--')"
+        super().error(message)
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """A command without a description gets its one-line help as one (``condi X --help``
+    then says what it does)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="condi",
         description="Confidence Distillation for efficient action recognition (docs/method.md).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action="version", version=f"condi {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -43,12 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _describe(parser)
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; after a ``--``, file names for a command that takes files (module
+    docstring), whatever they look like."""
+    if "--" not in argv:
+        return parser.parse_args(argv)
+    cut = argv.index("--")
+    args = parser.parse_args(argv[:cut])
+    files = argv[cut + 1 :]
+    dest = getattr(args, "trailing_files", None)
+    if dest is None:
+        parser.error(f"condi {args.command}: takes no file names after '--'")
+    getattr(args, dest).extend(Path(f) for f in files)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,14 +11,18 @@ from typing import Any
 from condi.config import ConfigError
 from condi.methods import METHODS
 
+NO_DATASET = "all datasets"  # the MLflow experiment of a job that covers no dataset
+
 WILDCARD_HELP = {
     "dataset": "dataset name (a key of params.yaml datasets)",
     "fold": "official split / fold",
     "teacher": "teacher name (a key of params.yaml teachers)",
     "student": "student name (a key of params.yaml students)",
     "method": "student objective (docs/method.md, section 3): " + " | ".join(METHODS),
+    "protocol": "ablation: the training protocol (transfer | scratch)",
     "source": "ablation: Eq. 1 pseudo-label source (train | crossfit)",
     "detach": "ablation: detach z~ in Eq. 5's target (false | true)",
+    "kd": "ablation: the KD reduction (class_mean | batchmean)",
     "seed": "ablation: the student's seed",
 }
 
@@ -27,13 +31,21 @@ def add_clip_data(p: argparse.ArgumentParser, cache: bool = True) -> None:
     """``--index`` (and ``--cache``): the clip index and the decoded clips of a dataset."""
     p.add_argument("--index", required=True, type=Path, help="clip index (condi data index)")
     if cache:
-        p.add_argument("--cache", required=True, type=Path, help="clip cache (condi data cache)")
+        p.add_argument(
+            "--cache",
+            required=True,
+            type=Path,
+            help="the decoded clips: a clip cache file (condi data cache) or a resized store "
+            "folder (condi data resize)",
+        )
 
 
-def add_table_outputs(p: argparse.ArgumentParser) -> None:
-    """``--out-csv`` and ``--out-md``: a table's long CSV and its Markdown."""
-    p.add_argument("--out-csv", required=True, type=Path, help="the long CSV")
-    p.add_argument("--out-md", required=True, type=Path, help="the Markdown table")
+def add_table_outputs(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--out-csv`` and ``--out-md``: a table's long CSV and its Markdown (optional when
+    not ``required``: the table is printed either way)."""
+    opt = "" if required else " (optional: the table is printed either way)"
+    p.add_argument("--out-csv", required=required, type=Path, help="the long CSV" + opt)
+    p.add_argument("--out-md", required=required, type=Path, help="the Markdown table" + opt)
 
 
 def with_job_columns(df, args: argparse.Namespace):
@@ -79,11 +91,15 @@ class StageContext:
     inputs: list[str]
     outputs: list[str]
 
-    def run(self, run_name: str, params: dict[str, Any] | None = None, dataset: str | None = None):
-        """The job's MLflow run (condi.tracking), tagged and with its params values logged."""
+    def run(self, *, params: dict[str, Any] | None = None, dataset: str | None = None):
+        """The job's MLflow run (condi.tracking), named as DVC names the job
+        (``train_student@synthetic-1-...``), tagged, with its params values logged. A job
+        without a dataset wildcard (a table) gives ``dataset``: one run per dataset it covers,
+        each in that dataset's experiment (``all datasets`` when it covers none)."""
+        from condi.pipeline import job_name
         from condi.tracking import Run, stage_tags
 
-        tags = {"run_name": run_name}
+        tags = {}
         try:
             tags.update(
                 stage_tags(self.stage.name, self.wildcards, self.values, self.inputs, self.outputs)
@@ -92,8 +108,66 @@ class StageContext:
             import logging
 
             logging.getLogger(__name__).warning("could not derive the job's tags: %s", exc)
-        name = dataset or self.wildcards.get("dataset") or "pipeline"
-        return Run(self.stage.name, name, params if params is not None else self.values, tags)
+        experiment = dataset or self.wildcards.get("dataset") or NO_DATASET
+        return Run(
+            self.stage.name,
+            experiment,
+            params if params is not None else self.values,
+            tags,
+            name=job_name(self.stage.name, self.wildcards),
+        )
+
+
+# The columns that tell apart a long table's rows when they vary within a dataset, and how
+# they read in an MLflow metric key (``top1/condi_sr/K1``, ``top1/fold2/condi_sr/K5/Ks3``).
+VARYING = ("fold", "teacher", "student")
+KEY_PREFIX = {"fold": "fold", "K": "K", "Ks": "Ks", "detach_confidence": "detach_"}
+
+
+def table_metrics(df, keys: list[str], values: list[str] | None = None) -> dict[str, float]:
+    """A long table's numbers as MLflow metrics ``<value>/<key>/<key>...``: one per row and
+    value column (``values``, else every numeric column but the keys), keyed by the ``keys``
+    columns and by fold, teacher and student where they vary (``top1/condi_sr/K1``)."""
+    import pandas as pd
+
+    def given(col):  # a column's values that say something ("-": a baseline's student)
+        return df[col][~df[col].isin(["-", ""])].dropna()
+
+    varying = [c for c in VARYING if c in df and c not in keys and given(c).nunique() > 1]
+    names = [c for c in (*varying, *keys) if c in df]
+    if values is None:
+        skip = {*names, "dataset", *VARYING}
+        values = [c for c in df if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
+    out: dict[str, float] = {}
+    for _, row in df.iterrows():
+        parts = []
+        for c in names:
+            v = row[c]
+            if isinstance(v, str) and v in ("-", ""):
+                continue
+            if not isinstance(v, str) and pd.isna(v):  # None, NaN, pd.NA
+                continue
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            parts.append(f"{KEY_PREFIX.get(c, '')}{v}")
+        for value in values:
+            x = row.get(value)
+            if x is not None and not isinstance(x, str) and not pd.isna(x):
+                out["/".join([value, *parts])] = float(x)
+    return out
+
+
+def table_runs(ctx, df, keys: list[str], values=None, artifacts=()) -> None:
+    """The MLflow runs of a job that writes a table covering datasets: one per dataset of the
+    table's ``dataset`` column (one in ``NO_DATASET`` without it), each with that dataset's
+    rows as metrics (:func:`table_metrics`), the job's params and the table's files."""
+    datasets = sorted(df["dataset"].dropna().unique()) if "dataset" in df else []
+    for dataset in datasets or [None]:
+        rows = df[df["dataset"] == dataset] if dataset is not None else df
+        with ctx.run(dataset=dataset) as run:
+            run.log_metrics(table_metrics(rows, keys, values))
+            for path in artifacts:
+                run.log_artifact(path)
 
 
 def _roots_from_params_dir(params: dict[str, Any], path: Path) -> None:

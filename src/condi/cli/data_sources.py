@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from condi.cli.common import add_stage, add_table_outputs
+from condi.cli.common import add_stage, add_table_outputs, stage_context, table_runs
 
 DOWNLOADABLE = ("ucf101", "kinetics400", "kinetics600", "kinetics700")
 
@@ -27,7 +27,9 @@ def register_data_commands(data_subparsers) -> None:
             "Something-Something V2 needs a login: see `condi data ssv2`."
         ),
     )
-    p.add_argument("--dataset", required=True, choices=DOWNLOADABLE)
+    p.add_argument(
+        "--dataset", required=True, choices=DOWNLOADABLE, help="which public dataset to fetch"
+    )
     p.add_argument("--root", required=True, type=Path, help="dataset folder to fill")
     p.add_argument(
         "--splits",
@@ -118,10 +120,12 @@ def cmd_table1(args: argparse.Namespace) -> int:
     from condi.data.index import named_indexes
     from condi.data.table1 import table1_rows, write_table
 
+    ctx = stage_context(args)
     for path in args.index:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: index not found")
     df = table1_rows(named_indexes(args.index))
     write_table(df, args.out_csv, args.out_md)
+    table_runs(ctx, df, [], artifacts=(args.out_csv, args.out_md))
     print(f"wrote {args.out_csv} and {args.out_md} ({len(df)} datasets)")
     return 0

@@ -6,9 +6,18 @@ import argparse
 import logging
 from pathlib import Path
 
-from condi.cli.common import add_clip_data, add_stage, stage_context
+from condi.cli.common import add_clip_data, add_stage, stage_context, table_metrics
 
 log = logging.getLogger(__name__)
+
+# long-table column -> the params key it records
+SWITCH_COLUMNS = (
+    ("protocol", "protocol"),
+    ("pseudo_labels", "pseudo_labels.source"),
+    ("detach_confidence", "condi.detach_confidence_in_target"),
+    ("kd_reduction", "condi.kd_reduction"),
+    ("seed", "seed"),
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_stage(g, "evaluate grid")
     add_clip_data(g, cache=False)
-    g.add_argument("--teacher-scores", required=True, type=Path)
+    g.add_argument(
+        "--teacher-scores", required=True, type=Path, help="teacher per-clip scores (.npz)"
+    )
     g.add_argument(
         "--student-scores",
         nargs="*",
@@ -56,7 +67,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     data = load_data(args.index, args.cache)
-    with ctx.run(f"scores {args.checkpoint.stem}") as run:
+    with ctx.run() as run:
         scores = clip_scores(ctx.params, args.checkpoint, data)
         save_scores(args.out, scores)
         run.log_metrics({"test_clips": len(scores["rows"])})
@@ -68,6 +79,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from condi.data.index import read_index
     from condi.evaluation.run import evaluate_grid, load_manifest, load_scores, scores_by_method
     from condi.io import write_csv, write_parquet
+    from condi.pipeline import _get
 
     ctx = stage_context(args)
     params = ctx.params
@@ -75,23 +87,21 @@ def cmd_grid(args: argparse.Namespace) -> int:
     teacher_scores = load_scores(args.teacher_scores)
     student_scores = scores_by_method(args.student_scores)
     manifest = load_manifest(Path(params["datasets"][args.dataset]["root"]))
-    name = f"evaluate {args.teacher}" + (f"->{args.student}" if args.student else " baselines")
-    with ctx.run(name) as run:
+    with ctx.run() as run:
         df, per_video = evaluate_grid(params, index, teacher_scores, student_scores, manifest)
         for frame in (df, per_video):  # the same keys in both: a CSV row is its videos' rows
             frame.insert(0, "student", args.student or "-")
             frame.insert(0, "teacher", args.teacher)
             frame.insert(0, "fold", args.fold)
             frame.insert(0, "dataset", args.dataset)
-            frame["pseudo_labels"] = params["pseudo_labels"]["source"]
-            frame["detach_confidence"] = params["condi"]["detach_confidence_in_target"]
-            frame["seed"] = params["seed"]
+            # the switches this job's params set (a teacher-only job of the ablation has its
+            # protocol only); docs/method.md, sections 2.5 and 9.2
+            for column, key in SWITCH_COLUMNS:
+                frame[column] = _get(params, key)[1]
         write_csv(df, args.out)
         if args.videos is not None:
             write_parquet(per_video, args.videos)
-        for _, r in df.iterrows():
-            ks = "" if r.get("Ks") != r.get("Ks") or r.get("Ks") is None else f"_Ks{int(r['Ks'])}"
-            run.log_metrics({f"top1_{r['method']}_K{r['K']}{ks}": r["top1"]})
+        run.log_metrics(table_metrics(df, ["method", "K", "Ks"], ["top1"]))
         run.log_artifact(args.out)
     log.info("%d rows -> %s", len(df), args.out)
     if args.videos is not None:

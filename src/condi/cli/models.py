@@ -1,13 +1,14 @@
 """``condi models``: Table II (model complexity) and a one-model summary.
 
-``condi models table2 --params params.yaml --out-csv results/table2.csv --out-md
-results/table2.md [--index PATH ...]`` writes one row per model: the paper's four
+``condi models table2 [--params params.yaml] [--index PATH ...] [--out-csv results/table2.csv
+--out-md results/table2.md]`` prints (and writes, when asked) one row per model: the paper's four
 backbones at the class counts of its Table II (and the public reference code's MACs beside
 its figures), then every configured teacher and student of ``params.yaml`` with each dataset's
 class count, at the paper's 1x3x16x112x112 clip (docs/method.md, section 6) and, when it differs, at the
 pipeline's own clip (``data.clip_len`` x ``data.crop_size``^2). A dataset's class count is the
-``num_classes`` of its clip index metadata (``--index PATH``, named by its dataset), else the number of
-distinct labels of that index, else 101 (UCF-101).
+``num_classes`` of its clip index metadata (``--index PATH``, named by its dataset), else the
+number of distinct labels of that index; without ``--index`` the configured models are left out
+(their class count unknown), never guessed.
 
 ``condi models summary ARCH --num-classes N [--kwargs JSON] [--input 1,3,16,112,112]`` prints
 params, multiply-adds, depth and the output shape of one model.
@@ -33,9 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="model complexity (Table II) and summaries")
     s = p.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
 
-    t2 = s.add_parser("table2", help="Table II: params, multiply-adds and depth per model")
+    t2 = s.add_parser(
+        "table2",
+        help="Table II: params, multiply-adds and depth per model",
+        description="Table II on stdout (and in --out-csv / --out-md when given): the paper's "
+        "four reference models, then every teacher and student of the params file at each "
+        "dataset's class count, read from its clip index (--index; without one the "
+        "configured models are left out, their class count unknown).",
+    )
     add_stage(t2, "models table2")
-    add_table_outputs(t2)
+    add_table_outputs(t2, required=False)
     t2.add_argument(
         "--index",
         nargs="*",
@@ -50,12 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sm = s.add_parser("summary", help="params, multiply-adds, depth of one model")
     sm.add_argument("arch", help="a condi.models name, e.g. shufflenetv2, resnext101, tv:r3d_18")
-    sm.add_argument("--num-classes", type=int, required=True)
+    sm.add_argument("--num-classes", type=int, required=True, help="classes of the output layer")
     sm.add_argument("--kwargs", default="{}", help="constructor keyword arguments as JSON")
     sm.add_argument(
         "--input", default="1,3,16,112,112", help="input shape B,C,T,H,W (default 1,3,16,112,112)"
     )
-    sm.add_argument("--student", action="store_true", help="wrap it as a StudentModel")
+    sm.add_argument(
+        "--as-student",
+        action="store_true",
+        help="wrap it as a StudentModel (with the confidence head)",
+    )
+    # its old name: elsewhere --student names a params.yaml student
+    sm.add_argument("--student", dest="as_student", action="store_true", help=argparse.SUPPRESS)
     sm.set_defaults(func=cmd_summary)
 
 
@@ -142,12 +156,13 @@ def table2_markdown(df) -> str:
 
 
 def cmd_table2(args: argparse.Namespace) -> int:
-    from condi.cli.common import stage_context
+    from condi.cli.common import stage_context, table_runs
     from condi.data.index import named_indexes
     from condi.io import write_csv, write_text
     from condi.models.complexity import PAPER_CONFIGS, table2_rows
 
-    params = stage_context(args).params
+    ctx = stage_context(args)
+    params = ctx.params
     # the configured models are listed per dataset whose index is given (its class count)
     indexes = named_indexes(args.index, per_fold=False)
     params = {**params, "datasets": dict.fromkeys(indexes)}
@@ -156,9 +171,13 @@ def cmd_table2(args: argparse.Namespace) -> int:
         log.info("no --index: the configured models are left out (their class counts unknown)")
     configs = ([] if args.no_paper else list(PAPER_CONFIGS)) + configured_rows(params, num_classes)
     df = table2_rows(configs)
-    write_csv(df, args.out_csv)
     md = table2_markdown(df)
-    write_text(args.out_md, md)
+    if args.out_csv:
+        write_csv(df, args.out_csv)
+    if args.out_md:
+        write_text(args.out_md, md)
+    artifacts = tuple(a for a in (args.out_csv, args.out_md) if a)
+    table_runs(ctx, df, ["model", "num_classes"], artifacts=artifacts)
     print(md)
     return 0
 
@@ -176,14 +195,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if not isinstance(kwargs, dict):
         raise ValueError("--kwargs: expected a JSON object")
     shape = _parse_shape(args.input)
-    builder = build_student if args.student else build_model
+    builder = build_student if args.as_student else build_model
     with torch.device("meta"):
         model = builder(args.arch, args.num_classes, **kwargs)
         model.eval()
         with torch.no_grad():
             out = model(torch.zeros(shape))
     outs = out if isinstance(out, tuple) else (out,)
-    backbone = model.backbone if args.student else model
+    backbone = model.backbone if args.as_student else model
     summary = {
         "arch": args.arch,
         "kwargs": kwargs,

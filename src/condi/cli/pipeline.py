@@ -23,6 +23,13 @@ ABLATION_HEADER = HEADER + (
     "# it out: `dvc repro ablation/dvc.yaml` (Snakemake: `snakemake ablation`). Paths are relative\n"
     "# to the repository root (wdir).\n"
 )
+SPEED_HEADER = HEADER + (
+    "# The speed report at paper scale (params `speed`; random weights, generated videos), apart\n"
+    "# from ../dvc.yaml so that a plain `dvc repro` leaves it out: `dvc repro speed/dvc.yaml`\n"
+    "# (Snakemake: `snakemake --cores all results/speed.csv`). Paths are relative to the\n"
+    "# repository root (wdir).\n"
+)
+HEADERS = {"main": HEADER, "ablation": ABLATION_HEADER, "speed": SPEED_HEADER}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=Path("dvc.yaml"),
-        help="the main pipeline's dvc.yaml; the ablation's is written to ablation/dvc.yaml "
-        "beside it",
+        help="the main pipeline's dvc.yaml; the ablation's and the speed report's are written "
+        "to ablation/dvc.yaml and speed/dvc.yaml beside it",
     )
-    d.add_argument("--check", action="store_true", help="exit 1 if either file is not up to date")
+    d.add_argument("--check", action="store_true", help="exit 1 if any file is not up to date")
     d.set_defaults(func=cmd_dvc)
 
     a = s.add_parser(
@@ -53,6 +60,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--commit", action="store_true", help="record Snakemake's results in dvc.lock")
     a.set_defaults(func=cmd_adopt)
 
+    e = s.add_parser(
+        "envs",
+        help="write the rules' conda environments from pyproject.toml and the pin file",
+        description="Write workflow/envs/condi-{cpu,cuda}.yaml and their post-deploy scripts "
+        "from pyproject.toml and workflow/envs/requirements.lock (src/condi/condaenv.py). "
+        "--lock first rewrites the pin file from the packages installed here (after a "
+        "dependency change: install, test, then lock); --check exits 1 when a file is not "
+        "current or the pin file does not satisfy pyproject.toml.",
+    )
+    e.add_argument("--root", type=Path, default=Path("."), help="the checkout (default: .)")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--check", action="store_true", help="exit 1 if anything is not current")
+    g.add_argument("--lock", action="store_true", help="rewrite the pin file from this Python")
+    e.set_defaults(func=cmd_envs)
+
     m = s.add_parser(
         "metrics",
         help="table3's companions: metrics JSON (dvc metrics), accuracy-vs-K CSV (dvc plots), PNG",
@@ -62,29 +84,45 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rows (dataset, method, K, top1) for every numeric K, FIGURE = the same as a PNG.",
     )
     add_stage(m, "pipeline metrics")
-    m.add_argument("--table3", type=Path, default=Path("results/table3.csv"))
-    m.add_argument("--out", type=Path, default=Path("results/metrics.json"))
-    m.add_argument("--plots", type=Path, default=Path("results/plots/accuracy_vs_k.csv"))
+    m.add_argument(
+        "--table3",
+        type=Path,
+        default=Path("results/table3.csv"),
+        help="the long Table III CSV (default results/table3.csv)",
+    )
+    m.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/metrics.json"),
+        help="DVC metrics JSON: {dataset: {method: {K: top1}}} (default results/metrics.json)",
+    )
+    m.add_argument(
+        "--plots",
+        type=Path,
+        default=Path("results/plots/accuracy_vs_k.csv"),
+        help="DVC plot data, one row per dataset, method and K "
+        "(default results/plots/accuracy_vs_k.csv)",
+    )
     m.add_argument("--figure", type=Path, default=None, help="optional PNG of the plots")
     m.set_defaults(func=cmd_metrics)
 
 
 def render(params_path: str | Path, part: str = "main") -> str:
-    """The text of ``dvc.yaml`` (``part="main"``) or ``ablation/dvc.yaml`` (``"ablation"``)."""
+    """The text of ``dvc.yaml`` (``part="main"``), ``ablation/dvc.yaml`` (``"ablation"``) or
+    ``speed/dvc.yaml`` (``"speed"``)."""
     from condi.pipeline import dvc_yaml
 
     params = load_params(params_path)
-    header = ABLATION_HEADER if part == "ablation" else HEADER
-    return header + yaml.safe_dump(dvc_yaml(params, part), sort_keys=False, width=1000)
+    return HEADERS[part] + yaml.safe_dump(dvc_yaml(params, part), sort_keys=False, width=1000)
 
 
 def cmd_dvc(args: argparse.Namespace) -> int:
-    from condi.pipeline import ABLATION_DVC
+    from condi.pipeline import PART_DVC
 
-    files = {
-        args.out: render(args.params),
-        args.out.parent / ABLATION_DVC: render(args.params, "ablation"),
-    }
+    files = {args.out: render(args.params)}
+    for part, path in PART_DVC.items():
+        if part != "main":
+            files[args.out.parent / path] = render(args.params, part)
     if args.check:
         stale = [p for p, text in files.items() if (p.read_text() if p.is_file() else "") != text]
         for p in stale:
@@ -192,11 +230,42 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         with atomic_path(args.figure) as tmp:
             plot_figure(plot, dense, tmp)
     for dataset, values in metrics.items():
-        flat = {f"top1_{m}_K{k}": v for m, ks in values.items() for k, v in ks.items()}
-        with ctx.run("metrics", dataset=dataset) as run:
+        flat = {f"top1/{m}/K{k}": v for m, ks in values.items() for k, v in ks.items()}
+        with ctx.run(dataset=dataset) as run:
             run.log_metrics(flat)
             for path in (args.out, args.plots, args.figure):
                 if path is not None:
                     run.log_artifact(path)
     print(f"wrote {args.out}, {args.plots}" + (f", {args.figure}" if args.figure else ""))
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import sys
+
+    from condi import condaenv
+
+    root = args.root
+    if args.lock:
+        lock = condaenv.make_lock(root)
+        write_text(root / condaenv.LOCK, condaenv.render_lock(lock))
+        print(f"{condaenv.LOCK}: {len(lock.pins)} packages, python {lock.python}")
+    if args.check:
+        problems = condaenv.stale(root)
+        for problem in problems:
+            print(f"condi: error: {problem}", file=sys.stderr)
+        if problems:
+            print(
+                "condi: after changing dependencies, install them, run the tests, then "
+                "`condi pipeline envs --lock`",
+                file=sys.stderr,
+            )
+        return 1 if problems else 0
+    problems = condaenv.lock_problems(root, condaenv.read_lock(root / condaenv.LOCK))
+    if problems:
+        for problem in problems:
+            print(f"condi: error: {condaenv.LOCK}: {problem}", file=sys.stderr)
+        return 1
+    for rel in condaenv.write(root):
+        print(f"wrote {rel}")
     return 0

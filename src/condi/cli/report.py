@@ -11,9 +11,12 @@ from condi.cli.common import (
     add_stage,
     add_table_outputs,
     stage_context,
+    table_metrics,
+    table_runs,
     with_job_columns,
 )
 from condi.methods import TIMED_METHODS
+from condi.pipeline import BENCHMARKS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"student checkpoints (Table IV: {' '.join(TIMED_METHODS)}); each names its method",
     )
     t.add_argument("--teacher-scores", type=Path, default=None, help="cross-check top1_grid")
-    t.add_argument("--student-scores", nargs="*", type=Path, default=[], help="likewise")
+    t.add_argument(
+        "--student-scores",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="student per-clip scores: cross-check top1_grid",
+    )
     t.add_argument("--out", required=True, type=Path, help="output CSV, one row per method/K/Ks")
     t.add_argument("--per-video-out", type=Path, default=None, help="optional per-video CSV")
     t.set_defaults(func=cmd_timing)
@@ -63,8 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_stage(a, "report ambiguity")
     add_clip_data(a, cache=False)
-    a.add_argument("--teacher-scores", required=True, type=Path)
-    a.add_argument("--student-scores", nargs="+", required=True, type=Path)
+    a.add_argument(
+        "--teacher-scores", required=True, type=Path, help="teacher per-clip scores (.npz)"
+    )
+    a.add_argument(
+        "--student-scores",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="per-clip scores of the students (.npz), each naming its method",
+    )
     a.add_argument("--out", required=True, type=Path, help="output long CSV of this job")
     a.add_argument("--out-md", type=Path, default=None, help="optional Markdown of this job")
     a.set_defaults(func=cmd_ambiguity)
@@ -84,13 +101,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--timing", nargs="*", type=Path, default=[], help="timing CSVs: vs cost")
     f.set_defaults(func=cmd_figures)
 
+    st = s.add_parser(
+        "stage-times",
+        help="the time each pipeline stage took in the last Snakemake run",
+        description="One row per job of Snakemake's benchmark: files (logs/benchmark/) in the "
+        "CSV, one per stage (jobs, total and longest time, peak memory) in the Markdown, "
+        "which the Snakemake report shows. Without such files (a dvc repro run) the Markdown "
+        "says so.",
+    )
+    add_stage(st, "report stage-times")
+    st.add_argument(
+        "--after",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="the pipeline's final outputs: the table is made once they exist (not read)",
+    )
+    st.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=Path(BENCHMARKS),
+        help=f"Snakemake's benchmark folder (default {BENCHMARKS})",
+    )
+    add_table_outputs(st)
+    st.set_defaults(func=cmd_stage_times)
+
+    sp = s.add_parser(
+        "speed",
+        help="ConDi's time per video at paper scale against dense, models alone and end to end",
+        description="For every teacher/student pair of params `speed` (random weights, "
+        "16x112x112 clips): the time per video of dense, ConDi-SR at every K and the Ks split, "
+        "with N from UCF-101's and Kinetics' video lengths, the models alone and end to end "
+        "with decoding of H.264 files the command writes; each against its multiply-add ratio, "
+        "on the CPU and on CUDA where available (condi.evaluation.speed). Heavy: minutes per "
+        "pair on a CPU.",
+    )
+    add_stage(sp, "report speed")
+    add_table_outputs(sp)
+    sp.set_defaults(func=cmd_speed)
+
     tl = s.add_parser(
         "timeline",
         help="a video's per-clip z~ with the clips each sampler picks (PNG + SVG beside it)",
     )
     add_stage(tl, "report timeline")
     add_clip_data(tl, cache=False)
-    tl.add_argument("--teacher-scores", required=True, type=Path)
+    tl.add_argument(
+        "--teacher-scores", required=True, type=Path, help="teacher per-clip scores (.npz)"
+    )
     tl.add_argument("--student-scores", required=True, type=Path, help="condi_sr student scores")
     tl.add_argument("--video", default=None, help="the video (default: the longest)")
     tl.add_argument("--out", required=True, type=Path, help="the PNG (the SVG is written beside)")
@@ -98,8 +156,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_timing(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from condi.data.indexed import load_data
     from condi.evaluation.run import load_scores, scores_by_method
     from condi.evaluation.timing import TIMING_COLUMNS, run_timing
@@ -109,7 +165,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
 
     ctx = stage_context(args)
     params, tcfg = ctx.params, ctx.params["timing"]
-    device = setup(params["seed"], params["threads"], params["device"])
+    # exactly params threads (a result here), whatever the job's CPUs (locally: every core)
+    device = setup(params["seed"], params["threads"], params["device"], follow_scheduler=False)
     data = load_data(args.index, args.cache)
     teacher, tck = load_model(args.teacher_ckpt, role="teacher")
     students = {}
@@ -126,7 +183,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
         )
     t_scores = load_scores(args.teacher_scores) if args.teacher_scores else None
     s_scores = scores_by_method(args.student_scores)
-    with ctx.run(f"timing {args.teacher}->{args.student}") as run:
+    with ctx.run() as run:
         summary, per_video = run_timing(
             params,
             data,
@@ -139,6 +196,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
             repeats=tcfg["repeats"],
             amp=tcfg["amp"],
             channels_last=tcfg["channels_last"],
+            fuse=tcfg["fuse"],
             teacher_scores=t_scores,
             student_scores=s_scores,
         )
@@ -147,9 +205,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
         write_csv(summary, args.out)
         if args.per_video_out:
             write_csv(per_video, args.per_video_out)
-        for r in summary.itertuples():
-            tag = f"{r.method}_K{r.K}" + ("" if pd.isna(r.Ks) else f"_Ks{int(r.Ks)}")
-            run.log_metrics({f"time_s_{tag}": r.time_s, f"top1_{tag}": r.top1})
+        run.log_metrics(table_metrics(summary, ["method", "K", "Ks"], ["time_s", "top1"]))
         run.log_artifact(args.out)
     cols = ["method", "K", "Ks", "time_s", "top1", "top1_grid", "gmacs_per_video", "speedup_time"]
     print(summary[cols].to_string(index=False))
@@ -161,10 +217,17 @@ def cmd_table4(args: argparse.Namespace) -> int:
     """Table IV (``report table4``) or V (``report table5``) from the timing CSVs."""
     from condi.tables import table4, table5
 
+    ctx = stage_context(args)
     writer = table4 if args.report_command == "table4" else table5
-    writer.write(table4.assemble(args.timing), args.out_csv, args.out_md)
+    long = table4.assemble(args.timing)
+    writer.write(long, args.out_csv, args.out_md)
+    keys = ["method", "K", "Ks"]
+    table_runs(ctx, long, keys, ["time_s", "top1"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0
+
+
+AMBIGUITY_KEYS = ["method", "score", "metric", "target", "K"]
 
 
 def cmd_ambiguity(args: argparse.Namespace) -> int:
@@ -179,13 +242,16 @@ def cmd_ambiguity(args: argparse.Namespace) -> int:
     teacher_scores = load_scores(args.teacher_scores)
     student_scores = scores_by_method(args.student_scores)
     manifest = load_manifest(Path(params["datasets"][args.dataset]["root"]))
-    df = ambiguity.compute(params, index, teacher_scores, student_scores, manifest)
-    df = with_job_columns(df, args)
-    df = df.reindex(columns=ambiguity.COLUMNS)
-    write_csv(df, args.out)
-    if args.out_md:
-        ambiguity.write(ambiguity.assemble([args.out]), args.out, args.out_md)
-        print(Path(args.out_md).read_text())
+    with ctx.run() as run:
+        df = ambiguity.compute(params, index, teacher_scores, student_scores, manifest)
+        df = with_job_columns(df, args)
+        df = df.reindex(columns=ambiguity.COLUMNS)
+        write_csv(df, args.out)
+        if args.out_md:
+            ambiguity.write(ambiguity.assemble([args.out]), args.out, args.out_md)
+            print(Path(args.out_md).read_text())
+        run.log_metrics(table_metrics(df, AMBIGUITY_KEYS, ["value"]))
+        run.log_artifact(args.out)
     log.info("%d rows -> %s", len(df), args.out)
     return 0
 
@@ -193,8 +259,10 @@ def cmd_ambiguity(args: argparse.Namespace) -> int:
 def cmd_ambiguity_table(args: argparse.Namespace) -> int:
     from condi.tables import ambiguity
 
+    ctx = stage_context(args)
     long = ambiguity.assemble(args.inputs)
     ambiguity.write(long, args.out_csv, args.out_md)
+    table_runs(ctx, long, AMBIGUITY_KEYS, ["value"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0
 
@@ -204,18 +272,50 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     from condi.evaluation import figures
 
-    stage_context(args)
-    written = []
+    ctx = stage_context(args)
+    written, datasets = [], set()
     if args.table3:
-        written += figures.accuracy_vs_k(pd.read_csv(args.table3, dtype={"K": str}), args.out_dir)
+        long = pd.read_csv(args.table3, dtype={"K": str})
+        written += figures.accuracy_vs_k(long, args.out_dir)
+        datasets |= set(long["dataset"])
     if args.timing:
         from condi.tables.table4 import assemble
 
-        written += figures.accuracy_vs_cost(assemble(args.timing), args.out_dir)
+        timing = assemble(args.timing)
+        written += figures.accuracy_vs_cost(timing, args.out_dir)
+        datasets |= set(timing["dataset"])
     if not written:
         raise ValueError("nothing to draw: give --table3 or --timing")
     for p in written:
         print(p)
+    # one run per dataset drawn, with its figures (their names carry the dataset)
+    for dataset in sorted(datasets):
+        with ctx.run(dataset=dataset) as run:
+            for p in written:
+                if f"_{dataset}_" in Path(p).name:
+                    run.log_artifact(p)
+    return 0
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from condi.evaluation import speed
+    from condi.runtime import setup
+
+    ctx = stage_context(args)
+    params = ctx.params
+    setup(params["seed"], params["threads"], "cpu")
+    cfg = params["speed"]
+    with ctx.run() as run:
+        result = speed.run_speed(cfg, params["seed"])
+        speed.write(result, cfg, args.out_csv, args.out_md)
+        for r in speed.target_rows(result.summary, cfg["students"]).itertuples():
+            tag = f"{r.dataset}_{r.pair.replace(' + ', '+')}_K{speed.TARGET_K}"
+            run.log_metrics(
+                {f"time_ratio_{tag}": r.time_ratio, f"time_over_mac_{tag}": r.time_over_mac}
+            )
+        run.log_artifact(args.out_csv)
+        run.log_artifact(args.out_md)
+    print(Path(args.out_md).read_text())
     return 0
 
 
@@ -229,15 +329,35 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: the timeline is written as PNG (and SVG beside it)")
     index, _ = read_index(args.index)
     root = ctx.params["datasets"][args.dataset]["root"] if args.dataset else None
-    written = figures.ztilde_timeline(
-        index,
-        load_scores(args.teacher_scores),
-        load_scores(args.student_scores),
-        args.out.parent,
-        manifest=load_manifest(Path(root)) if root else None,
-        video=args.video,
-        stem=args.out.stem,
-    )
+    with ctx.run() as run:
+        written = figures.ztilde_timeline(
+            index,
+            load_scores(args.teacher_scores),
+            load_scores(args.student_scores),
+            args.out.parent,
+            manifest=load_manifest(Path(root)) if root else None,
+            video=args.video,
+            stem=args.out.stem,
+        )
+        for p in written:
+            run.log_artifact(p)
     for p in written:
         print(p)
+    return 0
+
+
+def cmd_stage_times(args: argparse.Namespace) -> int:
+    from condi.config import load_params
+    from condi.pipeline import STAGES
+    from condi.tables import stage_times
+
+    ctx = stage_context(args)
+    # the pipeline's jobs (its shape, as dvc.yaml has it), so that a benchmark file of a job
+    # it no longer has is not counted
+    jobs = stage_times.job_files(load_params(args.params))
+    with ctx.run() as run:
+        md = stage_times.write(args.benchmarks, args.out_csv, args.out_md, list(STAGES), jobs)
+        for path in (args.out_csv, args.out_md):
+            run.log_artifact(path)
+    print(md)
     return 0

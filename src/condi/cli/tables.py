@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from condi.cli.common import add_stage, add_table_outputs, stage_context
+from condi.cli.common import add_stage, add_table_outputs, stage_context, table_runs
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ab.add_argument(
         "--baselines", nargs="+", required=True, type=Path, help="teacher-only evaluation CSVs"
     )
+    ab.add_argument(
+        "--videos",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="their per-video files: each variant minus st_ent, equidistant and dense with "
+        "paired bootstrap intervals (seeds averaged per video; params tables.bootstrap, seed)",
+    )
     add_table_outputs(ab)
     ab.set_defaults(func=cmd_ablation)
 
@@ -70,11 +79,10 @@ def cmd_table3(args: argparse.Namespace) -> int:
         log.info(
             "paired bootstrap (%d resamples): %.2f s", boot.resamples, time.perf_counter() - started
         )
-    for dataset in long["dataset"].unique():
-        with ctx.run("table3", dataset=dataset) as run:
-            table3.write(long, args.out_csv, args.out_md, columns, rivals, boot)
-            run.log_artifact(args.out_csv)
-            run.log_artifact(args.out_md)
+    table3.write(long, args.out_csv, args.out_md, columns, rivals, boot)
+    paper = Path(args.out_csv).with_name(Path(args.out_csv).stem + "_paper.csv")
+    keys = ["method", "K", "Ks"]
+    table_runs(ctx, long, keys, ["top1", "top1_std"], (args.out_csv, args.out_md, paper))
     print(Path(args.out_md).read_text())
     return 0
 
@@ -82,13 +90,17 @@ def cmd_table3(args: argparse.Namespace) -> int:
 def cmd_ablation(args: argparse.Namespace) -> int:
     from condi.pipeline import ablation_params
     from condi.tables import ablation
+    from condi.tables.table3 import Bootstrap
 
     ctx = stage_context(args)
-    long = ablation.assemble(args.students, args.baselines, ablation_params(ctx.params)["K"])
-    for dataset in long["dataset"].unique():
-        with ctx.run("ablation", dataset=dataset) as run:
-            ablation.write(long, args.out_csv, args.out_md)
-            run.log_artifact(args.out_csv)
-            run.log_artifact(args.out_md)
+    ks = ablation_params(ctx.params)["K"]
+    long = ablation.assemble(args.students, args.baselines, ks)
+    boot = Bootstrap.from_params(ctx.params)
+    diffs = (
+        ablation.differences(ablation.load_videos(args.videos), ks, boot) if args.videos else None
+    )
+    ablation.write(long, args.out_csv, args.out_md, diffs, boot)
+    keys = [c for c in ("method", *ablation.SWITCH_COLUMNS, "K") if c in long]
+    table_runs(ctx, long, keys, ["top1", "top1_std"], (args.out_csv, args.out_md))
     print(Path(args.out_md).read_text())
     return 0

@@ -1,4 +1,5 @@
-"""``condi tracking``: create the MLflow store before parallel jobs; import kept records."""
+"""``condi tracking``: create the MLflow store before parallel jobs (and open a pipeline
+invocation's parent runs), end them, import kept records."""
 
 from __future__ import annotations
 
@@ -8,24 +9,62 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tracking", help="MLflow store utilities")
     s = p.add_subparsers(dest="tracking_command", required=True, metavar="ACTION")
-    s.add_parser(
-        "init", help="create the SQLite store (run once before parallel jobs)"
-    ).set_defaults(func=cmd_init)
+    i = s.add_parser(
+        "init",
+        help="create the store (run once before parallel jobs); with --params, open this "
+        "pipeline invocation's parent run in every dataset's experiment",
+        description="Create the MLflow store (MLFLOW_TRACKING_URI, else mlflow.db here). Within "
+        "a pipeline invocation (CONDI_INVOCATION, which the Snakefile exports) and with "
+        "--params, also open the invocation's parent run (`pipeline <invocation>`) in the "
+        "experiment of every dataset of the params file: the jobs nest under it.",
+    )
+    i.add_argument("--params", default=None, help="the params file (its datasets)")
+    i.set_defaults(func=cmd_init)
+    e = s.add_parser(
+        "end",
+        help="end this pipeline invocation's parent runs (the Snakefile's onsuccess/onerror)",
+    )
+    e.add_argument(
+        "--status",
+        choices=("FINISHED", "FAILED"),
+        default="FINISHED",
+        help="the status the parent runs end with (default FINISHED)",
+    )
+    e.set_defaults(func=cmd_end)
     s.add_parser("import", help="send records kept while the store was unreachable").set_defaults(
         func=cmd_import
     )
 
 
-def cmd_init(_args: argparse.Namespace) -> int:
+def cmd_init(args: argparse.Namespace) -> int:
     import sys
 
     from condi.tracking import display_uri, init_store, redact
 
+    params = None
+    if args.params is not None:
+        from condi.config import load_params
+
+        params = load_params(args.params)
     try:
-        print(init_store())
+        print(init_store(params))
     except Exception as exc:
         print(f"condi: MLflow store {display_uri()} unreachable: {redact(exc)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_end(args: argparse.Namespace) -> int:
+    import sys
+
+    from condi.tracking import display_uri, end_invocation, invocation, redact
+
+    try:
+        n = end_invocation(args.status)
+    except Exception as exc:
+        print(f"condi: MLflow store {display_uri()} unreachable: {redact(exc)}", file=sys.stderr)
+        return 1
+    print(f"ended {n} pipeline run(s) of invocation {invocation() or '-'} as {args.status}")
     return 0
 
 

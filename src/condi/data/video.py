@@ -241,6 +241,9 @@ def split_clips(frames: np.ndarray, clip_len: int) -> np.ndarray:
     return frames[clip_frame_indices(len(frames), np.arange(n) * clip_len, clip_len)]
 
 
-def read_video_clips(path: str | os.PathLike, clip_len: int, short_side: int) -> np.ndarray:
-    """All clips of one video: (N, L, S, S, 3) uint8, N = ceil(T / L), last clip padded."""
-    return split_clips(read_video_frames(path, short_side), clip_len)
+def read_video_clips(
+    path: str | os.PathLike, clip_len: int, short_side: int, thread_type: str = "AUTO"
+) -> np.ndarray:
+    """All clips of one video: (N, L, S, S, 3) uint8, N = ceil(T / L), last clip padded
+    (``thread_type``: the decoder's threading, :func:`read_video_frames`)."""
+    return split_clips(read_video_frames(path, short_side, thread_type), clip_len)

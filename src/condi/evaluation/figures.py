@@ -2,7 +2,9 @@
 
 * :func:`accuracy_vs_k`: the paper's curves: top-1 video accuracy against K per method (from
   ``results/table3.csv``; folds averaged; ``random`` with a band of +-1 std over its seeds;
-  dense as a horizontal line), one figure per (dataset, teacher, student);
+  dense as a horizontal line), one figure per (dataset, teacher, student). Methods are drawn
+  side by side around each K (:func:`dodge`), so that methods with equal accuracy do not hide
+  each other's points, and the legend sits outside the axes;
 * :func:`accuracy_vs_cost`: accuracy against multiply-adds per video and against mean time per
   video (from the timing CSVs of ``condi report timing``), one figure per (dataset, teacher,
   student);
@@ -33,7 +35,7 @@ from condi.scores import sigmoid  # noqa: E402
 FORMATS = ("png", "svg")
 # line styles in legend order; a student method's label is its registry label (condi.methods)
 STYLE = {
-    "oracle": dict(color="0.45", ls="--", marker="", label="Oracle"),
+    "oracle": dict(color="0.45", ls="--", marker="X", label="Oracle"),
     "random": dict(color="tab:gray", ls="-", marker="o", label="Random (mean, ±1 std)"),
     "equidistant": dict(color="tab:brown", ls="-", marker="s", label="Equidistant"),
     "bce_conf": dict(color="tab:orange", ls="-", marker="^"),
@@ -95,6 +97,18 @@ def accuracy_vs_k(table3: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     return paths
 
 
+def dodge(methods: list[str], ks: list[int], spread: float = 0.3) -> dict[str, float]:
+    """Each method's horizontal offset from K, centred on 0: ``spread`` of the smallest gap
+    between two K values shared out evenly, so that methods with equal accuracy at a K are
+    drawn side by side instead of on top of each other."""
+    if len(methods) < 2:
+        return dict.fromkeys(methods, 0.0)
+    gaps = np.diff(sorted(set(ks)))
+    width = spread * (float(gaps.min()) if len(gaps) else 1.0)
+    step = width / (len(methods) - 1)
+    return {m: (i - (len(methods) - 1) / 2) * step for i, m in enumerate(methods)}
+
+
 def _accuracy_vs_k_one(rows, dataset, teacher, student, out_dir) -> list[Path]:
     dense = rows[rows["K"] == "dense"]["top1"].mean()
     numeric = rows[rows["K"] != "dense"].copy()
@@ -103,15 +117,16 @@ def _accuracy_vs_k_one(rows, dataset, teacher, student, out_dir) -> list[Path]:
         numeric.groupby(["method", "k"])[["top1", "top1_std"]].mean().reset_index().sort_values("k")
     )
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
-    for method in STYLE:
+    drawn = [m for m in STYLE if (mean["method"] == m).any()]
+    offset = dodge(drawn, mean["k"].tolist())
+    for method in drawn:
         m = mean[mean["method"] == method]
-        if m.empty:
-            continue
         st = _style(method)
-        ax.plot(m["k"], m["top1"], markersize=5, **st)
+        x = m["k"] + offset[method]
+        ax.plot(x, m["top1"], markersize=5, clip_on=False, zorder=3, **st)
         if method == "random" and m["top1_std"].notna().any():
             sd = m["top1_std"].fillna(0)
-            ax.fill_between(m["k"], m["top1"] - sd, m["top1"] + sd, color=st["color"], alpha=0.2)
+            ax.fill_between(x, m["top1"] - sd, m["top1"] + sd, color=st["color"], alpha=0.2)
     if dense == dense:
         st = _style("dense")
         ax.axhline(dense, color=st["color"], ls=st["ls"], lw=1.2, label=f"Dense ({dense:.1f})")
@@ -120,7 +135,8 @@ def _accuracy_vs_k_one(rows, dataset, teacher, student, out_dir) -> list[Path]:
     ax.set_xlabel("K (clips the teacher classifies)")
     ax.set_ylabel("top-1 video accuracy (%)")
     model = teacher if student == "-" else f"{teacher} + {student}"
-    ax.set_title(f"{dataset}: accuracy vs K ({model}; folds averaged)")
+    folds = rows["fold"].nunique() if "fold" in rows.columns else 1
+    ax.set_title(f"{dataset}: accuracy vs K ({model}" + ("; folds averaged)" if folds > 1 else ")"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return save(fig, out_dir, _slug("accuracy_vs_k", dataset, teacher, student))
@@ -158,7 +174,7 @@ def accuracy_vs_cost(timing: pd.DataFrame, out_dir: str | Path) -> list[Path]:
                 st = {"markersize": 6, **_style(method)}
                 if method == "dense":
                     st.update(ls="none", markersize=13)
-                ax.plot(m[x], m["top1"], **st)
+                ax.plot(m[x], m["top1"], clip_on=False, zorder=3, **st)
                 if x == "gmacs_per_video" and method in (
                     "condi_sr",
                     "equidistant",

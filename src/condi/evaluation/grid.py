@@ -2,8 +2,9 @@
 (and every Ks at ``Ks_K``), computed in seconds with no forward pass.
 
 Long-form rows: dataset, fold, teacher, student, method, K (``"dense"`` for dense), Ks,
-top1 (percent), top1_std (random only, over seeds), n_videos, n_short (videos with N < K,
-which every method classifies densely), clips_per_video (mean clips the teacher saw),
+top1 (percent), top1_std (random only, over seeds), n_videos, n_short (videos with N < K),
+n_dense (videos with N <= K: dense by definition, every method sees all their clips),
+clips_per_video (mean clips the teacher saw),
 unambiguous_share (synthetic data: share of the teacher's clips the manifest marks clean),
 auroc_teacher_correct (the ranking score's AUROC for "teacher correct" on test clips).
 
@@ -84,6 +85,7 @@ def _rows_for_orders(
     means = [
         prefix_means(teacher_probs[sl], o) for sl, o in zip(videos.slices, orders, strict=True)
     ]
+    n_videos_clips = np.array([sl.stop - sl.start for sl in videos.slices])  # N per video
     for k in ks:
         preds = [m[min(k, len(m)) - 1] for m in means]
         n_clips = np.array([len(m) for m in means])
@@ -94,6 +96,7 @@ def _rows_for_orders(
             "top1": float(correct.mean() * 100.0),
             _CORRECT: correct,
             "n_short": int((n_clips < k).sum()),
+            "n_dense": int((n_videos_clips <= k).sum()),
             "clips_per_video": float(np.minimum(n_clips, k).mean()),
         }
         if videos.unambiguous is not None:
@@ -156,7 +159,7 @@ def baseline_grid(
         row.update(
             method="random", K=k, top1_std=float(rnd.loc[k, ("top1", "std")]), n_seeds=len(seeds)
         )
-        row["n_short"] = int(row["n_short"])
+        row["n_short"], row["n_dense"] = int(row["n_short"]), int(row["n_dense"])
         rows.append(row)
     others: list[dict] = []
     for k in ks:
@@ -169,7 +172,7 @@ def baseline_grid(
         videos,
         [max(sl.stop - sl.start for sl in videos.slices)],
     )
-    dense[0].update(K="dense", n_short=0)
+    dense[0].update(K="dense", n_short=0, n_dense=len(videos.labels))
     others.extend(dense)
     orders = [ranked(probs[sl, y]) for sl, y in zip(videos.slices, videos.labels, strict=True)]
     others.extend(_rows_for_orders("oracle", orders, probs, videos, ks))
@@ -210,7 +213,7 @@ def student_grid(
     if method == "condi_sr" and split_k is not None:
         s_probs = softmax_np(student_logits.astype(np.float64))
         for ks_ in split_ks or []:
-            preds, n_short = [], 0
+            preds, n_short, n_dense = [], 0, 0
             for sl in videos.slices:
                 p, _, _ = split_prediction(
                     t_probs[sl],
@@ -222,6 +225,7 @@ def student_grid(
                 )
                 preds.append(p)
                 n_short += int(sl.stop - sl.start < split_k)
+                n_dense += int(sl.stop - sl.start <= split_k)
             correct = _correct(preds, videos.labels)
             rows.append(
                 {
@@ -231,6 +235,7 @@ def student_grid(
                     "top1": float(correct.mean() * 100.0),
                     _CORRECT: correct,
                     "n_short": n_short,
+                    "n_dense": n_dense,
                     "auroc_teacher_correct": roc,
                 }
             )

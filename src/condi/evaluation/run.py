@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condi.data.indexed import IndexedData
+from condi.data.indexed import IndexedData, loader_workers
 from condi.evaluation.grid import Videos, baseline_grid, student_accuracy, student_grid
 from condi.inference import forward_rows
 from condi.io import atomic_path
@@ -36,12 +36,13 @@ def clip_scores(
     rows = data.rows("test")
     out = forward_rows(
         model,
-        data.cache_path,
+        data,
         rows,
         data.labels(rows),
         params["data"],
         params["evaluation"]["batch_size"],
         device,
+        num_workers=loader_workers(params, data),
     )
     method = {"method": np.array(ckpt["method"])} if ckpt.get("method") else {}
     return {"rows": rows.astype(np.int64), **out, **method}

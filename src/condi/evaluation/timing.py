@@ -5,7 +5,8 @@ What is timed, per test video and per configuration (method, K, Ks), with
 ``time.perf_counter`` around the whole call (``torch.cuda.synchronize`` on both ends on CUDA):
 
 * the crop + normalisation of the clips the models see, read from the clip cache (the cache
-  holds DECODED clips: video decoding is EXCLUDED from every figure; ``condi predict`` and
+  holds DECODED clips; a resized store's clips are decoded into memory before the video's
+  configurations run: video decoding is EXCLUDED from every figure; ``condi predict`` and
   ``benchmarks/data_decode.py`` measure decoding separately). The video's cache rows are read
   once, untimed, before its configurations run, so the page cache, not the disk, serves them;
 * ``dense``: the teacher over all N clips (batched), softmax probabilities averaged;
@@ -35,7 +36,6 @@ speed touches every configuration alike) after ``warmup`` untimed videos.
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,13 +46,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from condi.data.dataset import ClipDataset
+from condi.batching import BatchProfile, batch_profile, run_batched
+from condi.data.dataset import ClipDataset, ResizedClipDataset
+from condi.data.indexed import clip_dataset
 from condi.evaluation.grid import Videos
 from condi.evaluation.samplers import equidistant, prefix_means, ranked, split_prediction
 from condi.methods import METHOD_REGISTRY, get_method
 from condi.metrics import softmax_np
 from condi.models import autocast_context, to_channels_last_3d
 from condi.models.complexity import multiply_adds
+from condi.models.switches import inference_copy
+from condi.runtime import device_name
 from condi.scores import student_clip_scores
 
 log = logging.getLogger(__name__)
@@ -86,6 +90,7 @@ TIMING_COLUMNS = [
     "threads",
     "amp",
     "channels_last",
+    "fuse",
     "batch_size",
     "decoding",
     "clip_shape",
@@ -157,37 +162,56 @@ class VideoRunner:
         teacher: nn.Module,
         students: dict[str, nn.Module],
         device: torch.device,
-        batch_size: int = 64,
+        batch_size: int | str = "auto",
         amp: bool = False,
         channels_last: bool = False,
+        fuse: bool = False,
     ) -> None:
         self.dataset = dataset
         self.channels_last = bool(channels_last)
-        prep = to_channels_last_3d if self.channels_last else (lambda m: m)
-        self.teacher = prep(teacher.eval())
-        self.students = {m: prep(s.eval()) for m, s in students.items()}
+        self.fuse = bool(fuse)
         self.device = device
-        self.batch_size = int(batch_size)
         self.amp = bool(amp)
+        shape = (3, dataset.clip_len, dataset.crop_size, dataset.crop_size)
+        sample = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))
+        sample = sample.to(device)
+
+        def prep(model: nn.Module) -> nn.Module:
+            model = model.eval()
+            if self.fuse:  # inference rewrites, condi.models.switches (rounding may differ)
+                model = inference_copy(model, sample)
+            return to_channels_last_3d(model) if self.channels_last else model
+
+        self.teacher = prep(teacher)
+        self.students = {m: prep(s) for m, s in students.items()}
+        # each model's batches (condi.batching): dense and ConDi both at their fastest
+        self.profiles = {
+            id(m): batch_profile(m, device, shape, batch_size, self.channels_last, self.amp)
+            for m in [self.teacher, *self.students.values()]
+        }
+        self.batch_size = batch_label(
+            self.profiles[id(self.teacher)],
+            [self.profiles[id(m)] for m in self.students.values()],
+        )
 
     def clips(self, sl: slice, positions: np.ndarray) -> torch.Tensor:
         """Normalised clips (n, 3, L, crop, crop) of the video ``sl`` at ``positions``."""
         return torch.stack([self.dataset[sl.start + int(p)][0] for p in positions])
 
     def touch(self, sl: slice) -> None:
-        """Read the video's cache rows once (untimed), so that timing sees memory, not disk."""
+        """Read the video's cache rows once (untimed), so that timing sees memory, not disk;
+        on a resized store, decode its clips into memory (decoding is excluded here too)."""
+        if isinstance(self.dataset, ResizedClipDataset):
+            self.dataset.preload(sl)
+            return
         rows = self.dataset.rows[sl]
         np.asarray(self.dataset.data[rows.min() : rows.max() + 1]).sum()
 
     def forward(self, model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        """Batched forward pass: ``(logits (n, C) float32, confidence logit (n,) or None)``."""
-        outs = []
+        """Batched forward pass (the model's own batch plan): ``(logits (n, C) float32,
+        confidence logit (n,) or None)``."""
         with torch.inference_mode(), autocast_context(self.device, enabled=self.amp):
-            for i in range(0, len(x), self.batch_size):
-                xb = x[i : i + self.batch_size].to(self.device, non_blocking=True)
-                if self.channels_last:
-                    xb = to_channels_last_3d(xb)
-                outs.append(model(xb))
+            outs = run_batched(model, x, self.profiles[id(model)], self.device, self.channels_last)
         if isinstance(outs[0], tuple):
             logits = torch.cat([o[0] for o in outs]).float().cpu().numpy()
             conf = torch.cat([o[1] for o in outs]).float().cpu().numpy()
@@ -242,6 +266,18 @@ class VideoRunner:
         return Outcome(prefix_means(probs, np.arange(k))[-1], k, n)
 
 
+def batch_label(teacher: BatchProfile, students: Sequence[BatchProfile] = ()) -> str:
+    """The ``batch_size`` column: ``64`` (fixed) or ``auto (teacher 1, student 2)`` (each
+    model's fastest size per clip; the plan per video may mix sizes, condi.batching)."""
+    if teacher.fixed is not None:
+        return str(teacher.fixed)
+    parts = [f"teacher {teacher.best()}"]
+    bests = sorted({p.best() for p in students})
+    if bests:
+        parts.append("student " + "/".join(str(b) for b in bests))
+    return f"auto ({', '.join(parts)})"
+
+
 def clip_macs(
     teacher: nn.Module, student: nn.Module | None, clip_len: int, crop: int
 ) -> tuple[int, int]:
@@ -250,19 +286,6 @@ def clip_macs(
     t = multiply_adds(teacher, shape)
     s = multiply_adds(student, shape) if student is not None else 0
     return int(t), int(s)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_videos(
@@ -425,6 +448,7 @@ def run_timing(
     repeats: int = 1,
     amp: bool = False,
     channels_last: bool = False,
+    fuse: bool = False,
     teacher_scores: dict[str, np.ndarray] | None = None,
     student_scores: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -445,21 +469,22 @@ def run_timing(
     videos = Videos.from_index(test)
     picks = sample_videos(videos, max_videos, params.get("seed", 0))
     sub_videos, positions = subset(videos, picks)
-    dataset = ClipDataset(
-        data.cache_path,
-        rows[positions],
-        test["label"].to_numpy()[positions],
-        crop_size=dcfg["crop_size"],
-        train=False,
-        mean=dcfg["mean"],
-        std=dcfg["std"],
+    dataset = clip_dataset(
+        data, rows[positions], test["label"].to_numpy()[positions], dcfg, train=False
     )
     configs = configurations(list(students), ks, ev.get("Ks_K"), ev.get("Ks", []))
     teacher.to(device)
     for s in students.values():
         s.to(device)
     runner = VideoRunner(
-        dataset, teacher, students, device, ev.get("batch_size", 64), amp, channels_last
+        dataset,
+        teacher,
+        students,
+        device,
+        ev.get("batch_size", "auto"),
+        amp,
+        channels_last,
+        fuse,
     )
     student_model = students.get("condi_sr") or next(iter(students.values()), None)
     t_macs, s_macs = clip_macs(teacher, student_model, dataset.clip_len, dataset.crop_size)
@@ -494,6 +519,7 @@ def run_timing(
     summary["threads"] = torch.get_num_threads()
     summary["amp"] = bool(amp)
     summary["channels_last"] = bool(channels_last)
+    summary["fuse"] = bool(fuse)
     summary["batch_size"] = runner.batch_size
     summary["decoding"] = "excluded"
     summary["clip_shape"] = f"3x{dataset.clip_len}x{dataset.crop_size}x{dataset.crop_size}"

@@ -3,10 +3,12 @@
 and condi checkpoints into a model (:func:`load_pretrained`).
 
 A condi checkpoint is ``{'model': state_dict, 'role': 'teacher' | 'student', 'arch': str,
-'kwargs': dict, 'num_classes': int, ...}`` (plus ``class_names``, ``history``, ``method``...),
-tensors and plain types only, so every file is read with ``weights_only``
-(:func:`condi.io.load_torch`): one holding anything else raises
-:class:`condi.io.UnsafeFileError` naming it, and nothing in it runs.
+'kwargs': dict, 'num_classes': int, ...}`` (plus ``class_names``, ``history``, ``method``,
+``config``...): ``config`` is the part of params.yaml the job trained with (its stage's keys,
+PySlowFast-style), so that ``condi predict`` needs no params file: :func:`data_config` reads
+the clip length, sizes and normalisation from it. The file holds tensors and plain types
+only, so every file is read with ``weights_only`` (:func:`condi.io.load_torch`): one holding
+anything else raises :class:`condi.io.UnsafeFileError` naming it, and nothing in it runs.
 
 :func:`load_pretrained` accepts (a path or an already loaded object):
 
@@ -162,6 +164,70 @@ def load_pretrained(
     return result
 
 
+def head_keys(model: nn.Module) -> list[str]:
+    """The state-dict keys of a classifier's final ``D -> C`` layer (``get_classifier()``; of a
+    student's backbone), as the model's own ``state_dict`` names them."""
+    target = model.backbone if isinstance(model, StudentModel) else model
+    head = target.get_classifier()
+    prefix = "backbone." if target is not model else ""
+    names = [n for n, m in target.named_modules() if m is head]
+    if not names:
+        raise ValueError(f"{type(target).__name__}: its classifier is not one of its modules")
+    return [f"{prefix}{names[0]}.{k}" if names[0] else f"{prefix}{k}" for k in head.state_dict()]
+
+
+def load_backbone(
+    model: nn.Module, path_or_state: str | os.PathLike | Mapping[str, Any], arch: str | None = None
+) -> LoadResult:
+    """Fine-tuning's initialisation (docs/method.md, section 2.5): every weight of ``model``
+    (of a student's backbone) from a pre-trained checkpoint *except* the classifier, which keeps
+    its fresh initialisation because the class count changes between source and target (it is
+    re-initialised even when the two counts happen to agree). A student's confidence head is
+    not in a classifier checkpoint and keeps its initialisation too; a student checkpoint's
+    ``confidence.*`` entries are skipped.
+
+    The file is read with ``weights_only`` (:func:`read_checkpoint`). Everything but the head
+    must match exactly: a missing, unexpected or differently shaped entry raises a
+    ``ValueError`` naming the file. The result lists the head's keys in ``skipped``.
+    """
+    if isinstance(path_or_state, (str, os.PathLike)):
+        source, obj = str(path_or_state), read_checkpoint(path_or_state)
+    else:
+        source, obj = "<state_dict>", path_or_state
+    state, ckpt_arch = extract_state_dict(obj, source)
+    if (
+        arch is not None
+        and ckpt_arch is not None
+        and normalise_arch(arch) != normalise_arch(ckpt_arch)
+    ):
+        raise ValueError(f"{source}: checkpoint is for arch {ckpt_arch!r}, not {arch!r}")
+    target = model.backbone if isinstance(model, StudentModel) else model
+    strip = "backbone." if isinstance(model, StudentModel) else ""
+    head = {k[len(strip) :] for k in head_keys(model)}
+    skipped = [k for k in state if k.startswith("confidence.")]
+    if skipped or any(k.startswith("backbone.") for k in state):  # a student checkpoint
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    state = _adapt_prefix(state, set(target.state_dict()))
+    body = {k: v for k, v in state.items() if k not in head}
+    own = target.state_dict()
+    check = LoadResult(source=source, target="backbone" if strip else "model")
+    check.checkpoint_arch = ckpt_arch
+    check.missing = [k for k in own if k not in body and k not in head]
+    check.unexpected = [k for k in body if k not in own]
+    check.mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in body.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if check.missing or check.unexpected or check.mismatched:  # checked before loading anything
+        raise ValueError(_mismatch_message(check, type(target).__name__))
+    result = load_pretrained(target, body, arch=None, strict=False)
+    result.source, result.checkpoint_arch = source, ckpt_arch
+    result.missing = []
+    result.skipped = [*skipped, *sorted(head)]
+    return result
+
+
 def _mismatch_message(result: LoadResult, target_type: str, limit: int = 20) -> str:
     def listing(items: list[str]) -> str:
         shown = ", ".join(items[:limit])
@@ -228,6 +294,25 @@ def save_model(
         "checkpoint",
     )
     save_torch({"model": state, **meta}, path)
+
+
+# what a checkpoint's clips must look like: read by condi predict from ``config['data']``
+DATA_KEYS = ("clip_len", "short_side", "crop_size", "mean", "std")
+
+
+def training_config(params: dict[str, Any]) -> dict[str, Any]:
+    """The params a job trained with, as a checkpoint keeps them (``config``): the stage's
+    own keys (condi.pipeline.narrow) without the runtime ``threads``."""
+    return {k: v for k, v in params.items() if k != "threads"}
+
+
+def data_config(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The clip settings (:data:`DATA_KEYS`) a condi checkpoint was trained with, from its
+    ``config``; ``None`` for a checkpoint written without one (condi before issue 14)."""
+    data = (ckpt.get("config") or {}).get("data")
+    if not isinstance(data, dict) or not all(k in data for k in DATA_KEYS):
+        return None
+    return {k: data[k] for k in DATA_KEYS}
 
 
 def load_model(path: str | Path, role: str | None = None) -> tuple[nn.Module, dict[str, Any]]:

@@ -37,12 +37,15 @@ LONG_COLUMNS = KEY + [
     "top1_std",
     "n_videos",
     "n_short",
+    "n_dense",
     "clips_per_video",
     "unambiguous_share",
     "auroc_teacher_correct",
     "student_dense_top1",
+    "protocol",
     "pseudo_labels",
     "detach_confidence",
+    "kd_reduction",
     "seed",
 ]
 REFERENCES = ("condi_sr", "dense")  # diff_vs_<reference>
@@ -261,20 +264,26 @@ def add_differences(
     return long, pd.DataFrame(out, columns=[*cols, "n_videos"])
 
 
-def paper_shape(long: pd.DataFrame, columns: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def paper_shape(
+    long: pd.DataFrame, columns: dict[str, list[str]] | None = None, value: str = "top1"
+) -> pd.DataFrame:
     """Rows method x teacher[+student], columns dataset x K; folds averaged (UCF-101: the mean
-    over the official folds). ``columns`` picks the K columns per dataset (default: all)."""
+    over the official folds). ``columns`` picks the K columns per dataset (default: all);
+    ``value`` the column shown (``top1_std``: random's std over its seeds, NaN elsewhere)."""
     df = long[long["Ks"].isna() | (long["Ks"] == 0)].copy()
     df = df[df["method"] != "condi_sr_split"]
     df["model"] = np.where(df["student"] == "-", df["teacher"], df["teacher"] + "+" + df["student"])
-    mean = df.groupby(["method", "model", "dataset", "K"], sort=False)["top1"].mean().reset_index()
+    df[value] = pd.to_numeric(df[value], errors="coerce")
+    if df[value].isna().all():
+        df[value] = df[value].astype(np.float64)
+    mean = df.groupby(["method", "model", "dataset", "K"], sort=False)[value].mean().reset_index()
     # dense is one number per (dataset, teacher): show it in the "dense" column of every row
     if columns:
         mean = pd.concat(
             [mean[(mean["dataset"] == d) & mean["K"].isin(ks)] for d, ks in columns.items()]
         )
     table = mean.pivot_table(
-        index=["method", "model"], columns=["dataset", "K"], values="top1", sort=False
+        index=["method", "model"], columns=["dataset", "K"], values=value, sort=False
     )
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     table = table.iloc[
@@ -289,11 +298,48 @@ def paper_shape(long: pd.DataFrame, columns: dict[str, list[str]] | None = None)
     return table
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def to_markdown(table: pd.DataFrame, std: pd.DataFrame | None = None) -> str:
+    """The paper-shaped table as Markdown; a cell with a ``std`` (random's, over its seeds)
+    reads ``mean ± std``."""
     flat = table.copy()
+    spread = (
+        std.reindex(index=table.index, columns=table.columns)
+        if std is not None
+        else pd.DataFrame(np.nan, index=table.index, columns=table.columns)
+    )
+    cells = [
+        [
+            "" if pd.isna(v) else f"{v:.2f}" if pd.isna(s) else f"{v:.2f} ± {s:.2f}"
+            for v, s in zip(row_v, row_s, strict=True)
+        ]
+        for row_v, row_s in zip(table.to_numpy(), spread.to_numpy(), strict=True)
+    ]
+    flat = pd.DataFrame(cells, index=table.index, columns=table.columns)
     flat.columns = [f"{d} K={k}" if k != "dense" else f"{d} Dense" for d, k in flat.columns]
-    flat = flat.map(lambda v: "" if pd.isna(v) else f"{v:.2f}").reset_index()
+    flat = flat.reset_index()
     return flat.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def dense_note(long: pd.DataFrame) -> str:
+    """How many test videos are dense by definition at each K (N <= K clips: every sampler
+    classifies all of their clips, so the methods can differ only on the others), per
+    dataset, summed over its folds; from the teacher-only baselines' ``n_dense``."""
+    base = long[long["method"].isin(["equidistant", "oracle", "random"]) & long["Ks"].isna()]
+    base = base[pd.to_numeric(base["K"], errors="coerce").notna()]
+    if base.empty or base["n_dense"].isna().all():
+        return ""
+    parts = []
+    for dataset, rows in base.groupby("dataset", sort=False):
+        # one count per (fold, K): the baselines agree, their teacher and the method do not matter
+        per = rows.groupby(["fold", "K"], sort=False)[["n_dense", "n_videos"]].first()
+        by_k = per.groupby(level="K", sort=False).sum()
+        by_k = by_k.iloc[np.argsort(pd.to_numeric(by_k.index).to_numpy(), kind="stable")]
+        counts = ", ".join(f"{int(r.n_dense)} at K={k}" for k, r in by_k.iterrows())
+        parts.append(f"{dataset}: {counts} of {int(by_k['n_videos'].iloc[0])} test videos")
+    return (
+        "Dense by definition (videos with N <= K clips: every sampler classifies all their "
+        "clips, so the methods differ only on the others): " + "; ".join(parts) + ".\n"
+    )
 
 
 def rivals_table(rivals: pd.DataFrame, columns: dict[str, list[str]] | None = None) -> pd.DataFrame:
@@ -370,11 +416,17 @@ def write(
     :func:`add_differences`, condi_sr minus each rival) and the paper-shaped CSV."""
     write_csv(long, out_csv)
     table = paper_shape(long, columns)
+    std = paper_shape(long, columns, value="top1_std")
+    several = (long.groupby("dataset")["fold"].nunique() > 1).any()
     title = (
         "Table III: top-1 video accuracy (%) by method and K. Teacher-only samplers show the "
-        "teacher; student-ranked ones teacher+student. Folds averaged.\n\n"
+        "teacher; student-ranked ones teacher+student. random: mean ± std over its seeds "
+        "(`evaluation.random_seeds`)." + (" Folds averaged." if several else "") + "\n\n"
     )
-    text = title + to_markdown(table)
+    text = title + to_markdown(table, std)
+    note = dense_note(long)
+    if note:
+        text += "\n" + note
     if rivals is not None:
         text += rivals_markdown(rivals, long, boot or Bootstrap(), columns)
     write_text(out_md, text)

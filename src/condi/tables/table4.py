@@ -66,15 +66,26 @@ def fold_means(long: pd.DataFrame) -> pd.DataFrame:
 def caption_setup(long: pd.DataFrame) -> str:
     """'device (name), N threads, fp32|bf16 autocast, batch B' for every setup in ``long``."""
     parts = []
-    cols = ["device", "device_name", "threads", "amp", "channels_last", "batch_size"]
+    cols = ["device", "device_name", "threads", "amp", "channels_last", "fuse", "batch_size"]
     for _, r in long.reindex(columns=cols).drop_duplicates().iterrows():
         prec = "bf16 autocast" if str(r["amp"]).lower() == "true" else "fp32"
         layout = ", channels-last" if str(r["channels_last"]).lower() == "true" else ""
+        layout += (
+            ", BatchNorm folded, pointwise as matmul" if str(r["fuse"]).lower() == "true" else ""
+        )
         parts.append(
             f"{r['device']} ({r['device_name']}), {int(r['threads'])} torch thread(s), {prec}"
-            f"{layout}, batch {int(r['batch_size'])}"
+            f"{layout}, batch {_batch(r['batch_size'])}"
         )
     return "; ".join(parts)
+
+
+def _batch(value: object) -> str:
+    """A ``batch_size`` cell: ``64`` (fixed; also when read back as 64.0) or the
+    ``auto (teacher 1, student 2)`` label of condi.evaluation.timing.batch_label."""
+    if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _k_order(ks: list[str]) -> list[str]:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from condi.io import UnsafeFileError, load_torch, plain_data, save_torch
+from condi.progress import epoch_line, progress
 from condi.runtime import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,17 @@ def config_hash(obj: Any) -> str:
 
 def params_hash(params: dict[str, Any], *extra: Any) -> str:
     """The resume key of a job: its params (from a stage command, the stage's own keys:
-    condi.pipeline.narrow) without the runtime settings, and ``extra`` facts about its data."""
-    return config_hash([{k: v for k, v in params.items() if k != "threads"}, *extra])
+    condi.pipeline.narrow) without the runtime settings (threads, DataLoader workers: a job
+    may resume with others), and ``extra`` facts about its data."""
+    from condi.pipeline import RUNTIME_KEYS
+
+    return config_hash([{k: v for k, v in params.items() if k not in RUNTIME_KEYS}, *extra])
 
 
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = -1
+    best_epoch: int = 0  # 1-based, as every epoch number condi shows or stores (0: none yet)
     best_metric: float = float("-inf")
     best_model: dict[str, torch.Tensor] | None = None
     resumed_from: int = 0
@@ -110,6 +114,12 @@ def fit(
     ``select`` names the validation metric whose maximum picks the best model (teacher:
     video-level val accuracy); ``None`` keeps the last epoch's weights.
     ``extra_state`` is a mutable dict saved and restored with the state.
+
+    Epochs are numbered from 1 wherever they are shown or stored (the history's ``epoch``,
+    ``best_epoch``, the log and progress lines, ``on_epoch_end``'s first argument: MLflow's
+    step); the callbacks ``set_epoch_lr``, ``train_one_epoch`` and ``evaluate`` receive the
+    0-based index the schedules are written in (docs/method.md, section 2.4). After each epoch
+    one line goes to the run's terminal under Snakemake (:func:`condi.progress.progress`).
     """
     extra_state = extra_state if extra_state is not None else {}
     result = FitResult()
@@ -136,7 +146,9 @@ def fit(
             start = state["epoch"]
             result.resumed_from = start
             set_rng_state(state["rng"])
-            log.info("resuming %s from epoch %d/%d", state_path, start, epochs)
+            log.info("resuming %s after epoch %d/%d", state_path, start, epochs)
+            if is_main:
+                progress(f"resuming after epoch {start}/{epochs}")
         elif state is not None:
             log.warning(
                 "%s was written with another configuration; starting from scratch", state_path
@@ -146,7 +158,8 @@ def fit(
         seed_everything(seed * 1009 + epoch)
         set_epoch_lr(epoch)
         t0 = time.perf_counter()
-        metrics = {"epoch": epoch, **train_one_epoch(epoch)}
+        number = epoch + 1
+        metrics = {"epoch": number, **train_one_epoch(epoch)}
         metrics["epoch_time_s"] = time.perf_counter() - t0
         metrics.update(evaluate(epoch))
         metrics["lr"] = optimizer.param_groups[0]["lr"]
@@ -154,7 +167,7 @@ def fit(
         score = metrics.get(select, float("nan")) if select else float(epoch)
         if select is None or score > result.best_metric or result.best_model is None:
             result.best_metric = score
-            result.best_epoch = epoch
+            result.best_epoch = number
             result.best_model = copy.deepcopy(
                 {k: v.detach().cpu() for k, v in model.state_dict().items()}
             )
@@ -172,7 +185,9 @@ def fit(
                 },
                 state_path,
             )
-        log.info("epoch %d/%d %s", epoch + 1, epochs, {k: round(v, 4) for k, v in metrics.items()})
+        log.info("epoch %d/%d %s", number, epochs, {k: round(v, 4) for k, v in metrics.items()})
+        if is_main:
+            progress(epoch_line(number, epochs, metrics))
         if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
+            on_epoch_end(number, metrics)
     return result

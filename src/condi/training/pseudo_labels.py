@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condi.data.indexed import IndexedData
+from condi.data.indexed import IndexedData, loader_workers
 from condi.inference import forward_rows
 from condi.io import atomic_path
 from condi.metrics import eq1_labels
@@ -105,6 +105,7 @@ def compute_pseudo_labels(
     data: IndexedData,
     teacher: str | None = None,
     work_dir: str | Path | None = None,
+    pretrained: str | Path | None = None,
 ) -> dict[str, np.ndarray]:
     """Eq. 1 labels and teacher logits for every train and val clip.
 
@@ -113,8 +114,9 @@ def compute_pseudo_labels(
     ``crossfit_folds`` stratified folds and each clip is judged by a teacher trained, with the
     same recipe, on the other folds only, so memorised clips are not labelled "teacher
     correct". This costs ``crossfit_folds`` extra teacher trainings (each on
-    (k-1)/k of the training set); their checkpoints are kept in ``work_dir``. Val clips are
-    always judged by the given teacher.
+    (k-1)/k of the training set); their checkpoints are kept in ``work_dir``. Under
+    ``protocol: transfer`` the fold teachers are fine-tuned from ``pretrained`` like the teacher
+    (docs/method.md, section 2.5). Val clips are always judged by the given teacher.
     """
     device = setup(params["seed"], params["threads"], params["device"])
     teacher_model.to(device)
@@ -122,7 +124,10 @@ def compute_pseudo_labels(
     rows = np.concatenate([train_rows, val_rows])
     labels = data.labels(rows)
     batch = params["evaluation"]["batch_size"]
-    out = forward_rows(teacher_model, data.cache_path, rows, labels, params["data"], batch, device)
+    workers = loader_workers(params, data)
+    out = forward_rows(
+        teacher_model, data, rows, labels, params["data"], batch, device, num_workers=workers
+    )
     judge = out["logits"].copy()  # whose argmax decides z (Eq. 1)
     pl_cfg = params["pseudo_labels"]
     if pl_cfg["source"] == "crossfit":
@@ -135,18 +140,32 @@ def compute_pseudo_labels(
         folds = crossfit_folds(data, k, params["seed"])
         from condi.training.loop import params_hash
 
-        recipe = params_hash(params, teacher, folds.tolist())
+        recipe = params_hash(params, teacher, folds.tolist(), str(pretrained))
 
         def fold_logits(j: int) -> np.ndarray:
             ckpt = Path(work_dir) / f"crossfit_{recipe}_{j + 1}of{k}.pt"
             if not ckpt.is_file():
                 log.info("crossfit teacher %d/%d on %d clips", j + 1, k, int((folds != j).sum()))
-                train_teacher(params, teacher, data, ckpt, train_rows=train_rows[folds != j])
+                train_teacher(
+                    params,
+                    teacher,
+                    data,
+                    ckpt,
+                    train_rows=train_rows[folds != j],
+                    pretrained=pretrained,
+                )
             model, _ = load_model(ckpt, role="teacher")
             model.to(device)
             held = train_rows[folds == j]
             return forward_rows(
-                model, data.cache_path, held, data.labels(held), params["data"], batch, device
+                model,
+                data,
+                held,
+                data.labels(held),
+                params["data"],
+                batch,
+                device,
+                num_workers=workers,
             )["logits"]
 
         judge = crossfit_judge(judge, folds, k, fold_logits)

@@ -32,17 +32,24 @@ def student_optimizer(student: nn.Module, cfg: dict) -> torch.optim.SGD:
 
 
 def student_lrs(
-    epoch: int, alpha: float, lr_div: float = 1.25, conf_lr_div: float = 5.0
+    epoch: int,
+    alpha: float,
+    lr_div: float = 1.25,
+    conf_lr_div: float = 5.0,
+    conf_alpha: float | None = None,
 ) -> tuple[float, float]:
     """Learning rates ``(base, confidence)`` for 0-based ``epoch``.
 
     Paper IV-A: the rest of the network "is divided by 1.25 every epoch" and the confidence
     branch "starts equal to the rest and is divided by 5 after every epoch from the second on".
     Read as: base = alpha / 1.25^epoch; confidence = alpha for epochs 0 and 1, then
-    alpha / 5^(epoch - 1) (divided after the second epoch, the third, ...).
+    alpha / 5^(epoch - 1) (divided after the second epoch, the third, ...). ``conf_alpha``
+    (``conf_lr``; default alpha) is the confidence branch's start instead: when fine-tuning, the
+    branch is new and trained from scratch (docs/method.md, section 2.5).
     """
     base = alpha / lr_div**epoch
-    conf = alpha / conf_lr_div ** max(0, epoch - 1)
+    start = alpha if conf_alpha is None else conf_alpha
+    conf = start / conf_lr_div ** max(0, epoch - 1)
     return base, conf
 
 

@@ -10,6 +10,7 @@ anneals both groups; the paper names no selection rule).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,14 @@ from condi.data.indexed import IndexedData
 from condi.methods import get_method
 from condi.metrics import auroc, softmax_np, video_accuracy
 from condi.scores import ranking_score
+from condi.training.protocol import init_weights, recipe
 from condi.training.schedule import student_lrs, student_optimizer
 from condi.training.trainer import train
 
 log = logging.getLogger(__name__)
+
+# (model output, labels, teacher logits, z) of one batch -> scalars to average over the epoch
+BatchMetrics = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], dict[str, float]]
 
 
 def _lookup(n_rows: int, pl: dict[str, np.ndarray]) -> np.ndarray:
@@ -44,6 +49,7 @@ def make_step(
     extra_state: dict[str, Any],
     row_labels: torch.Tensor | None = None,
     mirror: torch.Tensor | None = None,
+    batch_metrics: BatchMetrics | None = None,
 ):
     """The per-batch loss of ``method`` (a name of :mod:`condi.methods`' registry, else
     ``ValueError``); ``rows`` index the teacher's logits and z (Eq. 1) through ``pos`` (index
@@ -54,13 +60,20 @@ def make_step(
     unflipped clip, are permuted by ``mirror`` (class -> mirror class,
     :func:`condi.data.flips.logit_permutation`) before they serve as its target; z is kept (the
     teacher is as right on the mirror image as on the clip).
+
+    ``batch_metrics`` (a diagnostic hook, e.g. :func:`condi.training.diagnostics.batch_metrics`)
+    is called on every batch with what the loss saw: ``(model output, labels, teacher logits,
+    z)``, the teacher's logits already mirrored for flipped clips. The scalars it returns join
+    the step's extras, which :func:`condi.training.trainer.run_epoch` averages over the
+    epoch's clips (weighted by batch size) into the history as ``train_<name>``. It must not
+    change the model, its gradients or any random state: training is the same with or without.
     """
     get_method(method)
     c = params["condi"]
     tau, lam, mu = c["tau"], c["lam"], c["mu"]
 
-    def step(out, labels, rows):
-        logits, conf = out
+    def targets(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor):
+        """The batch's teacher logits (mirrored for flipped clips) and Eq. 1 labels z."""
         idx = pos[rows]
         t_logits = teacher_logits[idx].to(logits.device, torch.float32)
         if mirror is not None and row_labels is not None:
@@ -68,7 +81,9 @@ def make_step(
             t_logits = torch.where(
                 flipped[:, None], t_logits[:, mirror.to(logits.device)], t_logits
             )
-        zz = z[idx].to(logits.device, torch.float32)
+        return t_logits, z[idx].to(logits.device, torch.float32)
+
+    def objective(logits, conf, labels, t_logits, zz):
         if method == "condi_sr":
             return losses.condi_sr_loss(
                 logits,
@@ -96,6 +111,14 @@ def make_step(
             return loss, {"conf_loss": float(l_c.detach()), "beta": beta.beta}
         raise ValueError(f"method {method!r} is registered but has no training objective here")
 
+    def step(out, labels, rows):
+        logits, conf = out
+        t_logits, zz = targets(logits, labels, rows)
+        loss, extras = objective(logits, conf, labels, t_logits, zz)
+        if batch_metrics is not None:
+            extras = {**extras, **batch_metrics(out, labels, t_logits, zz)}
+        return loss, extras
+
     return step
 
 
@@ -107,11 +130,23 @@ def train_student(
     pseudo_labels: dict[str, np.ndarray],
     out_path: str | Path,
     tracker=None,
+    batch_metrics: BatchMetrics | None = None,
+    pretrained: str | Path | None = None,
 ) -> dict[str, Any]:
     """Distil student ``student`` with objective ``method`` from the teacher whose Eq. 1 labels
-    and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``."""
+    and logits are ``pseudo_labels``; writes the last epoch's weights to ``out_path``.
+
+    ``batch_metrics``: a diagnostic hook on every training batch (:func:`make_step`); its
+    per-epoch averages are in the checkpoint's ``history`` as ``train_<name>``.
+
+    Under ``protocol: transfer`` the student starts from ``pretrained`` (the pre-trained
+    student: backbone loaded, classifier re-initialised, confidence head fresh; the same
+    weights for every method, docs/method.md section 2.5) and trains with
+    :func:`condi.training.protocol.recipe` (α = ``lr`` for the base group, ``conf_lr`` for the
+    confidence branch when set)."""
     get_method(method)  # a registered method (ValueError naming the known ones otherwise)
-    cfg = params["training"]["student"]
+    init = init_weights(params, pretrained, f"student {student} ({method})")
+    cfg = recipe(params, "student")
     c = params["condi"]
     train_rows = data.rows("train")
     pos = torch.from_numpy(_lookup(len(data.index), pseudo_labels))
@@ -132,6 +167,7 @@ def train_student(
         extra_state,
         row_labels=torch.tensor(data.index["label"].to_numpy()),
         mirror=torch.from_numpy(mirror),
+        batch_metrics=batch_metrics,
     )
 
     def validate(out: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
@@ -144,7 +180,9 @@ def train_student(
         }
 
     def lrs(epoch: int) -> dict[str, float]:
-        base, conf = student_lrs(epoch, cfg["lr"], c["lr_div"], c["conf_lr_div"])
+        base, conf = student_lrs(
+            epoch, cfg["lr"], c["lr_div"], c["conf_lr_div"], cfg.get("conf_lr")
+        )
         return {"base": base, "confidence": conf}
 
     result = train(
@@ -158,12 +196,14 @@ def train_student(
         lrs=lrs,
         validate=validate,
         select=None,
-        resume_key=(student, method, len(train_rows), float(pseudo_labels["z"].mean())),
+        resume_key=(student, method, len(train_rows), float(pseudo_labels["z"].mean()), str(init)),
         desc=f"{method} {student}",
         train_rows=train_rows,
         extra_state=extra_state,
         tracker=tracker,
         method=method,
+        cfg=cfg,
+        init_from=init,
     )
     if result is None:  # another process of a torchrun job: rank 0 wrote the checkpoint
         return {"rank": torch.distributed.get_rank()}

@@ -12,24 +12,15 @@ import torch.distributed
 import torch.nn.functional as F
 
 from condi.data.indexed import IndexedData
-from condi.metrics import softmax_np, video_accuracy
 from condi.models import load_pretrained
-from condi.models.checkpoint import save_model
+from condi.models.checkpoint import save_model, training_config
+from condi.training.protocol import init_weights, recipe, val_metrics
 from condi.training.schedule import teacher_lr, teacher_optimizer
 from condi.training.trainer import prepare, train, validation
 
 log = logging.getLogger(__name__)
 
-
-def val_metrics(
-    data: IndexedData, out: dict[str, np.ndarray], rows: np.ndarray
-) -> dict[str, float]:
-    """The teacher's video and clip accuracy on the val clips ``rows`` (percent)."""
-    probs = softmax_np(out["logits"])
-    return {
-        "val_video_acc": video_accuracy(probs, data.video_ids(rows), data.labels(rows)),
-        "val_clip_acc": float((probs.argmax(1) == data.labels(rows)).mean() * 100.0),
-    }
+__all__ = ["adopt_teacher", "train_teacher", "val_metrics"]
 
 
 def train_teacher(
@@ -39,14 +30,18 @@ def train_teacher(
     out_path: str | Path,
     tracker=None,
     train_rows: np.ndarray | None = None,
+    pretrained: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train teacher ``teacher`` (a key of ``params['teachers']``) on ``data``'s train split (or
-    ``train_rows``) and write its best-on-val weights to ``out_path``. With ``checkpoint:`` set
-    the given weights are adopted instead (strict load) and only evaluated on val. Returns a
-    summary."""
+    ``train_rows``) and write its best-on-val weights to ``out_path``. Under ``protocol:
+    transfer`` it is fine-tuned from ``pretrained`` (the pretrain stage's checkpoint; its
+    classifier re-initialised) with :func:`condi.training.protocol.recipe`. With
+    ``checkpoint:`` set the given weights are adopted instead (strict load) and only evaluated
+    on val. Returns a summary."""
     if params["teachers"][teacher].get("checkpoint"):
         return adopt_teacher(params, teacher, data, out_path, tracker)
-    cfg = params["training"]["teacher"]
+    init = init_weights(params, pretrained, f"teacher {teacher}")
+    cfg = recipe(params, "teacher")
     train_rows = data.rows("train") if train_rows is None else np.asarray(train_rows)
     result = train(
         params,
@@ -59,10 +54,12 @@ def train_teacher(
         lrs=lambda epoch: teacher_lr(epoch, cfg),
         validate=lambda out, rows: val_metrics(data, out, rows),
         select="val_video_acc" if len(data.rows("val")) else None,
-        resume_key=(teacher, len(train_rows)),
+        resume_key=(teacher, len(train_rows), str(init)),
         desc=f"teacher {teacher}",
         train_rows=train_rows,
         tracker=tracker,
+        cfg=cfg,
+        init_from=init,
     )
     if result is None:  # another process of a torchrun job: rank 0 wrote the checkpoint
         return {"rank": torch.distributed.get_rank()}
@@ -96,6 +93,7 @@ def adopt_teacher(
         class_names=list(data.meta.get("class_names", [])),
         source=str(spec["checkpoint"]),
         val=metrics,
+        config=training_config(params),
     )
     if tracker:
         tracker.log_metrics(metrics)

@@ -21,11 +21,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from condi.data import flips
-from condi.data.dataset import ClipDataset
-from condi.data.indexed import IndexedData
+from condi.data.indexed import IndexedData, clip_dataset, loader_workers
 from condi.inference import forward_rows
 from condi.models import build_model, build_student, load_pretrained
-from condi.models.checkpoint import save_model
+from condi.models.checkpoint import load_backbone, save_model, training_config
 from condi.runtime import setup
 from condi.training.distributed import (
     DistInfo,
@@ -55,27 +54,27 @@ def train_loader(
     epoch: int,
     dist: DistInfo | None = None,
     accumulate: int = 1,
+    num_workers: int = 0,
 ) -> DataLoader:
     """Training batches of one epoch: order and augmentation depend only on ``(seed, epoch)``,
-    so a resumed run, a run with DataLoader workers and a DDP run see the same clips. Flips
-    follow ``data_cfg["flip"]`` for this dataset (:func:`condi.data.flips.table_for`)."""
+    so a resumed run, a run with ``num_workers`` DataLoader workers (each decoding its clips on
+    a resized store) and a DDP run see the same clips. Flips follow ``data_cfg["flip"]`` for
+    this dataset (:func:`condi.data.flips.table_for`)."""
     dist = dist or DistInfo()
     epoch_seed = seed * 1009 + epoch
-    ds = ClipDataset(
-        data.cache_path,
+    ds = clip_dataset(
+        data,
         rows,
         data.labels(rows),
-        crop_size=data_cfg["crop_size"],
+        data_cfg,
         train=True,
-        mean=data_cfg["mean"],
-        std=data_cfg["std"],
         aug_seed=epoch_seed,
         flip_labels=flips.table_for(data_cfg, data.meta),
     )
     sampler = GlobalBatchSampler(
         len(rows), batch_size, epoch_seed, dist.rank, dist.world, dist.world * accumulate
     )
-    return DataLoader(ds, batch_sampler=sampler)
+    return DataLoader(ds, batch_sampler=sampler, num_workers=num_workers)
 
 
 def run_epoch(
@@ -151,17 +150,20 @@ class Prepared:
     dist: DistInfo
 
 
-def prepare(params: dict[str, Any], role: str, name: str, num_classes: int) -> Prepared:
+def prepare(
+    params: dict[str, Any], role: str, name: str, num_classes: int, plain: bool = False
+) -> Prepared:
     """Seed every RNG, fix the threads, pick the device (and join a torchrun job), then build
     model ``name`` of ``params['teachers']`` (a classifier) or ``params['students']`` (a
-    :class:`~condi.models.StudentModel`), in that order: the seed decides its initial weights."""
+    :class:`~condi.models.StudentModel`; with ``plain``, the student's backbone alone, a
+    classifier: pre-training), in that order: the seed decides its initial weights."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     spec = params[f"{role}s"][name]
     device = setup(params["seed"], params["threads"], params["device"])
     dist = init_distributed(device)
     device = device_for(device, dist)
-    build = build_student if role == "student" else build_model
+    build = build_student if role == "student" and not plain else build_model
     model = build(spec["arch"], num_classes, **spec.get("kwargs", {}))
     return Prepared(model, device, dist)
 
@@ -180,12 +182,13 @@ def validation(
         return {}
     out = forward_rows(
         model,
-        data.cache_path,
+        data,
         val_rows,
         data.labels(val_rows),
         params["data"],
         params["evaluation"]["batch_size"],
         device,
+        num_workers=loader_workers(params, data),
     )
     return validate(out, val_rows)
 
@@ -207,6 +210,9 @@ def train(
     train_rows: np.ndarray | None = None,
     extra_state: dict[str, Any] | None = None,
     tracker=None,
+    cfg: dict[str, Any] | None = None,
+    init_from: str | Path | None = None,
+    pretraining: bool = False,
     **info: Any,
 ) -> FitResult | None:
     """Train model ``name`` of ``params['teachers' | 'students']`` (``role`` teacher | student,
@@ -219,15 +225,30 @@ def train(
     metrics; ``select`` names the one whose maximum picks the weights to keep (``None``: the
     last epoch's). ``resume_key`` (with the params) decides whether a resume state beside
     ``out_path`` may be resumed; ``extra_state`` is saved and restored with it (the step may
-    update it). A ``pretrained`` checkpoint of the model's spec initialises it (a student's
-    backbone). The checkpoint records ``best_epoch`` and ``info``. Returns the loop's result,
-    or ``None`` in the processes of a torchrun job other than rank 0 (only rank 0 writes).
+    update it). ``cfg`` is the optimisation recipe (default ``params['training'][role]``).
+
+    Initial weights: with ``init_from`` (fine-tuning, docs/method.md section 2.5) every weight
+    but the classifier comes from that pre-trained checkpoint
+    (:func:`condi.models.checkpoint.load_backbone`: the head is re-initialised, a student's
+    confidence head starts fresh); otherwise a ``pretrained`` checkpoint of the model's spec
+    initialises it (non-strict; a student's backbone). ``pretraining`` trains a student's
+    backbone as a plain classifier and saves either model with role ``pretrained`` (so that it
+    cannot be taken for a target model). The checkpoint records ``best_epoch`` (1-based), ``init_from``,
+    ``config`` (the params it trained with: :func:`condi.models.checkpoint.training_config`)
+    and ``info``. Returns the loop's result, or ``None`` in the processes of a torchrun job
+    other than rank 0 (only rank 0 writes).
     """
-    job = prepare(params, role, name, data.num_classes)
+    job = prepare(params, role, name, data.num_classes, plain=pretraining)
     model, device, dist = job.model, job.device, job.dist
-    spec, cfg = params[f"{role}s"][name], params["training"][role]
-    if spec.get("pretrained"):
-        target = model.backbone if role == "student" else model
+    spec = params[f"{role}s"][name]
+    cfg = params["training"][role] if cfg is None else cfg
+    if init_from is not None:
+        loaded = load_backbone(model, init_from, arch=spec["arch"])
+        log.info("%s %s: %d tensors from %s, fresh: %s", role, name, len(loaded.loaded),
+                 init_from, ", ".join(loaded.skipped) or "none")  # fmt: skip
+        info["init_from"] = str(init_from)
+    elif spec.get("pretrained"):
+        target = model.backbone if role == "student" and not pretraining else model
         load_pretrained(target, spec["pretrained"], arch=spec["arch"], strict=False)
     model.to(device)
     trained = wrap(model, dist, device)  # DDP when launched with torchrun
@@ -244,6 +265,7 @@ def train(
             epoch,
             dist=dist,
             accumulate=cfg["accumulate"],
+            num_workers=loader_workers(params, data),
         )
         return run_epoch(
             trained,
@@ -274,5 +296,17 @@ def train(
     )
     if not dist.is_main:
         return None
-    save_trained(out_path, result, spec, data, role, best_epoch=result.best_epoch, **info)
+    if pretraining:
+        info["pretrained_for"] = role
+    saved_role = "pretrained" if pretraining else role
+    save_trained(
+        out_path,
+        result,
+        spec,
+        data,
+        saved_role,
+        best_epoch=result.best_epoch,
+        config=training_config(params),
+        **info,
+    )
     return result

@@ -1,0 +1,101 @@
+"""The command line explains itself (issue 14): every command and option has help, ``condi
+--version`` works, an option has one spelling and one kind of value across commands, and ``--``
+ends the options."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+import condi
+from condi.cli import build_parser, main, parse
+
+
+def commands(parser: argparse.ArgumentParser, path=("condi",)):
+    """``(path, parser, help)`` of every command, depth first (the root's help is None)."""
+    yield path, parser, None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                for p, s, h in commands(sub, (*path, name)):
+                    yield p, s, h if p != (*path, name) else helps.get(name)
+
+
+def options(parser: argparse.ArgumentParser):
+    return [
+        a
+        for a in parser._actions
+        if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction)
+        and a.help != argparse.SUPPRESS
+    ]
+
+
+ALL = list(commands(build_parser()))
+
+
+def test_the_tree_is_walked():
+    names = {" ".join(p) for p, _, _ in ALL}
+    assert {"condi predict", "condi models table2", "condi report stage-times"} <= names
+    assert len(names) > 30
+
+
+@pytest.mark.parametrize("path,parser,helptext", ALL, ids=[" ".join(p) for p, _, _ in ALL])
+def test_every_command_and_option_has_help(path, parser, helptext):
+    if len(path) > 1:
+        assert helptext and helptext.strip(), f"{' '.join(path)}: no one-line help"
+    assert parser.description and parser.description.strip(), f"{' '.join(path)}: no description"
+    for action in options(parser):
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip(), f"{' '.join(path)} {name}: no help"
+    # and the help renders
+    assert parser.format_help()
+
+
+def kind(action: argparse.Action) -> str:
+    if action.nargs == 0:
+        return "flag"
+    return getattr(action.type, "__name__", "str") if action.type is not None else "str"
+
+
+def test_one_spelling_and_one_kind_of_value_per_option():
+    seen: dict[str, dict[str, list[str]]] = {}
+    for path, parser, _ in ALL:
+        for action in options(parser):
+            for opt in action.option_strings:
+                seen.setdefault(opt, {}).setdefault(kind(action), []).append(" ".join(path))
+    mixed = {opt: kinds for opt, kinds in seen.items() if len(kinds) > 1}
+    assert not mixed, mixed
+    # K is --k everywhere (its other spelling, --K, is a hidden alias)
+    by_lower: dict[str, set[str]] = {}
+    for opt in seen:
+        by_lower.setdefault(opt.lower(), set()).add(opt)
+    assert all(len(v) == 1 for v in by_lower.values()), by_lower
+    assert "--k" in seen and "--K" not in seen
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"condi {condi.__version__}\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "condi", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"condi {condi.__version__}"
+
+
+def test_double_dash_ends_the_options():
+    parser = build_parser()
+    args = parse(parser, ["predict", "--k", "3", "a.mp4", "--", "-abc.mp4", "--k"])
+    assert [str(v) for v in args.videos] == ["a.mp4", "-abc.mp4", "--k"] and args.k == 3
+
+
+def test_a_command_without_files_refuses_files_after_double_dash(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(build_parser(), ["pipeline", "dvc", "--", "x"])
+    assert exc.value.code == 2
+    assert "condi pipeline: takes no file names after '--'" in capsys.readouterr().err
