@@ -356,6 +356,7 @@ def test_cli_resize_stage(kinetics, tmp_path, monkeypatch):
     root = kinetics_dataset(tmp_path / "k")
     p = load_yaml(REPO / "params.yaml")
     p["datasets"] = {"k400": {"kind": "kinetics", "root": str(root), "storage": "resized"}}
+    p["protocol"] = "scratch"  # one dataset: no source to pre-train on
     p["tables"]["table3_columns"] = {}
     p["data"]["short_side"] = S
     p["resize"] = {"crf": 0, "preset": "ultrafast"}

@@ -96,7 +96,7 @@ def test_after_snakemake_dvc_is_up_to_date_with_the_store_folder(runs):
     # the videos, the manifest and Snakemake's .snakemake_timestamp (directory() outputs)
     assert out["nfiles"] == len(KINETICS_TRAIN) + len(KINETICS_VAL) + 2
     assert resize["params"]["params.yaml"]["resize"] == {"crf": 18, "preset": "ultrafast"}
-    teacher = lock["train_teacher@k400-1-resnext"]
+    teacher = lock["train_teacher@k400-1-resnext14"]
     assert STORE in [d["path"] for d in teacher["deps"]]
     assert json.loads(json.dumps(teacher["params"]["params.yaml"]))["data"]["short_side"] == 36
     # and Snakemake has nothing left to do

@@ -59,7 +59,7 @@ def job(tmp_path_factory):
 def train_cmd(wd, index, store, out, params="params.yaml") -> list[str]:
     return [sys.executable, "-m", "condi", "train", "teacher", "--params", str(wd / params),
             "--stage", "train_teacher", "--dataset", "synthetic", "--fold", "1", "--teacher",
-            "resnext", "--index", str(index), "--cache", str(store), "--out", str(out)]  # fmt: skip
+            "resnext14", "--index", str(index), "--cache", str(store), "--out", str(out)]  # fmt: skip
 
 
 def env() -> dict[str, str]:
@@ -110,7 +110,7 @@ def test_killed_training_on_the_resized_store_resumes_to_the_same_weights(job, t
         train_cmd(wd, index, store, out), env=env(), capture_output=True, text=True, timeout=900
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    resumed = re.search(r"resuming \S+ from epoch (\d+)/(\d+)", rerun.stderr)
+    resumed = re.search(r"resuming \S+ after epoch (\d+)/(\d+)", rerun.stderr)
     assert resumed, rerun.stderr[-3000:]
     assert 1 <= int(resumed.group(1)) < int(resumed.group(2)) == EPOCHS
     assert not state.exists()
