@@ -9,6 +9,7 @@ accepts any method name, is not the last word).
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def _extend_with_defaults(validator_class):
 
 
 def _copy(value):
-    return yaml.safe_load(yaml.safe_dump(value))
+    return copy.deepcopy(value)
 
 
 _Validator = _extend_with_defaults(jsonschema.Draft202012Validator)

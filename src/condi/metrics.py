@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -19,7 +18,7 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     n_neg = positive.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return math.nan
-    ranks = rankdata(scores)
+    ranks = pd.Series(scores).rank(method="average").to_numpy()  # ties: average ranks
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

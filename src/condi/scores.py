@@ -4,13 +4,14 @@ ranks clips by one of them (``ranking`` in :mod:`condi.methods`)."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from condi.methods import get_method
 from condi.metrics import softmax_np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit  # here: scipy costs every command 0.3-0.8 s to import
+
     return expit(np.asarray(x, dtype=np.float64))
 
 

@@ -58,7 +58,9 @@ def _describe(parser: argparse.ArgumentParser) -> None:
                 _describe(sub)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone (a pipeline job then imports only
+    its own command's module: no pandas or torch for ``condi tracking``, say)."""
     parser = Parser(
         prog="condi",
         description="Confidence Distillation for efficient action recognition (docs/method.md).",
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"condi {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in [command] if command in COMMAND_MODULES else COMMAND_MODULES:
         try:
             module = importlib.import_module(f"condi.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -96,8 +98,11 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the command is the first word that is not an option (the top-level options take no value)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
+    args = parse(parser, argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
