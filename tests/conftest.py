@@ -15,6 +15,33 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+# pytest-xdist (pyproject: `-n auto --dist loadgroup`): a worker runs whole groups. The tests that
+# share an expensive session fixture form one group (the fixture is built once), every other
+# test module is a group of its own (its module fixtures are built once). The groups holding
+# end-to-end (``slow``) tests are queued first, most first, so that the longest ones start at
+# once instead of ending the run on one worker.
+SHARED_FIXTURES = ("pipelines", "reference_run")
+
+
+def _group(item: pytest.Item) -> str:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return next((f for f in SHARED_FIXTURES if f in fixtures), item.nodeid.split("::")[0])
+
+
+def pytest_itemcollected(item):
+    # marked as collected: before any pytest_collection_modifyitems (xdist's reads the mark)
+    item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    slow: dict[str, int] = {}
+    for item in items:
+        group = _group(item)
+        slow[group] = slow.get(group, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[_group(item)])  # stable: the order within a group
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_batch_cache(tmp_path_factory):
     """Measured batch sizes (condi.batching) go to a cache of this session (inherited by the
