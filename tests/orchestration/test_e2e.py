@@ -191,13 +191,13 @@ def test_ablation_with_real_numbers(pipelines):
 
 
 def test_noop_rerun_is_fast(pipelines):
-    """A second `snakemake` finds nothing to do, in seconds (the time is printed)."""
+    """A second `snakemake` finds nothing to do (its time is printed, not asserted: a busy
+    machine is slow, not wrong)."""
     t0 = time.monotonic()
     out = run(["snakemake", "--cores", "2"], pipelines.smk, timeout=120)
     elapsed = time.monotonic() - t0
-    print(f"\nno-op snakemake re-run: {elapsed:.1f} s")
+    print(f"\nno-op snakemake re-run: {elapsed:.1f} s")  # reported, not asserted (issue 16)
     assert "Nothing to be done" in out.stdout + out.stderr
-    assert elapsed < 60
 
 
 def test_snakemake_report_has_the_tables_and_figures(pipelines):
