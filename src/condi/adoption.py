@@ -84,9 +84,10 @@ def restore_mtimes(config: dict[str, Any], root: str | Path = ".") -> int:
     return adopted
 
 
-def made_since(config: dict[str, Any], since: float, root: str | Path = ".") -> list[str]:
+def made_since(config: dict[str, Any], since: float, root: str | Path = ".", jobs: bool = False):
     """DVC targets of the jobs all of whose outputs exist, were written at or after ``since``
-    and are newer than every input file (what a Snakemake run made)."""
+    and are newer than every input file (what a Snakemake run made); with ``jobs``, pairs of
+    (target, job)."""
     root = Path(root)
     out = []
     split = pl.split_stages(config)
@@ -97,7 +98,8 @@ def made_since(config: dict[str, Any], since: float, root: str | Path = ".") -> 
         oldest = min(f.stat().st_mtime for f in files)
         deps = [root / d for d in j.deps if (root / d).is_file()]
         if oldest >= since and all(d.stat().st_mtime <= oldest for d in deps):
-            out.append(pl.dvc_target(j.stage, j.wildcards, split))
+            target = pl.dvc_target(j.stage, j.wildcards, split)
+            out.append((target, j) if jobs else target)
     return out
 
 
@@ -107,12 +109,41 @@ def commit(config: dict[str, Any], since: float = 0.0, root: str | Path = ".") -
     root = Path(root)
     if not _is_dvc_repo(root):
         return []
-    targets = made_since(config, since, root)
-    if not targets:
+    made = made_since(config, since, root, jobs=True)
+    if not made:
         return []
+    targets = [target for target, _ in made]
+    outputs = [root / f for _, j in made for fs in j.outputs.values() for f in fs]
+    return targets if dvc_commit(root, targets, outputs) else []
+
+
+def _times(paths: list[Path]) -> dict[Path, tuple[int, int]]:
+    """(atime, mtime) in ns of ``paths`` and, for a folder, of everything under it (the
+    folder last, so that restoring in this order leaves its own mtime as it was)."""
+    times = {}
+    for path in paths:
+        if path.is_dir():
+            for sub in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
+                st = sub.stat()
+                times[sub] = (st.st_atime_ns, st.st_mtime_ns)
+        if path.exists():
+            st = path.stat()
+            times[path] = (st.st_atime_ns, st.st_mtime_ns)
+    return times
+
+
+def dvc_commit(root: Path, targets: list[str], outputs: list[Path]) -> bool:
+    """``dvc commit`` ``targets``, keeping the modification times of their ``outputs``.
+    DVC moves each output into its cache and links or copies it back, which gives it a new
+    mtime, target by target in DVC's own order: a job's output could then look older than
+    its input, and the next Snakemake run would re-run the job. False if DVC failed."""
+    before = _times(outputs)
     cmd = ["dvc", "commit", "--force", "--quiet", *targets]
     done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    for path, (atime, mtime) in before.items():
+        if path.exists():
+            os.utime(path, ns=(atime, mtime), follow_symlinks=False)
     if done.returncode != 0:
         log.warning("condi: `dvc commit` failed: %s", done.stderr.strip()[-2000:])
-        return []
-    return targets
+        return False
+    return True
