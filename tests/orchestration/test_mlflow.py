@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from condi import tracking
+from condi.pipeline import STAGES, job_name
 from condi.tracking import file_md5
 from tests.orchestration.conftest import git, run
 
@@ -78,8 +79,10 @@ def test_every_job_is_a_nested_named_run_on_an_mlflow_server(pipelines):
         assert t["mlflow.user"] and t["mlflow.source.type"] == "LOCAL" and t["mlflow.source.name"]
         assert t["mlflow.source.git.commit"] == head
         assert not {"git_commit", "run_name"} & set(t), name  # MLflow's own tags say it
-        if "teacher" in stage.wildcards and stage.name != "train_teacher":
-            teacher = by_name[f"train_teacher@{t['dataset']}-{t['fold']}-{t['teacher']}"]
+        trainer = tracking.teacher_stage(stage.name)
+        if trainer is not None:  # under the run that trained its teacher
+            w = {k: t[k] for k in STAGES[trainer].wildcards}
+            teacher = by_name[job_name(trainer, w)]
             assert t["mlflow.parentRunId"] == teacher["info"]["run_id"], name
         else:
             assert t["mlflow.parentRunId"] == parent_of[r["experiment"]], name
