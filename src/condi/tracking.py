@@ -21,12 +21,15 @@ experiment's Models list) naming its DVC-tracked checkpoint (``dvc_path``, ``dvc
 Runs are named after their job, as DVC names it (``train_student@synthetic-1-...``), and
 nested under the run they belong to (``mlflow.parentRunId``): a job that works with a trained
 teacher (its stage has the ``teacher`` wildcard: pseudo-labels, students, scores, evaluation,
-timing, the ablation's jobs) under the latest finished run that trained that teacher; every
-other job (data, teacher training, tables, figures), or one whose teacher has no run, under
+timing, the ablation's jobs) under the latest finished run that trained that teacher
+(:func:`teacher_stage`: ``train_teacher``, or ``ablation_train_teacher`` of the job's
+protocol); every other job (data, pre-training, teacher training, tables, figures), or one
+whose teacher has no run, under
 its pipeline invocation's run: a run named ``pipeline <invocation>`` per experiment, which the
 Snakefile opens (``onstart``) and ends (``onsuccess``/``onerror``); the invocation id
 (``CONDI_INVOCATION``) reaches every job through the environment. Jobs run by DVC or by hand
-have no invocation unless ``CONDI_INVOCATION`` is set; then they are top-level.
+have no invocation unless ``CONDI_INVOCATION`` is set: they are top-level unless nested
+under a teacher's run.
 
 Tags (:func:`stage_tags`): MLflow's own context tags (``mlflow.user``, ``mlflow.source.name``,
 ``mlflow.source.type``, ``mlflow.source.git.commit``, ``mlflow.runName``, through
@@ -311,13 +314,19 @@ def makes_model(stage: str) -> bool:
     return s is not None and any(o.pattern.endswith(".pt") for o in s.outputs.values())
 
 
-def nested_under_teacher(stage: str) -> bool:
-    """The stage works with a trained teacher (it has the ``teacher`` wildcard): its runs are
-    nested under the run that trained that teacher."""
+def teacher_stage(stage: str) -> str | None:
+    """The stage whose run trained the teacher a job of ``stage`` works with (its runs are
+    nested under that run): ``train_teacher``, or ``ablation_train_teacher`` for a job of the
+    ablation's protocols; None for a stage without the ``teacher`` wildcard and for one that
+    trains a teacher itself (a model, no student: pre-training and training)."""
     from condi.pipeline import STAGES
 
     s = STAGES.get(stage)
-    return s is not None and "teacher" in s.wildcards and stage != "train_teacher"
+    if s is None or "teacher" not in s.wildcards:
+        return None
+    if makes_model(stage) and "student" not in s.wildcards:
+        return None
+    return "ablation_train_teacher" if "protocol" in s.wildcards else "train_teacher"
 
 
 _METRIC_KEY = re.compile(r"[^\w\-. /:]")
@@ -473,15 +482,16 @@ class Run:
         its pipeline invocation's run (none for a job run by DVC or by hand)."""
         if self.stage == PIPELINE_STAGE:
             return None
-        if nested_under_teacher(self.tags.get("rule", self.stage)) and "teacher" in self.tags:
+        trainer = teacher_stage(self.tags.get("rule", self.stage))
+        if trainer and "teacher" in self.tags:
             filt = " and ".join(
                 f"tags.{k} = '{self.tags[k]}'"
-                for k in ("dataset", "fold", "teacher")
+                for k in ("dataset", "fold", "teacher", "protocol")
                 if k in self.tags
             )
             runs = self.client.search_runs(
                 [exp_id],
-                filter_string="tags.rule = 'train_teacher' and attributes.status = 'FINISHED'"
+                filter_string=f"tags.rule = '{trainer}' and attributes.status = 'FINISHED'"
                 f" and {filt}",
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
@@ -716,7 +726,8 @@ def _read_record(path: Path) -> dict[str, Any]:
         raise ValueError("'tags' must be an object with a 'stage' string")
     if not isinstance(params, dict):
         raise ValueError("'params' must be an object")
-    for key in ("dataset", "fold", "teacher", "rule", "invocation"):  # in MLflow search filters
+    # they go into MLflow search filters
+    for key in ("dataset", "fold", "teacher", "rule", "invocation", "protocol"):
         if "'" in str(tags.get(key, "")):
             raise ValueError(f"tag {key!r} has a quote: {tags[key]!r}")
     metrics = rec.get("metrics", [])
