@@ -196,6 +196,13 @@ def test_markdown_and_csv(tmp_path):
                for line in md.splitlines())  # fmt: skip
     csv = pd.read_csv(tmp_path / "t3.csv", dtype={"K": str})
     assert list(csv.columns[-6:]) == table3.DIFF_COLUMNS
+    # the third table: each method minus dense, its cells from the CSV's diff_vs_dense columns
+    assert "Each method minus dense averaging" in md
+    below = md[md.index("Each method minus dense averaging") :].splitlines()
+    row = csv[(csv["method"] == "equidistant") & (csv["K"] == "1")].iloc[0]
+    cell = f"{row['diff_vs_dense']:+.2f} [{row['diff_vs_dense_lo']:+.2f}, {row['diff_vs_dense_hi']:+.2f}]"
+    assert any("| equidistant |" in line and cell in line for line in below)
+    assert not any("| dense " in line for line in below)  # dense minus itself is not a row
 
 
 def markdown_of(long, tmp_path, columns=None):
