@@ -177,7 +177,9 @@ def prepare(workdir: Path) -> None:
         if keep is not None:
             mark_out_of_scope(workdir / rel, keep)
     pyproject = workdir / "pyproject.toml"
-    args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-x"]
+    # "-n 0": in process, not in pytest-xdist workers (the project's addopts), where mutmut
+    # could not see which tests reach which mutant
+    args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-x", "-n", "0"]
     args += [f"--deselect={d}" for d in DESELECT]
     pyproject.write_text(
         pyproject.read_text()

@@ -432,7 +432,8 @@ _STAGE_LIST = [
                    "baselines": Gather("ablation_evaluate_baselines", "out"),
                    "videos": (Gather("ablation_evaluate", "videos"),
                               Gather("ablation_evaluate_baselines", "videos"))},
-           params=("ablation.K", "tables.bootstrap", "seed"), part="ablation"),
+           params=("ablation.K", "tables.bootstrap", "seed", *(k for _, k, _ in SWITCHES)),
+           part="ablation"),
     # ConDi's time per video at paper scale (random weights, generated videos), dense against
     # K and the Ks split, models alone and end to end with decoding (docs/method.md, section
     # 6): `snakemake --cores all results/speed.csv` or `dvc repro speed/dvc.yaml`

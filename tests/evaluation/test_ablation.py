@@ -3,6 +3,7 @@ differences with bootstrap intervals, seeds averaged per video (issue 13.4)."""
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -158,3 +159,75 @@ def test_differences_average_seeds_per_video_and_pair_the_videos(tmp_path):
     row = r"\| synthetic \| condi_sr \[transfer, train, attached, class_mean\] +\| st_ent +\|"
     assert re.search(row, text), text
     assert (tmp_path / "a_differences.csv").is_file()
+
+
+def test_differences_to_the_cells_one_switch_closer_to_the_base(tmp_path):
+    """With the base switches given, each cell is also compared with the cells of its method one
+    switch closer to the base: a one-switch cell with the base, [crossfit, detached] with
+    [crossfit] and with [detached], never the other way round and never across methods."""
+    from condi.tables.table3 import Bootstrap
+
+    base = {"protocol": "transfer", "pseudo_labels": "train", "detach_confidence": "false",
+            "kd_reduction": "class_mean"}  # fmt: skip
+    cells = {  # (source, detach) -> per-video correctness of one seed
+        ("train", False): [1, 0, 0, 1, 0, 1, 0, 0],
+        ("crossfit", False): [1, 1, 0, 1, 0, 1, 0, 0],
+        ("train", True): [1, 0, 1, 1, 1, 1, 0, 0],
+        ("crossfit", True): [0, 0, 0, 1, 1, 1, 1, 1],
+    }
+    frames = [
+        video_rows("condi_sr", "1", c, seed=0, **{**base, "pseudo_labels": s,
+                                                   "detach_confidence": d})
+        for (s, d), c in cells.items()
+    ]  # fmt: skip
+    frames.append(
+        video_rows("st_ent", "1", [0] * 8, seed=0, **{**base, "kd_reduction": "batchmean"})
+    )
+    teacher_only = {"protocol": "transfer", "pseudo_labels": None, "detach_confidence": None,
+                    "kd_reduction": None}  # fmt: skip
+    frames.append(video_rows("dense", "dense", [1] * 8, student="-", **teacher_only))
+    paths = []
+    for i, f in enumerate(frames):
+        paths.append(tmp_path / f"{i}.parquet")
+        f.to_parquet(paths[-1])
+    videos = ablation.load_videos(paths)
+    boot = Bootstrap(resamples=300, level=0.95, seed=0)
+    label = "condi_sr [transfer, {}, {}, class_mean]".format
+    diffs = ablation.differences(videos, [1], boot, base)
+    neighbour = diffs[diffs["reference"].str.startswith("condi_sr")]
+    found = {
+        (r.pseudo_labels, str(r.detach_confidence), r.reference): r.diff
+        for r in neighbour.itertuples()
+    }
+
+    def gap(a, b):
+        return (np.mean(cells[a]) - np.mean(cells[b])) * 100
+
+    assert found == pytest.approx({
+        ("crossfit", "false", label("train", "attached")):
+            gap(("crossfit", False), ("train", False)),
+        ("train", "true", label("train", "attached")): gap(("train", True), ("train", False)),
+        ("crossfit", "true", label("crossfit", "attached")):
+            gap(("crossfit", True), ("crossfit", False)),
+        ("crossfit", "true", label("train", "detached")): gap(("crossfit", True), ("train", True)),
+    })  # fmt: skip
+    # the st_ent cell's only neighbour of its own method would be st_ent at the base: not run
+    st = diffs[diffs["method"] == "st_ent"]
+    assert not st["reference"].str.startswith("st_ent").any()
+    # without the base there are no such comparisons
+    plain = ablation.differences(videos, [1], boot)
+    assert set(plain["reference"]) <= set(ablation.REFERENCES)
+    assert len(diffs) == len(plain) + 4
+    # the Markdown shows the neighbour by its label
+    long = pd.DataFrame(
+        [{"dataset": "synthetic", "teacher": "t", "student": "s", "method": "condi_sr", **base,
+          "K": "1", "top1": 50.0, "top1_std": 1.0, "n_seeds": 1, "auroc_teacher_correct": 0.6,
+          "auroc_std": 0.01, "unambiguous_share": 0.5, "variant": label("train", "attached")}]
+    )  # fmt: skip
+    ablation.write(long, tmp_path / "a.csv", tmp_path / "a.md", diffs, boot)
+    text = (tmp_path / "a.md").read_text()
+    assert re.search(
+        r"\| condi_sr \[transfer, crossfit, detached, class_mean\] +\| "
+        r"condi_sr \[transfer, train, detached, class_mean\] +\|",
+        text,
+    ), text

@@ -142,8 +142,15 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
         assert f"ablation_train_student@synthetic-1-resnext14-{student}-{variant}" in names
     n_variants = sum(1 for n in names if n.startswith("ablation_train_student@"))
     # one factor at a time: condi_sr at the base and 4 single changes, 3 methods x 2 protocols,
-    # 2 extra cells; 3 seeds each
-    assert n_variants == (1 + 4 + 3 * 2 + 2) * 3
+    # 5 extra cells; 3 seeds each
+    assert n_variants == (1 + 4 + 3 * 2 + 5) * 3
+    assert (
+        "ablation_train_student@synthetic-1-resnext14-"
+        + student
+        + ("-condi_sr-scratch-crossfit-true-class_mean-0")
+        in names
+    )
+    assert "ablation_pseudo_labels@synthetic-1-resnext14-scratch-crossfit" in names
     for name in (
         "ablation_train_teacher",
         "ablation_teacher_scores",

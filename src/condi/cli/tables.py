@@ -88,7 +88,7 @@ def cmd_table3(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from condi.pipeline import ablation_params
+    from condi.pipeline import ablation_base, ablation_params
     from condi.tables import ablation
     from condi.tables.table3 import Bootstrap
 
@@ -96,8 +96,11 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     ks = ablation_params(ctx.params)["K"]
     long = ablation.assemble(args.students, args.baselines, ks)
     boot = Bootstrap.from_params(ctx.params)
+    base = dict(zip(ablation.SWITCH_COLUMNS, ablation_base(ctx.params).values(), strict=True))
     diffs = (
-        ablation.differences(ablation.load_videos(args.videos), ks, boot) if args.videos else None
+        ablation.differences(ablation.load_videos(args.videos), ks, boot, base)
+        if args.videos
+        else None
     )
     ablation.write(long, args.out_csv, args.out_md, diffs, boot)
     keys = [c for c in ("method", *ablation.SWITCH_COLUMNS, "K") if c in long]

@@ -11,7 +11,11 @@ Two readings of every cell:
   variant's per-video correctness, averaged over its seeds, minus that of ``st_ent`` (of the same
   protocol and KD reduction where it was trained, else of the same protocol), ``equidistant``
   and ``dense`` (the teacher of the same protocol), the test videos resampled with replacement
-  and the same resamples for every comparison of a (dataset, fold) (:mod:`condi.tables.table3`).
+  and the same resamples for every comparison of a (dataset, fold) (:mod:`condi.tables.table3`);
+  given the base switches (the params' own), also minus each cell of the same method one switch
+  closer to the base: a one-switch cell minus the base is that switch's effect, and a two-switch
+  cell such as ``[crossfit, detached]`` minus each of its two neighbours is the other switch's
+  effect where the first is already on.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ def variant_label(row: pd.Series) -> str:
         f"{row['method']} [{row['protocol']}, {row['pseudo_labels']}, {detach}, "
         f"{row['kd_reduction']}]"
     )
+
+
+def _label(variant: tuple) -> str:
+    """:func:`variant_label` of a student cell given as (method, *switch values)."""
+    return variant_label(pd.Series({"student": "s", **dict(zip(VARIANT, variant, strict=True))}))
 
 
 def _read(paths: list[str | Path]) -> pd.DataFrame:
@@ -141,10 +150,35 @@ def _reference(variant: tuple, reference: str, k: str, rows: dict[tuple, int]) -
     return rows.get((reference, protocol, "-", "-", "-", kk))
 
 
-def differences(videos: pd.DataFrame, ks: list[int], boot: Bootstrap) -> pd.DataFrame:
+def _closer_to_base(variant: tuple, k: str, rows: dict[tuple, int], base: tuple) -> list[tuple]:
+    """The cells of ``variant``'s method, at ``k``, one switch away from it and one switch
+    closer to ``base`` (switch values in :data:`SWITCH_COLUMNS` order)."""
+
+    def distance(switches: tuple) -> int:
+        return sum(a != b for a, b in zip(switches, base, strict=True))
+
+    method, *switches = variant
+    found = []
+    for m, *other, kk in rows:
+        if m != method or kk != k or other[1] == "-":
+            continue
+        one_apart = sum(a != b for a, b in zip(switches, other, strict=True)) == 1
+        if one_apart and distance(tuple(other)) == distance(tuple(switches)) - 1:
+            found.append((m, *other))
+    return found
+
+
+def differences(
+    videos: pd.DataFrame, ks: list[int], boot: Bootstrap, base: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Each student variant minus each of :data:`REFERENCES` at each K of ``ks`` (module
     docstring): per video the correctness averaged over the variant's seeds (random's over its
-    sampling seeds), a paired bootstrap over the videos of each (dataset, fold)."""
+    sampling seeds), a paired bootstrap over the videos of each (dataset, fold). With ``base``
+    (``{switch column: value}``, ``detach_confidence`` as "true" | "false"), also minus each
+    cell of the same method one switch closer to the base; its ``reference`` is that cell's
+    label, e.g. ``condi_sr [transfer, train, attached, class_mean]``."""
+    base_key = tuple(str(base[c]).lower() if c == "detach_confidence" else str(base[c])
+                     for c in SWITCH_COLUMNS) if base else None  # fmt: skip
     keep = {str(k) for k in ks} | {"dense"}
     out = []
     for (dataset, fold, teacher), pv in videos.groupby(["dataset", "fold", "teacher"], sort=False):
@@ -171,6 +205,11 @@ def differences(videos: pd.DataFrame, ks: list[int], boot: Bootstrap) -> pd.Data
                 if j is not None:
                     pairs.append((i, j))
                     tags.append((tuple(variant), k, ref))
+            if base_key is None:
+                continue
+            for near in _closer_to_base(tuple(variant), k, rows, base_key):
+                pairs.append((i, rows[(*near, k)]))
+                tags.append((tuple(variant), k, _label(near)))
         if not pairs:
             continue
         a, b = (np.array(v) for v in zip(*pairs, strict=True))
@@ -261,7 +300,8 @@ def write(
             f"variant's seeds, paired bootstrap over the {n} test videos ({boot.resamples} "
             f"resamples, seed {boot.seed}; percentile interval). References of the variant's "
             "protocol: `st_ent` (same KD reduction where trained), `equidistant`, `dense` "
-            "(all clips). Positive: the variant is better.\n\n"
+            "(all clips), and each cell of the same method one switch closer to the base (the "
+            "params' own switches): that switch's effect. Positive: the variant is better.\n\n"
             + differences_table(diffs).reset_index().to_markdown(index=False, disable_numparse=True)
             + "\n"
         )
