@@ -12,9 +12,12 @@ Measures, in this one run, on the same videos (short side 128, 112x112 crops, 16
   reads them, in a shuffled order;
 * **step times** of the paper's teacher (3D-ResNeXt-101 32x4d) and students (3D-ShuffleNetV2
   2.0x, 3D-MobileNetV2 1.0x), forward + backward + SGD step at ``--batch`` clips on this CPU,
-  measured here with ``condi.models`` (the speed command of issue "Performance: ConDi's saving
-  at paper scale", ``condi report speed``, was not merged when this was written; on a GPU the
+  measured here with ``condi.models`` (``condi report speed`` times inference only; on a GPU the
   steps are far shorter and need proportionally more workers);
+* with ``--speed results/speed.csv`` (``condi report speed``, on CPU and on CUDA where it ran),
+  the **inference** time per clip of each model from that command (the teacher's from dense,
+  the student's from ConDi at its largest K) and the workers each data path needs to keep the
+  scoring jobs (every clip through a model, no backward) under the same 10% wait;
 * **workers needed** to keep the data wait under 10% of a step: a step of compute time T
   waits ``max(0, B / (W r) - T)`` for W workers of r clips/s each, whose share stays under 10%
   when ``W >= 0.9 B / (r T)``, for workers on cores of their own (``--check N`` measures what
@@ -157,6 +160,34 @@ def workers_needed(batch: int, rate: float, step: float, share: float = 0.1) -> 
     return max(1, math.ceil((1 - share) * batch / (rate * step)))
 
 
+def inference_clip_times(speed_csv: Path) -> pd.DataFrame:
+    """Seconds per clip of each model at inference, from ``condi report speed``'s CSV (mode
+    ``model``, the models alone at their fastest batch sizes): the teacher's from dense (time per
+    video over clips per video); the student's from ConDi at its largest K without a split,
+    whose time is ``teacher_clips x teacher's + student_clips x student's`` per video. One row
+    per (device, dataset, model)."""
+    df = pd.read_csv(speed_csv, dtype={"K": str})
+    df = df[df["mode"] == "model"]
+    if df.empty:
+        raise SystemExit(f"{speed_csv}: no rows of mode 'model' (condi report speed's CSV?)")
+    rows = []
+    for (device, dataset, teacher, student), g in df.groupby(
+        ["device", "dataset", "teacher", "student"], sort=False
+    ):
+        dense = g[g["method"] == "dense"].iloc[0]
+        t_teacher = dense["time_s"] / dense["teacher_clips_per_video"]
+        condi = g[(g["method"] == "condi_sr") & g["Ks"].isna()]
+        best = condi.loc[pd.to_numeric(condi["K"]).idxmax()]
+        t_student = (best["time_s"] - best["teacher_clips_per_video"] * t_teacher) / best[
+            "student_clips_per_video"
+        ]
+        rows.append({"device": device, "dataset": dataset, "model": teacher,
+                     "s_per_clip": t_teacher, "batch": dense["teacher_batch"]})  # fmt: skip
+        rows.append({"device": device, "dataset": dataset, "model": student,
+                     "s_per_clip": t_student, "batch": best["student_batch"]})  # fmt: skip
+    return pd.DataFrame(rows).drop_duplicates(["device", "dataset", "model"])
+
+
 def loader_rate(ds, batch: int, workers: int, batches: int) -> float:
     """Clips/s a real DataLoader with ``workers`` workers delivers to a training loop that
     does nothing else (the first batch, the workers' start, is not timed)."""
@@ -197,6 +228,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2, help="timed training steps per model")
     ap.add_argument("--models", nargs="*", default=list(MODELS), help="subset of the models")
     ap.add_argument("--check", type=int, default=0, help="steps of the DataLoader check")
+    ap.add_argument(
+        "--speed", type=Path, help="condi report speed's CSV: workers for its inference times"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     S, L, C = args.short_side, args.clip_len, args.crop
@@ -290,6 +324,20 @@ def main() -> None:
         for name, r in rates.items():
             need = "".join(f"{workers_needed(args.batch, r, t):>12d}" for t in grid)
             print(f"  {name:<26}{need}")
+        if args.speed is not None:
+            clip_times = inference_clip_times(args.speed)
+            print(
+                f"  scoring (inference) at {args.speed}'s time per clip (models alone, fastest "
+                "batch; W >= 0.9 / (r t)), workers per path:"
+            )
+            header = "".join(f"{n:>22}" for n in rates)
+            print(f"  {'device, dataset, model':<44}{'ms/clip':>8}{header}")
+            for r in clip_times.itertuples():
+                need = "".join(
+                    f"{workers_needed(1, rate, r.s_per_clip):>22d}" for rate in rates.values()
+                )
+                name = f"{r.device}, {r.dataset}, {r.model}"
+                print(f"  {name:<44}{r.s_per_clip * 1000:>8.1f}{need}")
         if args.check:
             # the estimate's premise: W workers deliver W times one worker's rate
             torch.set_num_threads(1)
