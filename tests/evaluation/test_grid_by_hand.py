@@ -93,6 +93,8 @@ def test_videos_with_at_most_k_clips_are_dense_by_definition():
         assert df.loc[(method, "2"), ["n_short", "n_dense"]].tolist() == [0, 1]
         assert df.loc[(method, "5"), ["n_short", "n_dense"]].tolist() == [1, 2]
     assert df.loc[("dense", "dense"), "n_dense"] == 2
+    # counts, also where they are means over seeds (random): integers, like n_short
+    assert df["n_dense"].dtype == np.int64
 
 
 def test_oracle_rows():
@@ -183,12 +185,18 @@ def test_student_rows_condi_sr_and_its_split():
     assert (df["n_videos"] == 2).all()
 
 
-@pytest.mark.parametrize(("split_k", "n_short"), [(5, 1), (6, 2), (2, 0)])
-def test_split_rows_count_the_short_videos(split_k, n_short):
+@pytest.mark.parametrize(
+    ("split_k", "n_short", "n_dense"), [(5, 1, 2), (6, 2, 2), (2, 0, 1), (1, 0, 0)]
+)
+def test_split_rows_count_the_short_and_the_dense_videos(split_k, n_short, n_dense):
+    # N = 5 and N = 2 (video 1's clips are 5 and 6): short if N < split_k, dense if N <= split_k
     df = student_rows(
-        "condi_sr", teacher_logits(), STUDENT, CONF, videos(), [1], Z_TEST, split_k, [0]
+        "condi_sr", teacher_logits(), STUDENT, CONF, videos(), [1], Z_TEST, split_k, [0, 1]
     )
-    assert df.set_index("method").loc["condi_sr_split", "n_short"] == n_short
+    split = df[df["method"] == "condi_sr_split"]
+    assert split["Ks"].tolist() == [0, 1]  # the counts start again for every Ks
+    assert split["n_short"].tolist() == [n_short, n_short]
+    assert split["n_dense"].tolist() == [n_dense, n_dense]
 
 
 @pytest.mark.parametrize(

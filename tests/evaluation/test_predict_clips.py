@@ -123,6 +123,9 @@ def test_each_method_ranks_by_its_own_score(method, score):
     assert got.tolist() == pytest.approx(want_scores)
     assert sorted(t_used.tolist()) == top2 and sorted(teacher.seen) == top2
     assert s_used.tolist() == []
+    # clip positions, integers even when there are none (a float array cannot index clips)
+    assert s_used.dtype == t_used.dtype == np.int64
+    assert clips()[torch.from_numpy(s_used)].shape == (0, 3, 2, 4, 4)
     # the teacher's probabilities of its clips, plainly averaged (as the evaluation grid does)
     mean = np.mean([softmax(T_LOGITS[i].tolist()) for i in top2], axis=0)
     assert probs.tolist() == pytest.approx(mean.tolist(), rel=1e-6)
@@ -173,3 +176,25 @@ def test_both_models_get_their_clips_on_the_device_asked_for():
     teacher, student = DeviceRecorder(T_LOGITS), DeviceRecorder(S_LOGITS, S_CONF)
     predict_clips(clips(), teacher, student, k=2)  # default: the CPU
     assert student.devices == ["cpu"] and teacher.devices == ["cpu"]
+
+
+def test_auto_batch_sizes_are_measured_per_model_on_the_device_for_these_clips(monkeypatch):
+    """``batch_size="auto"``: each model's batch profile is the one of that model, on the device
+    asked for, for clips of this video's shape (3, L, crop, crop); recorded here instead of
+    measured (a measurement takes seconds), and the batches follow the profiles returned."""
+    from condi.batching import BatchProfile
+    from condi.evaluation import predict
+
+    asked = []
+
+    def profile(model, device, clip_shape, setting):
+        asked.append((model, device, clip_shape, setting))
+        return BatchProfile.fixed_size(3 if model is teacher else 1)
+
+    monkeypatch.setattr(predict, "batch_profile", profile)
+    meta = torch.device("meta")
+    teacher, student = DeviceRecorder(T_LOGITS), DeviceRecorder(S_LOGITS, S_CONF)
+    predict_clips(clips(), teacher, student, k=3, batch_size="auto", device=meta)
+    assert asked == [(teacher, meta, (3, 2, 4, 4), "auto"), (student, meta, (3, 2, 4, 4), "auto")]
+    # the student skims the 4 clips one at a time, the teacher gets its 3 in one batch
+    assert student.devices == ["meta"] * 4 and teacher.devices == ["meta"]

@@ -175,3 +175,29 @@ def test_the_mirror_mask_is_moved_to_the_students_device():
     # labels on the CPU: the step compares them with the index's labels there
     loss, _ = step(out, torch.tensor([1, 1]), ROWS)
     assert loss.device == meta
+
+
+@pytest.mark.parametrize("method", ["st_ent", "st_conf"])
+def test_the_batch_metrics_hook_sees_what_the_loss_saw_and_joins_the_extras(method):
+    """The hook gets the model's output, the labels, the batch's teacher logits (row 5 arrives
+    flipped: its [ln 3, 0] read as [0, ln 3]) and z; its scalars join the objective's own
+    extras, and the loss is the same with or without it."""
+    seen = []
+
+    def hook(out, labels, t_logits, z):
+        seen.append((out, labels, t_logits, z))
+        return {"diag_seen": 1.5}
+
+    out, labels = student_out(), torch.tensor([1, 1])
+    flips = {"row_labels": ROW_LABELS, "mirror": torch.tensor([1, 0])}
+    torch.manual_seed(0)  # st_conf draws its hints
+    loss, extra = step_for(method, batch_metrics=hook, **flips)(out, labels, ROWS)
+    torch.manual_seed(0)
+    plain_loss, plain_extra = step_for(method, **flips)(out, labels, ROWS)
+    assert len(seen) == 1
+    got_out, got_labels, got_t, got_z = seen[0]
+    assert got_out is out and got_labels.tolist() == [1, 1]
+    assert got_t.flatten().tolist() == pytest.approx([0.0, LN3, 0.0, LN3])
+    assert got_z.tolist() == [1.0, 0.0]  # rows 5 and 2
+    assert extra == {**plain_extra, "diag_seen": 1.5}
+    assert float(loss) == float(plain_loss)
