@@ -181,10 +181,10 @@ def inference_clip_times(speed_csv: Path) -> pd.DataFrame:
         t_student = (best["time_s"] - best["teacher_clips_per_video"] * t_teacher) / best[
             "student_clips_per_video"
         ]
-        rows.append({"device": device, "dataset": dataset, "model": teacher,
-                     "s_per_clip": t_teacher, "batch": dense["teacher_batch"]})  # fmt: skip
-        rows.append({"device": device, "dataset": dataset, "model": student,
-                     "s_per_clip": t_student, "batch": best["student_batch"]})  # fmt: skip
+        for model, seconds in ((teacher, t_teacher), (student, t_student)):
+            rows.append(
+                {"device": device, "dataset": dataset, "model": model, "s_per_clip": seconds}
+            )
     return pd.DataFrame(rows).drop_duplicates(["device", "dataset", "model"])
 
 

@@ -144,12 +144,8 @@ def test_dvc_yaml_expands_to_the_snakemake_jobs(tmp_path):
     # one factor at a time: condi_sr at the base and 4 single changes, 3 methods x 2 protocols,
     # 5 extra cells; 3 seeds each
     assert n_variants == (1 + 4 + 3 * 2 + 5) * 3
-    assert (
-        "ablation_train_student@synthetic-1-resnext14-"
-        + student
-        + ("-condi_sr-scratch-crossfit-true-class_mean-0")
-        in names
-    )
+    scratch_cell = "condi_sr-scratch-crossfit-true-class_mean-0"
+    assert f"ablation_train_student@synthetic-1-resnext14-{student}-{scratch_cell}" in names
     assert "ablation_pseudo_labels@synthetic-1-resnext14-scratch-crossfit" in names
     for name in (
         "ablation_train_teacher",

@@ -88,7 +88,8 @@ def cmd_table3(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from condi.pipeline import ablation_base, ablation_params
+    from condi.cli.evaluate import SWITCH_COLUMNS as RECORDED
+    from condi.pipeline import _get, ablation_params
     from condi.tables import ablation
     from condi.tables.table3 import Bootstrap
 
@@ -96,7 +97,10 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     ks = ablation_params(ctx.params)["K"]
     long = ablation.assemble(args.students, args.baselines, ks)
     boot = Bootstrap.from_params(ctx.params)
-    base = dict(zip(ablation.SWITCH_COLUMNS, ablation_base(ctx.params).values(), strict=True))
+    # the base: the params' own switches, read as the evaluation jobs record them
+    base = {
+        col: _get(ctx.params, key)[1] for col, key in RECORDED if col in ablation.SWITCH_COLUMNS
+    }
     diffs = (
         ablation.differences(ablation.load_videos(args.videos), ks, boot, base)
         if args.videos

@@ -20,6 +20,7 @@ Two readings of every cell:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -154,18 +155,16 @@ def _closer_to_base(variant: tuple, k: str, rows: dict[tuple, int], base: tuple)
     """The cells of ``variant``'s method, at ``k``, one switch away from it and one switch
     closer to ``base`` (switch values in :data:`SWITCH_COLUMNS` order)."""
 
-    def distance(switches: tuple) -> int:
-        return sum(a != b for a, b in zip(switches, base, strict=True))
+    def apart(a: Sequence[str], b: Sequence[str]) -> int:
+        return sum(x != y for x, y in zip(a, b, strict=True))
 
     method, *switches = variant
-    found = []
-    for m, *other, kk in rows:
-        if m != method or kk != k or other[1] == "-":
-            continue
-        one_apart = sum(a != b for a, b in zip(switches, other, strict=True)) == 1
-        if one_apart and distance(tuple(other)) == distance(tuple(switches)) - 1:
-            found.append((m, *other))
-    return found
+    return [
+        (m, *other)
+        for m, *other, kk in rows
+        if m == method and kk == k and other[1] != "-"
+        and apart(switches, other) == 1 and apart(other, base) == apart(switches, base) - 1
+    ]  # fmt: skip
 
 
 def differences(
