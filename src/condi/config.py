@@ -19,6 +19,16 @@ import yaml
 
 from condi.methods import METHODS
 
+# libyaml's parser where PyYAML was built with it (the wheels are): the same safe subset as
+# ``yaml.safe_load``, several times faster on a long file such as dvc.lock, read by every job.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(stream) -> Any:
+    """``yaml.safe_load`` of an open file or a string, with libyaml's parser when available."""
+    return yaml.load(stream, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
+
+
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "params.schema.yaml"
 
 
@@ -44,7 +54,7 @@ def load_schema() -> dict[str, Any]:
     """The params schema, with the allowed student methods (``$defs.method``) taken from the
     registry (:data:`condi.methods.METHODS`)."""
     with open(schema_path()) as f:
-        schema = yaml.safe_load(f)
+        schema = read_yaml(f)
     schema["$defs"]["method"]["enum"] = list(METHODS)
     return schema
 
@@ -204,7 +214,7 @@ def load_params(
         raise ConfigError(f"{path}: params file not found")
     try:
         with open(path) as f:
-            params = yaml.safe_load(f)
+            params = read_yaml(f)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if overrides:

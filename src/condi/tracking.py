@@ -152,10 +152,12 @@ def dvc_lock_md5s(lock: str | Path | None = None) -> dict[str, tuple[str, int | 
     """``{path: (md5, size)}`` of every dep and out recorded in ``dvc.lock`` ({} without it)."""
     import yaml
 
+    from condi.config import read_yaml
+
     path = Path(lock) if lock else project_root() / "dvc.lock"
     try:
         with open(path) as f:
-            data = yaml.safe_load(f) or {}
+            data = read_yaml(f) or {}
     except (OSError, yaml.YAMLError):
         return {}
     out: dict[str, tuple[str, int | None]] = {}
@@ -361,14 +363,47 @@ def local_artifact_dir(artifact_uri: str, store: str | None = None) -> Path | No
     return path if path.is_relative_to(root.resolve()) else None
 
 
+def _inapplicable_context_providers() -> list[type]:
+    """MLflow's context providers whose check cannot succeed in this process, and costs a third
+    of a second per job (it imports IPython): the Jupyter one outside an IPython shell (which
+    would have imported IPython already), the Databricks ones outside a Databricks runtime
+    (MLflow's own test: ``DATABRICKS_RUNTIME_VERSION`` is set)."""
+    import sys
+
+    from mlflow.tracking.context import (
+        databricks_cluster_context,
+        databricks_command_context,
+        databricks_job_context,
+        databricks_notebook_context,
+        databricks_repo_context,
+        jupyter_notebook_context,
+    )
+    from mlflow.utils.databricks_utils import is_in_databricks_runtime
+
+    skip: list[type] = []
+    if "IPython" not in sys.modules:
+        skip.append(jupyter_notebook_context.JupyterNotebookRunContext)
+    if not is_in_databricks_runtime():
+        skip += [
+            databricks_notebook_context.DatabricksNotebookRunContext,
+            databricks_job_context.DatabricksJobRunContext,
+            databricks_cluster_context.DatabricksClusterRunContext,
+            databricks_command_context.DatabricksCommandRunContext,
+            databricks_repo_context.DatabricksRepoRunContext,
+        ]
+    return skip
+
+
 def _context_tags(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` over MLflow's own context tags (``mlflow.user``, ``mlflow.source.name``,
     ``mlflow.source.type``, ...: ``mlflow.tracking.context.registry.resolve_tags``); the
-    given ones win, so a kept record imported later keeps its own."""
+    given ones win, so a kept record imported later keeps its own. Providers that cannot apply
+    are skipped (:func:`_inapplicable_context_providers`)."""
     try:
         from mlflow.tracking.context.registry import resolve_tags
 
-        return {str(k): str(v) for k, v in resolve_tags(tags).items()}
+        resolved = resolve_tags(tags, ignore=_inapplicable_context_providers())
+        return {str(k): str(v) for k, v in resolved.items()}
     except Exception as exc:  # metadata only: never fail the job for it
         log.warning("MLflow context tags unavailable: %s", exc)
         return dict(tags)

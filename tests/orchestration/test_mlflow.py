@@ -4,6 +4,7 @@ parallel jobs writing to one SQLite store (issue 7.3)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -346,6 +347,29 @@ def test_context_tags_come_from_mlflow_and_are_not_repeated(store):
     assert tags["mlflow.user"] and tags["mlflow.source.type"] == "LOCAL"
     assert tags["mlflow.runName"] == "index@tags-1"
     assert not {"git_commit", "run_name"} & set(tags)
+
+
+def test_context_tags_skip_the_notebook_providers_outside_a_notebook():
+    """A job is a command: the Jupyter and Databricks providers, whose checks import IPython
+    (a third of a second per job), are skipped; in an IPython shell the Jupyter one is kept."""
+    code = (
+        "import sys, json; from condi import tracking; "
+        "tags = tracking._context_tags({'a': 'b'}); "
+        "print(json.dumps([tags, 'IPython' in sys.modules]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABRICKS_RUNTIME_VERSION"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    tags, ipython = json.loads(out.stdout)
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["a"] == "b"
+    assert ipython is False
+    from mlflow.tracking.context.databricks_job_context import DatabricksJobRunContext
+    from mlflow.tracking.context.jupyter_notebook_context import JupyterNotebookRunContext
+
+    skipped = tracking._inapplicable_context_providers()
+    assert DatabricksJobRunContext in skipped
+    assert (JupyterNotebookRunContext in skipped) == ("IPython" not in sys.modules)
 
 
 def test_table_metric_keys():
