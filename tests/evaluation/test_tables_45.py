@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condi.evaluation.timing import TIMING_COLUMNS
+from condi.evaluation.timing_columns import TIMING_COLUMNS
 from condi.tables import ambiguity, table4, table5
 
 

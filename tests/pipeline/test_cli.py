@@ -99,3 +99,32 @@ def test_a_command_without_files_refuses_files_after_double_dash(capsys):
         parse(build_parser(), ["pipeline", "dvc", "--", "x"])
     assert exc.value.code == 2
     assert "condi pipeline: takes no file names after '--'" in capsys.readouterr().err
+
+
+# What the stages that never run a model import: numpy, pandas, PyAV, never torch (1.5 s per
+# job, 3 s with the torch._dynamo an optimizer pulls in). Each module is a stage command's
+# whole import chain (`condi evaluate grid`, the tables, the reports from stored scores).
+TORCH_FREE = [
+    "condi.cli",
+    "condi.cli.evaluate",
+    "condi.cli.report",
+    "condi.cli.tables",
+    "condi.cli.data",
+    "condi.evaluation.run",
+    "condi.evaluation.figures",
+    "condi.tables.table3",
+    "condi.tables.table4",
+    "condi.tables.table5",
+    "condi.tables.ambiguity",
+    "condi.tables.ablation",
+    "condi.tables.stage_times",
+    "condi.data.index",
+    "condi.tracking",
+]
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_stages_without_a_model_start_without_torch(module):
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('torch')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -158,7 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_timing(args: argparse.Namespace) -> int:
     from condi.data.indexed import load_data
     from condi.evaluation.run import load_scores, scores_by_method
-    from condi.evaluation.timing import TIMING_COLUMNS, run_timing
+    from condi.evaluation.timing import run_timing
+    from condi.evaluation.timing_columns import TIMING_COLUMNS
     from condi.io import write_csv
     from condi.models.checkpoint import load_model
     from condi.runtime import setup

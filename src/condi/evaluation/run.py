@@ -1,22 +1,24 @@
 """Evaluation stages: per-clip test scores, computed once per (dataset, fold, model) and
-stored, then the whole grid of samplers, K and Ks from them (docs/method.md, section 6)."""
+stored, then the whole grid of samplers, K and Ks from them (docs/method.md, section 6).
+
+Only :func:`clip_scores` runs a model: it imports torch when called, so that the grid stage
+(``condi evaluate grid``, numpy and pandas over stored scores) starts without it."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from condi.data.indexed import IndexedData, loader_workers
 from condi.evaluation.grid import Videos, baseline_grid, student_accuracy, student_grid
-from condi.inference import forward_rows
 from condi.io import atomic_path
 from condi.metrics import eq1_labels
-from condi.models.checkpoint import load_model
-from condi.runtime import setup
+
+if TYPE_CHECKING:
+    from condi.data.indexed import IndexedData
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,11 @@ def clip_scores(
 ) -> dict[str, np.ndarray]:
     """Per-clip outputs of a teacher (logits) or student (logits, confidence logit) on every
     test clip, in index order."""
+    from condi.data.indexed import loader_workers
+    from condi.inference import forward_rows
+    from condi.models.checkpoint import load_model
+    from condi.runtime import setup
+
     device = setup(params["seed"], params["threads"], params["device"])
     model, ckpt = load_model(checkpoint)
     if ckpt["num_classes"] != data.num_classes:

@@ -51,6 +51,7 @@ from condi.data.dataset import ClipDataset, ResizedClipDataset
 from condi.data.indexed import clip_dataset
 from condi.evaluation.grid import Videos
 from condi.evaluation.samplers import equidistant, prefix_means, ranked, split_prediction
+from condi.evaluation.timing_columns import ALL_K
 from condi.methods import METHOD_REGISTRY, get_method
 from condi.metrics import softmax_np
 from condi.models import autocast_context, to_channels_last_3d
@@ -60,44 +61,6 @@ from condi.runtime import device_name
 from condi.scores import student_clip_scores
 
 log = logging.getLogger(__name__)
-
-ALL_K = "All"
-
-TIMING_COLUMNS = [
-    "dataset",
-    "fold",
-    "teacher",
-    "student",
-    "method",
-    "K",
-    "Ks",
-    "n_videos",
-    "time_s",
-    "time_s_std",
-    "time_s_median",
-    "top1",
-    "top1_grid",
-    "gmacs_per_video",
-    "speedup_time",
-    "speedup_gmacs",
-    "teacher_clips_per_video",
-    "student_clips_per_video",
-    "clips_per_video",
-    "teacher_gmacs_per_clip",
-    "student_gmacs_per_clip",
-    "device",
-    "device_name",
-    "threads",
-    "amp",
-    "channels_last",
-    "fuse",
-    "batch_size",
-    "decoding",
-    "clip_shape",
-    "repeats",
-    "warmup",
-    "torch",
-]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from condi.evaluation.timing import ALL_K, TIMING_COLUMNS
+from condi.evaluation.timing_columns import ALL_K, TIMING_COLUMNS
 from condi.io import write_csv, write_text
 from condi.methods import METHOD_REGISTRY, TIMED_METHODS
 
