@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from tests.orchestration.conftest import copy_repo, git, read_table3, run
+from tests.orchestration.conftest import copy_repo, git, read_table3, run, untracked
 
 MARKER = "<!-- dvc-record:"
 
@@ -40,7 +40,7 @@ def test_committed_metrics_make_dvc_metrics_diff_work(pipelines, tmp_path):
     long.loc[row, "top1"] = before + 1.0
     table.unlink()  # a DVC link or a copy: a new file either way
     long.to_csv(table, index=False)
-    out = run(["snakemake", "--cores", "1", "results/metrics.json"], repo, timeout=600)
+    out = run(["snakemake", "--cores", "1", "results/metrics.json"], repo, untracked(), 600)
     assert "pipeline metrics" in out.stdout + out.stderr
     run(["bash", "-euo", "pipefail", "-c", block], repo, timeout=600)
 

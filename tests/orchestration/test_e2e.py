@@ -18,6 +18,7 @@ from tests.orchestration.conftest import (
     copy_repo,
     read_table3,
     run,
+    untracked,
 )
 
 pytestmark = pytest.mark.slow
@@ -318,7 +319,8 @@ def test_editing_k_reruns_only_evaluation_and_tables(pipelines, tmp_path):
     models = {p: p.stat().st_mtime_ns for p in (dvc / "models").rglob("*.pt")}
     new_k = [1, 2]
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], dvc).stdout
-    out = run(["dvc", "exp", "run", "-S", f"evaluation.K={json.dumps(new_k)}"], dvc, timeout=600)
+    exp = ["dvc", "exp", "run", "-S", f"evaluation.K={json.dumps(new_k)}"]
+    out = run(exp, dvc, env=untracked(), timeout=600)
     text = out.stdout + out.stderr
     ran = sorted(set(re.findall(r"Running stage '([^'@]+)", text)))
     expected = ["evaluate_baselines", "evaluate_students", "figures", "metrics", "table3"]
@@ -396,7 +398,7 @@ def test_dvc_repro_honours_a_params_edit(pipelines, tmp_path, key, value, stage,
     _set(params, key, value)
     (wd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["condi", "pipeline", "dvc", "--check", "--params", "params.yaml"], wd)
-    out = run(["dvc", "repro", stage], wd, timeout=600)
+    out = run(["dvc", "repro", stage], wd, env=untracked(), timeout=600)
     assert f"Running stage '{stage}@" in out.stdout, out.stdout[-3000:]
     expected = [str(v) for v in value] if isinstance(value, list) else value
     assert read(wd) == expected

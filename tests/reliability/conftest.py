@@ -94,8 +94,8 @@ def make_damaged_dataset(root: Path) -> Path:
 
 
 def env(workdir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a pipeline or ``condi`` subprocess: MLflow in the work dir's own
-    SQLite store (never the repository's or a server named by the caller's environment)."""
+    """The environment of a ``condi`` subprocess: MLflow in the work dir's own SQLite store
+    (never the repository's or a server named by the caller's environment)."""
     e = dict(os.environ)
     e.pop("CONDI_TRACKING", None)
     e["CONDI_ROOT"] = str(workdir)
@@ -105,15 +105,24 @@ def env(workdir: Path, **extra: str) -> dict[str, str]:
     return e
 
 
+def pipeline_env(workdir: Path) -> dict[str, str]:
+    """The environment of a pipeline run (Snakemake) here: :func:`env` with tracking off. What
+    these runs test is the pipeline's own state (faults in the data, kills, locks); tracking's
+    own faults are tested on their own (test_tracking_unreachable.py), and a whole run's
+    tracking by the orchestration run (tests/orchestration/test_mlflow.py). Off, a job starts
+    without MLflow: two seconds less per job."""
+    return env(workdir, CONDI_TRACKING="0")
+
+
 def snakemake(
     workdir: Path, *args: str, timeout: float = PIPELINE_TIMEOUT
 ) -> subprocess.CompletedProcess:
-    """Run Snakemake in ``workdir``; stdout and stderr together (Snakemake 9 prints its errors,
-    the LockException included, on stdout)."""
+    """Run Snakemake in ``workdir`` (:func:`pipeline_env`); stdout and stderr together
+    (Snakemake 9 prints its errors, the LockException included, on stdout)."""
     return subprocess.run(
         [*SNAKEMAKE, *args],
         cwd=workdir,
-        env=env(workdir),
+        env=pipeline_env(workdir),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import SNAKEMAKE, TABLE, env, files_under, snakemake
+from tests.reliability.conftest import SNAKEMAKE, TABLE, files_under, pipeline_env, snakemake
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_second_invocation_is_refused_and_the_first_is_unharmed(reference_run, t
         first = subprocess.Popen(
             [*SNAKEMAKE, "--cores", "2", TABLE],
             cwd=wd,
-            env=env(wd),
+            env=pipeline_env(wd),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -24,8 +24,8 @@ from tests.reliability.conftest import (
     SNAKEMAKE,
     TABLE,
     TEACHER_OUT,
-    env,
     new_workdir,
+    pipeline_env,
     snakemake,
 )
 
@@ -40,7 +40,7 @@ def start_and_kill_after_first_epoch(wd) -> None:
         proc = subprocess.Popen(
             [*SNAKEMAKE, "--cores", "2", TABLE],
             cwd=wd,
-            env=env(wd),
+            env=pipeline_env(wd),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
