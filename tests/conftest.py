@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 # share an expensive session fixture form one group (the fixture is built once), every other
 # test module is a group of its own (its module fixtures are built once). The groups holding
 # end-to-end (``slow``) tests are queued first, most first, so that the longest ones start at
-# once instead of ending the run on one worker.
-SHARED_FIXTURES = ("pipelines", "reference_run")
+# once instead of ending the run on one worker. The shared pipeline run is built once for all
+# workers (tests/orchestration/conftest.py): the tests that copy its repositories
+# (``pristine_pipelines``) form a second group, queued last, which another worker takes once
+# it is done with everything else, instead of waiting for the run.
+SHARED_FIXTURES = ("pristine_pipelines", "pipelines", "reference_run")
+QUEUED_LAST = ("pristine_pipelines",)
 
 
 def _group(item: pytest.Item) -> str:
@@ -39,7 +43,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         group = _group(item)
         slow[group] = slow.get(group, 0) + (item.get_closest_marker("slow") is not None)
-    items.sort(key=lambda item: -slow[_group(item)])  # stable: the order within a group
+    # stable: the order within a group
+    items.sort(key=lambda item: (_group(item) in QUEUED_LAST, -slow[_group(item)]))
 
 
 @pytest.fixture(autouse=True, scope="session")

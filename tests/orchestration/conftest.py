@@ -1,6 +1,8 @@
 """One tiny pipeline run per session, shared by the orchestration tests.
 
-``pipelines`` builds, side by side in one temporary directory:
+``pipelines`` builds it once for the whole session, whatever the number of xdist workers: the
+first worker to need it builds it under a file lock in the workers' common temporary folder,
+the others wait on the lock and read it. It holds, side by side:
 
 * ``smk/``: a git + DVC repository of the workflow run by Snakemake (``--cores 2``, the default
   profile, the targets ``all`` and ``ablation``), logging to an ``mlflow server`` started for
@@ -9,13 +11,15 @@
 * ``dvc/``: a git repository with the same workflow, the generated ``dvc.yaml`` and
   ``ablation/dvc.yaml`` and the DVC config of this repository, run by ``dvc repro dvc.yaml
   ablation/dvc.yaml`` at the same time (tracking off), then committed and pushed to its default
-  local remote ``condi-dvc-remote/`` beside it.
+  local remote ``condi-dvc-remote/`` beside it;
+* ``pristine/``: a copy of both, taken before any test runs, for the tests that copy a
+  repository (``pristine_pipelines``) while others run commands in the originals.
 
 Both use the tiny synthetic preset (the transfer protocol's source: 5 classes, the colour
 palette), one epoch per model and a two-variant ablation (condi_sr at the params' switches,
 and trained from scratch on crossfit pseudo-labels with z~ detached and the batchmean
 reduction; one seed: two students, two ablation teachers, two crossfit teachers), so the two
-runs take about four to five minutes on two cores. Every wait is bounded; the server is
+runs take about four to five minutes on two cores. Every wait is bounded; the servers are
 stopped at the end.
 """
 
@@ -29,7 +33,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -124,9 +128,10 @@ class MlflowServer:
             return json.loads(resp.read().decode())
 
 
-def start_mlflow_server(workdir: Path) -> MlflowServer:
+def start_mlflow_server(workdir: Path, log_name: str = "mlflow-server.log") -> MlflowServer:
+    """An ``mlflow server`` over ``workdir``'s SQLite store and artifact folder (a free port)."""
     port = free_port()
-    log = workdir / "mlflow-server.log"
+    log = workdir / log_name
     proc = subprocess.Popen(
         [
             "mlflow",
@@ -199,19 +204,55 @@ def dvc_repo(dest: Path, params: dict) -> Path:
 
 @dataclass
 class Pipelines:
+    """The shared run (see the module docstring): its repositories, params, the runners'
+    times and output; :attr:`server` serves its MLflow store."""
+
     root: Path
     smk: Path
     dvc: Path
-    server: MlflowServer
     params: dict
     timings: dict[str, float] = field(default_factory=dict)
     smk_output: str = ""
     dvc_output: str = ""
+    _server: MlflowServer | None = None
+
+    @property
+    def server(self) -> MlflowServer:
+        """An ``mlflow server`` over the run's store: the one the run logged to, in the worker
+        that built it; a new one (the same store) in another worker."""
+        if self._server is None:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self._server = start_mlflow_server(self.root, f"mlflow-server-{worker}.log")
+            wait_for_server(self._server)
+        return self._server
+
+    def save(self) -> None:
+        state = {
+            "params": self.params,
+            "timings": self.timings,
+            "smk_output": self.smk_output,
+            "dvc_output": self.dvc_output,
+        }
+        (self.root / STATE).write_text(json.dumps(state))
+
+    @classmethod
+    def load(cls, root: Path) -> Pipelines:
+        state = json.loads((root / STATE).read_text())
+        return cls(root, root / "smk", root / "dvc", **state)
+
+    def pristine(self) -> Pipelines:
+        """The repositories as the run left them (copied before any test ran), for the tests
+        that copy them while other tests run commands in the originals."""
+        return replace(self, smk=self.root / PRISTINE / "smk", dvc=self.root / PRISTINE / "dvc")
 
 
-@pytest.fixture(scope="session")
-def pipelines(tmp_path_factory):
-    root = tmp_path_factory.mktemp("orchestration")
+STATE = "pipelines.json"  # written when the run is complete
+FAILED = "pipelines.failed"  # written when it failed: the other workers fail at once
+PRISTINE = "pristine"
+
+
+def build_pipelines(root: Path) -> Pipelines:
+    """The shared run, into ``root`` (see the module docstring)."""
     params = tiny_params()
     server = start_mlflow_server(root)
     try:
@@ -252,13 +293,52 @@ def pipelines(tmp_path_factory):
         git(dvc, "add", ".")
         git(dvc, "commit", "-q", "-m", "dvc repro")
         run(["dvc", "push", "-q"], dvc, timeout=300)
-        p = Pipelines(root, smk, dvc, server, params, smk_output=out.stdout + out.stderr)
-        p.dvc_output = dvc_output
-        p.timings.update(snakemake_s=smk_time, dvc_repro_s=dvc_time)
-        print(f"\ntiny pipeline: snakemake --cores 2 {smk_time:.0f} s, dvc repro {dvc_time:.0f} s")
-        yield p
-    finally:
+        for repo in (smk, dvc):
+            shutil.copytree(repo, root / PRISTINE / repo.name, symlinks=True)
+    except BaseException:
         stop(server.proc)
+        raise
+    p = Pipelines(root, smk, dvc, params, smk_output=out.stdout + out.stderr, _server=server)
+    p.dvc_output = dvc_output
+    p.timings.update(snakemake_s=smk_time, dvc_repro_s=dvc_time)
+    print(f"\ntiny pipeline: snakemake --cores 2 {smk_time:.0f} s, dvc repro {dvc_time:.0f} s")
+    return p
+
+
+@pytest.fixture(scope="session")
+def pipelines(tmp_path_factory, worker_id):
+    """The shared run, built once for the whole session: by the first xdist worker that needs
+    it, while the others wait on a file lock and then read it (the pytest-xdist recipe for a
+    session fixture made once)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the workers' common folder
+    root = shared / "orchestration"
+    with FileLock(shared / "orchestration.lock"):
+        if (root / FAILED).exists():
+            pytest.fail(f"the shared pipeline run failed:\n{(root / FAILED).read_text()}")
+        if (root / STATE).exists():
+            p = Pipelines.load(root)
+        else:
+            root.mkdir(exist_ok=True)
+            try:
+                p = build_pipelines(root)
+            except BaseException as exc:
+                (root / FAILED).write_text(f"{type(exc).__name__}: {str(exc)[-5000:]}")
+                raise
+            p.save()
+    yield p
+    if p._server is not None:
+        stop(p._server.proc)
+
+
+@pytest.fixture(scope="session")
+def pristine_pipelines(pipelines) -> Pipelines:
+    """:meth:`Pipelines.pristine`: for the tests that copy the repositories. They form a group
+    of their own (tests/conftest.py), queued last, which the worker that did not build the run
+    takes when it is done with everything else."""
+    return pipelines.pristine()
 
 
 def untracked() -> dict[str, str]:

@@ -24,8 +24,8 @@ def documented_block() -> str:
 
 
 @pytest.mark.slow
-def test_committed_metrics_make_dvc_metrics_diff_work(pipelines, tmp_path):
-    repo = copy_repo(pipelines.smk, tmp_path / "smk")
+def test_committed_metrics_make_dvc_metrics_diff_work(pristine_pipelines, tmp_path):
+    repo = copy_repo(pristine_pipelines.smk, tmp_path / "smk")
     block = documented_block()
     run(["bash", "-euo", "pipefail", "-c", block], repo, timeout=600)
     assert git(repo, "status", "--porcelain", "--untracked-files=no").stdout == ""

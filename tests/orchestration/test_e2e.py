@@ -310,12 +310,12 @@ def test_after_snakemake_dvc_status_is_clean_and_push_has_it_all(pipelines):
     assert "train_student@synthetic-1-resnext14-resnext14half-condi_sr" in lock
 
 
-def test_editing_k_reruns_only_evaluation_and_tables(pipelines, tmp_path):
+def test_editing_k_reruns_only_evaluation_and_tables(pristine_pipelines, tmp_path):
     """`dvc exp run -S evaluation.K=...` re-runs evaluate_*, table3, metrics, the timing (its
     K columns) and what follows it (Tables IV and V, the figures), nothing else: no model, and
     neither the ambiguity table (its own K) nor the ablation (not in dvc.yaml). On a copy of
     the DVC repository, so that the other tests see the run as it was."""
-    dvc = copy_repo(pipelines.dvc, tmp_path / "dvc")
+    dvc = copy_repo(pristine_pipelines.dvc, tmp_path / "dvc")
     models = {p: p.stat().st_mtime_ns for p in (dvc / "models").rglob("*.pt")}
     new_k = [1, 2]
     assert "up to date" in run(["dvc", "status", "dvc.yaml"], dvc).stdout
@@ -387,12 +387,12 @@ EDITS = [
 
 
 @pytest.mark.parametrize("key,value,stage,read", EDITS, ids=[e[0] for e in EDITS])
-def test_dvc_repro_honours_a_params_edit(pipelines, tmp_path, key, value, stage, read):
+def test_dvc_repro_honours_a_params_edit(pristine_pipelines, tmp_path, key, value, stage, read):
     """Edit one value in params.yaml: dvc.yaml stays as it is (`condi pipeline dvc --check`),
     `dvc repro` re-runs the stage, and its output holds the new value (issue 17.1)."""
     import yaml
 
-    wd = copy_repo(pipelines.dvc, tmp_path / "dvc")
+    wd = copy_repo(pristine_pipelines.dvc, tmp_path / "dvc")
     assert read(wd) != (value if not isinstance(value, list) else [str(v) for v in value])
     params = yaml.safe_load((wd / "params.yaml").read_text())
     _set(params, key, value)
