@@ -20,15 +20,17 @@ REPO = Path(__file__).resolve().parents[1]
 # test module is a group of its own (its module fixtures are built once). The groups holding
 # end-to-end (``slow``) tests are queued first, most first, so that the longest ones start at
 # once instead of ending the run on one worker. The shared pipeline run is built once for all
-# workers (tests/orchestration/conftest.py): the tests that copy its repositories
-# (``pristine_pipelines``) form a second group, queued last, which another worker takes once
-# it is done with everything else, instead of waiting for the run.
-SHARED_FIXTURES = ("pristine_pipelines", "pipelines", "reference_run")
-QUEUED_LAST = ("pristine_pipelines",)
+# workers (tests/orchestration/conftest.py): each test that copies its repositories
+# (``pristine_pipelines``) is a group of its own, queued last, so that the workers share them
+# once they are done with everything else, instead of waiting for the run.
+SHARED_FIXTURES = ("pipelines", "reference_run")
+COPIES = "pristine_pipelines"
 
 
 def _group(item: pytest.Item) -> str:
     fixtures = set(getattr(item, "fixturenames", ()))
+    if COPIES in fixtures:
+        return f"{COPIES}:{item.nodeid}"
     return next((f for f in SHARED_FIXTURES if f in fixtures), item.nodeid.split("::")[0])
 
 
@@ -44,7 +46,7 @@ def pytest_collection_modifyitems(config, items):
         group = _group(item)
         slow[group] = slow.get(group, 0) + (item.get_closest_marker("slow") is not None)
     # stable: the order within a group
-    items.sort(key=lambda item: (_group(item) in QUEUED_LAST, -slow[_group(item)]))
+    items.sort(key=lambda item: (_group(item).startswith(COPIES), -slow[_group(item)]))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -335,9 +335,9 @@ def pipelines(tmp_path_factory, worker_id):
 
 @pytest.fixture(scope="session")
 def pristine_pipelines(pipelines) -> Pipelines:
-    """:meth:`Pipelines.pristine`: for the tests that copy the repositories. They form a group
-    of their own (tests/conftest.py), queued last, which the worker that did not build the run
-    takes when it is done with everything else."""
+    """:meth:`Pipelines.pristine`: for the tests that copy the repositories. Each is a group of
+    its own (tests/conftest.py), queued last: the workers share them when they are done with
+    everything else, by which time the run is built."""
     return pipelines.pristine()
 
 
