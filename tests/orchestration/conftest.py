@@ -306,14 +306,15 @@ def build_pipelines(root: Path) -> Pipelines:
 
 
 @pytest.fixture(scope="session")
-def pipelines(tmp_path_factory, worker_id):
+def pipelines(tmp_path_factory):
     """The shared run, built once for the whole session: by the first xdist worker that needs
     it, while the others wait on a file lock and then read it (the pytest-xdist recipe for a
     session fixture made once)."""
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent  # the workers' common folder
+    # an xdist worker's base is <session base>/popen-gwN: the workers' common folder is above
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "orchestration"
     with FileLock(shared / "orchestration.lock"):
         if (root / FAILED).exists():
