@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 PENDING_DIR = ".mlflow_pending"
 # the pipeline invocation a job belongs to (the Snakefile exports it to every job)
 INVOCATION_ENV = "CONDI_INVOCATION"
+# "0" turns tracking off: no run, no store, no import of MLflow (:func:`tracking_enabled`)
+TRACKING_ENV = "CONDI_TRACKING"
 PIPELINE_STAGE = "pipeline"  # the stage tag of an invocation's parent run
 
 
@@ -261,6 +263,14 @@ def _retry(fn: Callable[[], Any], tries: int = 4, delay: float = 0.2) -> Any:
     return None
 
 
+def tracking_enabled() -> bool:
+    """Whether this process tracks: yes unless :data:`TRACKING_ENV` is ``0``. Off, a stage
+    runs as it would with tracking on, but no MLflow run is created or kept, and neither
+    ``condi tracking init`` nor ``end`` touches a store (a pipeline run with
+    ``CONDI_TRACKING=0`` leaves no ``mlflow.db``)."""
+    return os.environ.get(TRACKING_ENV, "1") != "0"
+
+
 def init_store(params: dict[str, Any] | None = None) -> str:
     """Create the database (and its schema) once, before parallel jobs start, and, within a
     pipeline invocation (:data:`INVOCATION_ENV`), its parent run in the experiment of every
@@ -442,11 +452,7 @@ class Run:
             **{k: str(v) for k, v in (tags or {}).items()},
         }
         # under torchrun only rank 0 records the run
-        self.enabled = (
-            enabled
-            and os.environ.get("CONDI_TRACKING", "1") != "0"
-            and os.environ.get("RANK", "0") == "0"
-        )
+        self.enabled = enabled and tracking_enabled() and os.environ.get("RANK", "0") == "0"
         self.metrics: list[tuple[str, float, int, int]] = []  # all of them (a kept record's)
         self._sent = 0  # how many of them the store has
         self.artifacts: list[str] = []

@@ -16,6 +16,7 @@ import yaml
 from condi import tracking
 from condi.pipeline import STAGES, job_name
 from condi.tracking import file_md5
+from tests.conftest import REPO
 from tests.orchestration.conftest import git, run
 
 
@@ -257,6 +258,19 @@ def test_parallel_jobs_share_one_sqlite_store(tmp_path):
     assert json.loads(json.dumps(sorted(r.data.tags["worker"] for r in runs))) == sorted(
         str(w) for w in range(4) for _ in range(2)
     )
+
+
+def test_with_tracking_off_init_and_end_touch_no_store(tmp_path):
+    """`CONDI_TRACKING=0`: the Snakefile's onstart/onsuccess commands succeed, say so, and
+    create no store."""
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CONDI_TRACKING": "0"}
+    env["CONDI_INVOCATION"] = "off-1"
+    for cmd in (["init", "--params", "params.yaml"], ["end", "--status", "FINISHED"]):
+        out = run(["condi", "tracking", *cmd], tmp_path, env=env, timeout=120)
+        assert out.stdout.strip() == "tracking off (CONDI_TRACKING=0): no MLflow store touched"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 @pytest.fixture

@@ -169,4 +169,6 @@ def reference_run(tmp_path_factory) -> Path:
     out = snakemake(wd, "--cores", "2", TABLE)
     assert out.returncode == 0, out.stdout[-6000:]
     assert (wd / TABLE).is_file()
+    # tracking off (pipeline_env): onstart/onsuccess touched no store, no job kept a record
+    assert not (wd / "mlflow.db").exists() and not (wd / ".mlflow_pending").exists()
     return wd

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Create the MLflow store (MLFLOW_TRACKING_URI, else mlflow.db here). Within "
         "a pipeline invocation (CONDI_INVOCATION, which the Snakefile exports) and with "
         "--params, also open the invocation's parent run (`pipeline <invocation>`) in the "
-        "experiment of every dataset of the params file: the jobs nest under it.",
+        "experiment of every dataset of the params file: the jobs nest under it. With "
+        "CONDI_TRACKING=0 it does nothing.",
     )
     i.add_argument("--params", default=None, help="the params file (its datasets)")
     i.set_defaults(func=cmd_init)
@@ -36,10 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
 
+TRACKING_OFF = "tracking off (CONDI_TRACKING=0): no MLflow store touched"
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     import sys
 
-    from condi.tracking import display_uri, init_store, redact
+    from condi.tracking import display_uri, init_store, redact, tracking_enabled
+
+    if not tracking_enabled():
+        print(TRACKING_OFF)
+        return 0
 
     params = None
     if args.params is not None:
@@ -57,7 +65,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_end(args: argparse.Namespace) -> int:
     import sys
 
-    from condi.tracking import display_uri, end_invocation, invocation, redact
+    from condi.tracking import (
+        display_uri,
+        end_invocation,
+        invocation,
+        redact,
+        tracking_enabled,
+    )
+
+    if not tracking_enabled():
+        print(TRACKING_OFF)
+        return 0
 
     try:
         n = end_invocation(args.status)
