@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 # once instead of ending the run on one worker. The shared pipeline run is built once for all
 # workers (tests/orchestration/conftest.py): each test that copies its repositories
 # (``pristine_pipelines``) is a group of its own, queued last, so that the workers share them
-# once they are done with everything else, instead of waiting for the run.
+# once they are done with everything else, instead of waiting for the run; the heaviest of them
+# (``@pytest.mark.cost(s)``: about ``s`` CPU seconds here) first, so that the workers end
+# together (longest first).
 SHARED_FIXTURES = ("pipelines", "reference_run")
 COPIES = "pristine_pipelines"
 
@@ -42,11 +44,18 @@ def pytest_itemcollected(item):
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     slow: dict[str, int] = {}
+    cost: dict[str, float] = {}
     for item in items:
         group = _group(item)
         slow[group] = slow.get(group, 0) + (item.get_closest_marker("slow") is not None)
-    # stable: the order within a group
-    items.sort(key=lambda item: (_group(item).startswith(COPIES), -slow[_group(item)]))
+        mark = item.get_closest_marker("cost")
+        cost[group] = cost.get(group, 0) + (mark.args[0] if mark else 0)
+
+    def order(item: pytest.Item) -> tuple[bool, float, int]:
+        group = _group(item)
+        return group.startswith(COPIES), -cost[group], -slow[group]
+
+    items.sort(key=order)  # stable: the order within a group
 
 
 @pytest.fixture(autouse=True, scope="session")

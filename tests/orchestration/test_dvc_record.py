@@ -24,6 +24,7 @@ def documented_block() -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.cost(28)
 def test_committed_metrics_make_dvc_metrics_diff_work(pristine_pipelines, tmp_path):
     repo = copy_repo(pristine_pipelines.smk, tmp_path / "smk")
     block = documented_block()

@@ -310,6 +310,7 @@ def test_after_snakemake_dvc_status_is_clean_and_push_has_it_all(pipelines):
     assert "train_student@synthetic-1-resnext14-resnext14half-condi_sr" in lock
 
 
+@pytest.mark.cost(27)
 def test_editing_k_reruns_only_evaluation_and_tables(pristine_pipelines, tmp_path):
     """`dvc exp run -S evaluation.K=...` re-runs evaluate_*, table3, metrics, the timing (its
     K columns) and what follows it (Tables IV and V, the figures), nothing else: no model, and
@@ -386,7 +387,14 @@ EDITS = [
 ]
 
 
-@pytest.mark.parametrize("key,value,stage,read", EDITS, ids=[e[0] for e in EDITS])
+# about the CPU seconds of the edits that re-run more than a data stage
+EDIT_COSTS = {"timing.repeats": 16, "training.finetune.teacher.epochs": 9}
+
+
+@pytest.mark.parametrize(
+    "key,value,stage,read",
+    [pytest.param(*e, id=e[0], marks=pytest.mark.cost(EDIT_COSTS.get(e[0], 0))) for e in EDITS],
+)
 def test_dvc_repro_honours_a_params_edit(pristine_pipelines, tmp_path, key, value, stage, read):
     """Edit one value in params.yaml: dvc.yaml stays as it is (`condi pipeline dvc --check`),
     `dvc repro` re-runs the stage, and its output holds the new value (issue 17.1)."""
