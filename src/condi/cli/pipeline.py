@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from condi.cli.common import add_stage
-from condi.config import load_params
+from condi.config import dump_yaml, load_params
 from condi.io import write_text
 
 HEADER = (
@@ -113,7 +111,7 @@ def render(params_path: str | Path, part: str = "main") -> str:
     from condi.pipeline import dvc_yaml
 
     params = load_params(params_path)
-    return HEADERS[part] + yaml.safe_dump(dvc_yaml(params, part), sort_keys=False, width=1000)
+    return HEADERS[part] + dump_yaml(dvc_yaml(params, part), sort_keys=False, width=1000)
 
 
 def cmd_dvc(args: argparse.Namespace) -> int:
