@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 import condi
 from condi.cli import build_parser, main, parse
+from tests.conftest import REPO
 
 
 def commands(parser: argparse.ArgumentParser, path=("condi",)):
@@ -128,3 +130,39 @@ def test_stages_without_a_model_start_without_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('torch')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# The stages that run a model, each with params that fail validation: the error (exit 2, the
+# file and the key named) comes before torch is imported, as for every stage.
+TEACHER = ["--dataset", "synthetic", "--fold", "1", "--teacher", "resnext14"]
+CLIPS = ["--index", "i.parquet", "--cache", "c.npy"]
+MODEL_STAGES = [
+    ["train", "teacher", "--stage", "train_teacher", *TEACHER, *CLIPS, "--out", "t.pt"],
+    ["train", "pretrain", "--stage", "pretrain_teacher", *TEACHER, *CLIPS, "--out", "t.pt"],
+    ["train", "pseudo-labels", "--stage", "pseudo_labels", *TEACHER, *CLIPS]
+    + ["--checkpoint", "t.pt", "--out", "p.npz"],
+    ["train", "student", "--stage", "train_student", *TEACHER, "--student", "resnext14half"]
+    + ["--method", "condi_sr", *CLIPS, "--pseudo-labels", "p.npz", "--out", "s.pt"],
+    ["evaluate", "scores", "--stage", "teacher_scores", *TEACHER, *CLIPS]
+    + ["--checkpoint", "t.pt", "--out", "s.npz"],
+    ["report", "timing", "--stage", "timing", *TEACHER, "--student", "resnext14half", *CLIPS]
+    + ["--teacher-ckpt", "t.pt", "--teacher-scores", "t.npz", "--out", "timing.csv"],
+    ["models", "table2", "--stage", "table2", "--out-csv", "t2.csv", "--out-md", "t2.md"],
+]
+
+
+@pytest.mark.parametrize("argv", MODEL_STAGES, ids=lambda a: " ".join(a[:2]))
+def test_a_params_error_stops_a_model_stage_before_torch_is_imported(argv, tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["training"]["teacher"]["epochs"] = "three"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code = (
+        "import sys\nfrom condi.cli import main\nrc = main(sys.argv[1:])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('torch')))\nsys.exit(rc)"
+    )
+    cmd = [sys.executable, "-c", code, *argv, "--params", "params.yaml"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "params.yaml: training.teacher.epochs: 'three' is not of type 'integer'" in out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

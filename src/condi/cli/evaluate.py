@@ -62,10 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_scores(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
     from condi.evaluation.run import clip_scores, save_scores
 
-    ctx = stage_context(args)
     data = load_data(args.index, args.cache)
     with ctx.run() as run:
         scores = clip_scores(ctx.params, args.checkpoint, data)

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from condi.cli.common import add_stage, add_table_outputs
+from condi.cli.common import add_stage, add_table_outputs, stage_context, table_runs
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +156,11 @@ def table2_markdown(df) -> str:
 
 
 def cmd_table2(args: argparse.Namespace) -> int:
-    from condi.cli.common import stage_context, table_runs
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.index import named_indexes
     from condi.io import write_csv, write_text
     from condi.models.complexity import PAPER_CONFIGS, table2_rows
 
-    ctx = stage_context(args)
     params = ctx.params
     # the configured models are listed per dataset whose index is given (its class count)
     indexes = named_indexes(args.index, per_fold=False)

@@ -156,6 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_timing(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
     from condi.evaluation.run import load_scores, scores_by_method
     from condi.evaluation.timing import run_timing
@@ -164,7 +165,6 @@ def cmd_timing(args: argparse.Namespace) -> int:
     from condi.models.checkpoint import load_model
     from condi.runtime import setup
 
-    ctx = stage_context(args)
     params, tcfg = ctx.params, ctx.params["timing"]
     # exactly params threads (a result here), whatever the job's CPUs (locally: every core)
     device = setup(params["seed"], params["threads"], params["device"], follow_scheduler=False)
@@ -299,10 +299,10 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.evaluation import speed
     from condi.runtime import setup
 
-    ctx = stage_context(args)
     params = ctx.params
     setup(params["seed"], params["threads"], "cpu")
     cfg = params["speed"]

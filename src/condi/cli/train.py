@@ -67,10 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
     from condi.training.teacher import train_teacher
 
-    ctx = stage_context(args)
     data = load_data(args.index, args.cache)
     with ctx.run() as run:
         summary = train_teacher(
@@ -82,11 +82,11 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_pseudo_labels(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
     from condi.models.checkpoint import load_model
     from condi.training.pseudo_labels import compute_pseudo_labels, save_pseudo_labels, summary
 
-    ctx = stage_context(args)
     data = load_data(args.index, args.cache)
     model, _ = load_model(args.checkpoint, role="teacher")
     with ctx.run() as run:
@@ -107,11 +107,11 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_student(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
     from condi.training.pseudo_labels import load_pseudo_labels
     from condi.training.student import train_student
 
-    ctx = stage_context(args)
     data = load_data(args.index, args.cache)
     pl = load_pseudo_labels(args.pseudo_labels)
     name = f"{args.method} {args.teacher}->{args.student}"
@@ -136,10 +136,10 @@ def cmd_student(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
     from condi.training.protocol import pretrain
 
-    ctx = stage_context(args)
     role = "teacher" if args.stage == "pretrain_teacher" else "student"
     name = args.teacher if role == "teacher" else args.student
     data = load_data(args.index, args.cache)
