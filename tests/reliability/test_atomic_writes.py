@@ -304,6 +304,7 @@ def test_evaluate_scores_with_a_truncated_checkpoint(reference_run, tmp_path, ke
     )
     assert_clear_error(out, ckpt)
     assert not (tmp_path / "scores.npz").exists()
+    assert not (tmp_path / "mlflow.db").exists()  # named before the job's run was opened
 
 
 def test_predict_with_a_truncated_teacher(reference_run, tmp_path):

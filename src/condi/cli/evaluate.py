@@ -64,11 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_scores(args: argparse.Namespace) -> int:
     ctx = stage_context(args)  # the params are checked before torch is imported
     from condi.data.indexed import load_data
-    from condi.evaluation.run import clip_scores, save_scores
+    from condi.evaluation.run import model_clip_scores, save_scores, scoring_model
 
     data = load_data(args.index, args.cache)
+    model, ckpt = scoring_model(args.checkpoint, data)  # a bad checkpoint opens no run
     with ctx.run() as run:
-        scores = clip_scores(ctx.params, args.checkpoint, data)
+        scores = model_clip_scores(ctx.params, model, ckpt, data)
         save_scores(args.out, scores)
         run.log_metrics({"test_clips": len(scores["rows"])})
     log.info("scores for %d test clips -> %s", len(scores["rows"]), args.out)

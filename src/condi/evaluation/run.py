@@ -1,7 +1,8 @@
 """Evaluation stages: per-clip test scores, computed once per (dataset, fold, model) and
 stored, then the whole grid of samplers, K and Ks from them (docs/method.md, section 6).
 
-Only :func:`clip_scores` runs a model: it imports torch when called, so that the grid stage
+Only :func:`clip_scores` (:func:`scoring_model`, then :func:`model_clip_scores`) runs a model:
+it imports torch when called, so that the grid stage
 (``condi evaluate grid``, numpy and pandas over stored scores) starts without it."""
 
 from __future__ import annotations
@@ -28,17 +29,32 @@ def clip_scores(
 ) -> dict[str, np.ndarray]:
     """Per-clip outputs of a teacher (logits) or student (logits, confidence logit) on every
     test clip, in index order."""
-    from condi.data.indexed import loader_workers
-    from condi.inference import forward_rows
-    from condi.models.checkpoint import load_model
-    from condi.runtime import setup
+    model, ckpt = scoring_model(checkpoint, data)
+    return model_clip_scores(params, model, ckpt, data)
 
-    device = setup(params["seed"], params["threads"], params["device"])
+
+def scoring_model(checkpoint: str | Path, data: IndexedData) -> tuple[Any, dict[str, Any]]:
+    """The model of ``checkpoint`` and its checkpoint dict, checked against the index (its
+    class count): a bad file is named before any scoring starts."""
+    from condi.models.checkpoint import load_model
+
     model, ckpt = load_model(checkpoint)
     if ckpt["num_classes"] != data.num_classes:
         raise ValueError(
             f"{checkpoint}: trained for {ckpt['num_classes']} classes, the index has {data.num_classes}"
         )
+    return model, ckpt
+
+
+def model_clip_scores(
+    params: dict[str, Any], model: Any, ckpt: dict[str, Any], data: IndexedData
+) -> dict[str, np.ndarray]:
+    """:func:`clip_scores` with the model already loaded (:func:`scoring_model`)."""
+    from condi.data.indexed import loader_workers
+    from condi.inference import forward_rows
+    from condi.runtime import setup
+
+    device = setup(params["seed"], params["threads"], params["device"])
     model.to(device)
     rows = data.rows("test")
     out = forward_rows(
