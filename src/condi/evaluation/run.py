@@ -2,8 +2,8 @@
 stored, then the whole grid of samplers, K and Ks from them (docs/method.md, section 6).
 
 Only :func:`clip_scores` (:func:`scoring_model`, then :func:`model_clip_scores`) runs a model:
-it imports torch when called, so that the grid stage
-(``condi evaluate grid``, numpy and pandas over stored scores) starts without it."""
+it imports torch when called, so that the grid stage (``condi evaluate grid``, numpy and pandas
+over stored scores) starts without it."""
 
 from __future__ import annotations
 
