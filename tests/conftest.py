@@ -22,9 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 # once instead of ending the run on one worker. The shared pipeline run is built once for all
 # workers (tests/orchestration/conftest.py): each test that copies its repositories
 # (``pristine_pipelines``) is a group of its own, queued last, so that the workers share them
-# once they are done with everything else, instead of waiting for the run; the heaviest of them
-# (``@pytest.mark.cost(s)``: about ``s`` CPU seconds here) first, so that the workers end
-# together (longest first).
+# once they are done with everything else, instead of waiting for the run. The heavy ones
+# (``@pytest.mark.cost(s)``: about ``s`` CPU seconds here) go first, heaviest first, each followed
+# by two light ones: xdist hands a worker the next group whenever it has fewer than three tests
+# pending, so a worker finishing a module of small tests takes three groups at once; this way
+# it takes one heavy one, not three, and the workers end together.
 SHARED_FIXTURES = ("pipelines", "reference_run")
 COPIES = "pristine_pipelines"
 
@@ -56,6 +58,14 @@ def pytest_collection_modifyitems(config, items):
         return group.startswith(COPIES), -cost[group], -slow[group]
 
     items.sort(key=order)  # stable: the order within a group
+    copies = [item for item in items if _group(item).startswith(COPIES)]
+    heavy = [item for item in copies if cost[_group(item)] > 0]
+    light = [item for item in copies if cost[_group(item)] == 0]
+    spread = []
+    for item in heavy:
+        spread += [item, *light[:2]]
+        light = light[2:]
+    items[len(items) - len(copies) :] = spread + light
 
 
 @pytest.fixture(autouse=True, scope="session")
