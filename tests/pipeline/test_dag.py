@@ -278,16 +278,23 @@ def test_grid_and_cells_designs():
                          "detach": "false", "kd": "batchmean", "seed": "0"}  # fmt: skip
 
 
-def test_several_datasets_folds_and_models(tmp_path):
-    """A real dataset with three folds beside the synthetic one, two teachers and two students:
-    the jobs are no longer one product per stage, and DVC still runs what Snakemake runs."""
+def several_params() -> dict:
+    """The repository's params with a real dataset of three folds (root ``ucf``) beside the
+    synthetic one, two teachers, two students and two methods."""
     p = load_yaml(REPO / "params.yaml")
-    (tmp_path / "ucf").mkdir()
     p["datasets"]["ucf"] = {"kind": "ucf101", "root": "ucf", "folds": [1, 2, 3]}
     p["teachers"]["r2plus1d"] = {"arch": "r2plus1d_34", "kwargs": {}}
     p["students"]["mobilenet"] = {"arch": "mobilenetv2", "kwargs": {}}
     p["methods"] = ["condi_sr", "st_ent"]
     p["tables"] = {}
+    return p
+
+
+def test_several_datasets_folds_and_models(tmp_path):
+    """A real dataset with three folds beside the synthetic one, two teachers and two students:
+    the jobs are no longer one product per stage, and DVC still runs what Snakemake runs."""
+    p = several_params()
+    (tmp_path / "ucf").mkdir()
     workdir = workflow_copy(tmp_path, p)
     dvc = check_same_dag(workdir)
     stages = yaml.safe_load(render(workdir / "params.yaml"))["stages"]
@@ -386,18 +393,14 @@ def test_committed_dvc_yaml_is_up_to_date():
     )
 
 
-def test_dvc_yaml_text_is_what_safe_dump_writes(tmp_path):
+def test_dvc_yaml_text_is_what_safe_dump_writes():
     """libyaml's emitter (condi.config.dump_yaml) writes dvc.yaml byte for byte as PyYAML's
     ``safe_dump`` does, for every part, with the default params and with several datasets,
     folds and models (the ablation's file is then 1.9 MB)."""
     from condi.config import dump_yaml
     from condi.pipeline import PART_DVC, dvc_yaml
 
-    several = load_yaml(REPO / "params.yaml")
-    several["datasets"]["ucf"] = {"kind": "ucf101", "root": "ucf", "folds": [1, 2, 3]}
-    several["teachers"]["r2plus1d"] = {"arch": "r2plus1d_34", "kwargs": {}}
-    several["students"]["mobilenet"] = {"arch": "mobilenetv2", "kwargs": {}}
-    for params in (load_yaml(REPO / "params.yaml"), several):
+    for params in (load_yaml(REPO / "params.yaml"), several_params()):
         for part in PART_DVC:
             data = dvc_yaml(params, part)
             text = dump_yaml(data, sort_keys=False, width=1000)
