@@ -38,14 +38,19 @@ def test_second_invocation_is_refused_and_the_first_is_unharmed(reference_run, t
         while not (lock_dir.is_dir() and any(lock_dir.iterdir())):
             assert first.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
             time.sleep(0.05)
-        results_before = files_under(wd / "results") if (wd / "results").exists() else set()
-
-        second = snakemake(wd, "--cores", "2", TABLE, timeout=300)
-        still_running = first.poll() is None
+        # The first invocation (its jobs included: one process group) is paused while it holds
+        # its lock, so that it cannot finish before the second asks: no race on a slow machine.
+        os.killpg(first.pid, signal.SIGSTOP)
+        try:
+            results_before = files_under(wd / "results") if (wd / "results").exists() else set()
+            second = snakemake(wd, "--cores", "2", TABLE, timeout=300)
+            still_running = first.poll() is None
+        finally:
+            os.killpg(first.pid, signal.SIGCONT)
         assert second.returncode != 0, second.stdout[-3000:]
         assert "Directory cannot be locked" in second.stdout, second.stdout[-3000:]
         assert "localrule" not in second.stdout and "Job stats" not in second.stdout  # no job
-        assert still_running, "inconclusive: the first invocation ended before the second"
+        assert still_running, "the first invocation ended while it was paused"
 
         assert first.wait(timeout=600) == 0, (tmp_path / "first.out").read_text()[-6000:]
     finally:
