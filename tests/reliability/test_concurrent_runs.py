@@ -50,7 +50,7 @@ def test_second_invocation_is_refused_and_the_first_is_unharmed(reference_run, t
         assert second.returncode != 0, second.stdout[-3000:]
         assert "Directory cannot be locked" in second.stdout, second.stdout[-3000:]
         assert "localrule" not in second.stdout and "Job stats" not in second.stdout  # no job
-        assert still_running, "the first invocation ended while it was paused"
+        assert still_running, "the first invocation ended before it could be paused"
 
         assert first.wait(timeout=600) == 0, (tmp_path / "first.out").read_text()[-6000:]
     finally:
